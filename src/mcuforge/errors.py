@@ -1,0 +1,40 @@
+"""Typed errors. The CLI turns every `McuforgeError` into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class McuforgeError(Exception):
+    """Base class of every error that is the user's input's fault (bad file, bad name, does not fit)."""
+
+
+class UnknownModelError(McuforgeError):
+    """A model name that is not in the zoo registry and not a file."""
+
+
+class SpecError(McuforgeError):
+    """A block-string spec or a JSON config that cannot be parsed or built."""
+
+
+class InvalidGraphError(McuforgeError):
+    """A graph that fails validation (shapes disagree, names do not resolve, a cycle)."""
+
+
+class UnsupportedOpError(McuforgeError):
+    """An operator the IR does not support, e.g. "unsupported op GATHER at operator #12 (tensor x)"."""
+
+
+class ModelFileError(McuforgeError):
+    """A model file that is missing, truncated or corrupt."""
+
+
+class DoesNotFitError(McuforgeError):
+    """A model that needs more memory than the target has."""
+
+    def __init__(self, what: str, needed_bytes: int, available_bytes: int):
+        self.what = what
+        self.needed_bytes = needed_bytes
+        self.available_bytes = available_bytes
+        super().__init__(
+            f"{what} does not fit: needs {needed_bytes:,} B, {available_bytes:,} B available "
+            f"(over by {needed_bytes - available_bytes:,} B)"
+        )
