@@ -1,0 +1,106 @@
+"""Which operators may write their output over an input, and how much extra memory that needs.
+
+The analytic memory model (`memory.py`) and the arena planner (`planner/arena.py`) share these rules,
+so that an overlap the analysis counts is one the planner lays out and the generated kernels honour.
+An overlap is legal only when the input dies at that op (no later reader, not a graph output).
+
+Kinds:
+- ``ALIAS``: RESHAPE; the output is the input's bytes under another shape (no copy, no extra memory).
+- ``INPLACE_DEPTHWISE`` (TinyEngine): an int8 depthwise conv computes one output channel plane into a
+  temporary buffer, then writes it into that channel's positions of the input buffer; the output
+  occupies the start of the input's region (stride 2 frees the tail). Extra: one ``H_in x W_in`` plane
+  (DESIGN.md convention; the kernel needs only ``H_out x W_out``).
+- ``ELEMENTWISE``: ADD, MUL, RELU, RELU6, HARD_SWISH, LOGISTIC, int8->int8 QUANTIZE: output pixel i
+  depends only on input pixel i and has the same size; it is written at the input's offset (the
+  residual ADD writes into p). Extra: none.
+- ``POINTWISE`` (vMCU, MLSys'24; option ``overlap_pointwise``): a 1x1, stride-1, unpadded CONV_2D reads
+  pixel i and writes pixel i. With N pixels, C_in and C_out bytes per pixel: for expansion
+  (C_out > C_in) the input sits at offset N*(C_out - C_in) inside the output region; for projection
+  (C_out <= C_in) the output starts at the input's start. Pixels are processed in order and one pixel's
+  input is first copied to a C_in-byte buffer, so the op needs max(in, out) + C_in bytes, not in + out.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..ir import ConvAttrs, DType, Graph, Op, OpKind
+
+
+class OverlapKind(enum.Enum):
+    """How an op's output shares memory with one of its inputs."""
+
+    ALIAS = "alias"
+    INPLACE_DEPTHWISE = "inplace_depthwise"
+    ELEMENTWISE = "elementwise"
+    POINTWISE = "pointwise"
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The output ``output`` overlaps input ``input``; the op needs ``extra_bytes`` besides the larger
+    of the two; ``output_offset`` is where the output starts relative to the input's start (negative
+    when the output region starts before the input, as in pointwise expansion)."""
+
+    kind: OverlapKind
+    input: str
+    output: str
+    extra_bytes: int
+    output_offset: int
+
+
+@dataclass(frozen=True)
+class OverlapOptions:
+    """Which overlap kinds are allowed. ALIAS and ELEMENTWISE are always on (DESIGN.md conventions)."""
+
+    inplace_depthwise: bool = True
+    overlap_pointwise: bool = False
+
+
+_ELEMENTWISE = {OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.RELU6, OpKind.HARD_SWISH, OpKind.LOGISTIC,
+                OpKind.QUANTIZE}
+
+
+def find_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOptions) -> Overlap | None:
+    """The overlap ``op`` may use, given the set of tensors whose last use is this op (``dying``)."""
+    if len(op.outputs) != 1:
+        return None
+    out = graph.tensors[op.outputs[0]]
+    candidates = [name for name in graph.activation_inputs(op) if name in dying]
+    if not candidates:
+        return None
+    if op.kind is OpKind.RESHAPE:
+        src = candidates[0]
+        return Overlap(OverlapKind.ALIAS, src, out.name, 0, 0)
+    if op.kind is OpKind.DEPTHWISE_CONV_2D and options.inplace_depthwise:
+        src = graph.tensors[op.inputs[0]]
+        if src.name in candidates and src.dtype is DType.INT8 and out.dtype is DType.INT8 \
+                and src.shape[3] == out.shape[3]:
+            plane = src.shape[1] * src.shape[2] * src.nbytes // src.num_elements
+            return Overlap(OverlapKind.INPLACE_DEPTHWISE, src.name, out.name, plane, 0)
+        return None
+    if op.kind in _ELEMENTWISE:
+        for name in candidates:
+            src = graph.tensors[name]
+            if src.shape == out.shape and src.dtype.bits == out.dtype.bits:
+                return Overlap(OverlapKind.ELEMENTWISE, name, out.name, 0, 0)
+        return None
+    if op.kind is OpKind.CONV_2D and options.overlap_pointwise and _is_pointwise(graph, op):
+        src = graph.tensors[op.inputs[0]]
+        if src.name not in candidates or src.dtype.bits != 8 or out.dtype.bits != 8:
+            return None
+        pixels = src.shape[1] * src.shape[2]
+        c_in, c_out = src.shape[3], out.shape[3]
+        offset = -pixels * (c_out - c_in) if c_out > c_in else 0
+        return Overlap(OverlapKind.POINTWISE, src.name, out.name, c_in, offset)
+    return None
+
+
+def _is_pointwise(graph: Graph, op: Op) -> bool:
+    attrs = op.attrs
+    assert isinstance(attrs, ConvAttrs)
+    weight = graph.tensors[op.inputs[1]].shape
+    no_pad = attrs.pads.top == attrs.pads.bottom == attrs.pads.left == attrs.pads.right == 0
+    return weight[1] == weight[2] == 1 and attrs.stride == (1, 1) and no_pad and weight[3] == \
+        graph.tensors[op.inputs[0]].shape[3]

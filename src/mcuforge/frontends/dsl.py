@@ -1,0 +1,226 @@
+"""The block-string DSL: a network is data, one printable, diffable string.
+
+Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
+
+    spec    := header ( "|" stage )+
+    header  := "res" INT  [ "in" INT ]  [ "cls" INT ]        e.g. "res176 in3 cls1000"
+    stage   := block ( " " block )*
+    block   := KIND ( "_" OPTION )*
+    KIND    := "cn"    conv + BN + act (stem, 1x1 feature mix)       options k s c act
+             | "ds"    depthwise-separable: dw kxk + BN + act, pw 1x1 + BN + act (MobileNetV1)
+             | "ir"    inverted residual: [pw expand + BN + act] dw kxk + BN + act [SE] pw project + BN
+                       (no expansion conv when the mid width equals the input width and e == 1)
+             | "pool"  global average pool
+             | "fc"    fully connected (bias, no BN)                  options c act
+    OPTION  := "r" INT      repeat the block INT times (later repeats use stride 1)
+             | "k" INT      kernel size            | "s" INT    stride
+             | "e" FLOAT    expansion ratio: mid = round(in * e)
+             | "m" INT      mid (expanded) width, overrides the width e gives; the expansion
+                            conv exists when e != 1 or the mid width differs from the input's
+             | "c" INT      output channels (absolute: width multipliers are applied by builders)
+             | "se" FLOAT   squeeze-excite with reduce width make_divisible(mid * FLOAT, 8),
+                            ReLU inside, hard-sigmoid gate (MobileNetV3)
+             | "nre" ReLU   | "nr6" ReLU6   | "nhs" h-swish   | "nid" no activation
+                            (default: ReLU6 for cn/ds/ir, none for fc)
+             | "nores"      no residual even where shapes allow one
+             | "w4"         int4 weights for this block (int8 otherwise)
+
+A residual connection is added to ``ir`` blocks with stride 1 and equal input and output widths,
+unless ``nores`` is given. Example, MCUNet-in3's first blocks::
+
+    res176 in3 cls1000 | cn_k3_s2_c16 | ir_k3_e1_c8 | ir_k7_s2_m24_c16 ir_k3_m80_c16 ...
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from ..errors import SpecError
+
+ACTIVATIONS = {"nre": "relu", "nr6": "relu6", "nhs": "hswish", "nid": "none"}
+_ACT_TOKEN = {value: key for key, value in ACTIVATIONS.items()}
+KINDS = ("cn", "ds", "ir", "pool", "fc")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block of a network spec (see the module docstring for the meaning of each field)."""
+
+    kind: str
+    out_channels: int = 0
+    kernel: int = 1
+    stride: int = 1
+    expand: float = 1.0
+    mid_channels: int | None = None
+    se_ratio: float = 0.0
+    act: str = "relu6"
+    residual: bool = True
+    int4: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "pool":
+            object.__setattr__(self, "act", "none")
+
+    def to_string(self) -> str:
+        """The block's DSL text (without repeats)."""
+        parts = [self.kind]
+        if self.kind in ("cn", "ds", "ir"):
+            parts.append(f"k{self.kernel}")
+            if self.stride != 1:
+                parts.append(f"s{self.stride}")
+        if self.kind == "ir":
+            if self.mid_channels is None or self.expand != 1:
+                parts.append(f"e{_fmt_float(self.expand)}")
+            if self.mid_channels is not None:
+                parts.append(f"m{self.mid_channels}")
+            if self.se_ratio:
+                parts.append(f"se{_fmt_float(self.se_ratio)}")
+        if self.kind in ("cn", "ds", "ir", "fc"):
+            parts.append(f"c{self.out_channels}")
+            if self.act != default_act(self.kind):
+                parts.append(_ACT_TOKEN[self.act])
+        if self.kind == "ir" and not self.residual:
+            parts.append("nores")
+        if self.int4:
+            parts.append("w4")
+        return "_".join(parts)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A whole network: input resolution and channels, classes, and stages of blocks."""
+
+    resolution: int
+    stages: tuple[tuple[BlockSpec, ...], ...]
+    in_channels: int = 3
+    num_classes: int = 1000
+    name: str = field(default="", compare=False)
+
+    @property
+    def blocks(self) -> tuple[BlockSpec, ...]:
+        """All blocks in order, stages flattened."""
+        return tuple(block for stage in self.stages for block in stage)
+
+    def to_string(self) -> str:
+        """The spec's DSL text; `parse_spec(spec.to_string()) == spec`."""
+        header = f"res{self.resolution} in{self.in_channels} cls{self.num_classes}"
+        stages = [" ".join(block.to_string() for block in stage) for stage in self.stages]
+        return " | ".join([header, *stages])
+
+    def with_resolution(self, resolution: int) -> "NetSpec":
+        """The same network at another input resolution."""
+        return replace(self, resolution=resolution)
+
+
+def default_act(kind: str) -> str:
+    """The activation a block kind has when the spec names none."""
+    return "none" if kind in ("fc", "pool") else "relu6"
+
+
+def _fmt_float(value: float) -> str:
+    return f"{value:g}"
+
+
+_OPTION = re.compile(r"^(se|r|k|s|e|m|c)(\d+(?:\.\d+)?)$")
+
+
+def parse_block(text: str) -> list[BlockSpec]:
+    """Parse one block string (repeats expanded into several `BlockSpec`)."""
+    tokens = text.split("_")
+    kind = tokens[0]
+    if kind not in KINDS:
+        raise SpecError(f"block {text!r}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    values: dict[str, object] = {"kind": kind, "act": default_act(kind)}
+    repeat = 1
+    for token in tokens[1:]:
+        if token in ACTIVATIONS:
+            values["act"] = ACTIVATIONS[token]
+            continue
+        if token == "nores":
+            values["residual"] = False
+            continue
+        if token == "w4":
+            values["int4"] = True
+            continue
+        match = _OPTION.match(token)
+        if not match:
+            raise SpecError(f"block {text!r}: cannot read option {token!r}")
+        key, number = match.groups()
+        try:
+            if key == "r":
+                repeat = int(number)
+            elif key == "k":
+                values["kernel"] = int(number)
+            elif key == "s":
+                values["stride"] = int(number)
+            elif key == "e":
+                values["expand"] = float(number)
+            elif key == "m":
+                values["mid_channels"] = int(number)
+            elif key == "c":
+                values["out_channels"] = int(number)
+            elif key == "se":
+                values["se_ratio"] = float(number)
+        except ValueError:
+            raise SpecError(f"block {text!r}: option {token!r} needs a whole number") from None
+    block = BlockSpec(**values)  # type: ignore[arg-type]
+    _check_block(block, text)
+    if repeat < 1:
+        raise SpecError(f"block {text!r}: repeat must be at least 1")
+    return [block] + [replace(block, stride=1) for _ in range(repeat - 1)]
+
+
+def _check_block(block: BlockSpec, text: str) -> None:
+    if block.kind in ("cn", "ds", "ir", "fc") and block.out_channels <= 0:
+        raise SpecError(f"block {text!r}: needs output channels (c<N>)")
+    if block.kind in ("cn", "ds", "ir") and (block.kernel < 1 or block.kernel % 2 == 0):
+        raise SpecError(f"block {text!r}: kernel size must be odd, got {block.kernel}")
+    if block.stride < 1:
+        raise SpecError(f"block {text!r}: stride must be at least 1")
+    if block.kind == "ir" and block.expand <= 0:
+        raise SpecError(f"block {text!r}: expansion must be positive")
+
+
+def parse_spec(text: str, name: str = "") -> NetSpec:
+    """Parse a network spec string (grammar in the module docstring)."""
+    parts = [part.strip() for part in text.strip().split("|")]
+    if len(parts) < 2 or not parts[0]:
+        raise SpecError(f"spec {text[:60]!r}: expected 'res<N> [in<N>] [cls<N>] | blocks...'")
+    header: dict[str, int] = {}
+    for token in parts[0].split():
+        match = re.fullmatch(r"(res|in|cls)(\d+)", token)
+        if not match:
+            raise SpecError(f"spec header: cannot read {token!r} (expected res<N>, in<N>, cls<N>)")
+        header[match.group(1)] = int(match.group(2))
+    if "res" not in header:
+        raise SpecError("spec header: needs the input resolution res<N>")
+    stages = []
+    for part in parts[1:]:
+        blocks: list[BlockSpec] = []
+        for token in part.replace(",", " ").split():
+            blocks.extend(parse_block(token))
+        if not blocks:
+            raise SpecError(f"spec {text[:60]!r}: empty stage")
+        stages.append(tuple(blocks))
+    spec = NetSpec(header["res"], tuple(stages), header.get("in", 3), header.get("cls", 1000), name)
+    if spec.resolution < 1 or spec.in_channels < 1 or spec.num_classes < 1:
+        raise SpecError("spec header: resolution, input channels and classes must be positive")
+    return spec
+
+
+def resolution_divisor(spec: NetSpec) -> int:
+    """The number the input resolution must be a multiple of: every stride-2 layer except the last
+    must see an even feature map (so that PyTorch's ``k//2`` padding, TFLite's explicit pads and the
+    patch geometry agree), i.e. ``2 ** (number of stride-2 layers - 1)``."""
+    strided = sum(1 for block in spec.blocks if block.kind in ("cn", "ds", "ir") and block.stride > 1)
+    return 2 ** max(strided - 1, 0)
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to a multiple of ``divisor`` without going below 90% of it (MobileNet rule)."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
