@@ -15,6 +15,8 @@ from .errors import McuforgeError
 
 # Subcommand modules, in the order `mcuforge --help` lists them.
 COMMAND_MODULES = [
+    "demo",
+    "zoo",
     "profile",
 ]
 

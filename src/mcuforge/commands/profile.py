@@ -1,0 +1,76 @@
+"""`mcuforge profile MODEL`: MACs, params, Flash, per-block and peak activation memory."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..analysis.profile import ProfileReport, profile_graph
+from ..frontends.load import load_graph
+from ..report.plots import plot_block_memory
+from ..targets import TARGETS, get_target
+
+
+def _kb(value: int) -> str:
+    return f"{value / 1024:,.1f}"
+
+
+def print_profile(report: ProfileReport, target_name: str | None, console: Console) -> None:
+    """The human table: one row per block, then the totals and the fit against the target."""
+    table = Table(title=f"{report.model}" + (f" @ {report.resolution}px" if report.resolution else ""),
+                  caption="memory in kB (1 kB = 1024 B), int8 activations, network input counted")
+    for column in ("block", "kind", "output", "MACs (M)", "peak kB", "peak kB (no in-place)"):
+        table.add_column(column, justify="left" if column in ("block", "kind", "output") else "right")
+    for block in report.blocks:
+        table.add_row(block.name, block.kind, "x".join(map(str, block.output_shape)),
+                      f"{block.macs / 1e6:.2f}", _kb(block.peak_activation_bytes),
+                      _kb(block.peak_activation_bytes_no_inplace))
+    console.print(table)
+    console.print(f"MACs               {report.macs:,}")
+    console.print(f"params             {report.params:,}")
+    console.print(f"Flash              {report.flash_bytes:,} B ({_kb(report.flash_bytes)} kB)")
+    console.print(f"peak (in-place dw) {report.peak_activation_bytes:,} B ({_kb(report.peak_activation_bytes)} kB)"
+                  f" at {report.peak_op}")
+    console.print(f"peak (no in-place) {report.peak_activation_bytes_no_inplace:,} B")
+    console.print(f"peak (input streamed, MCUNetV2 convention) {report.peak_activation_bytes_input_streamed:,} B")
+    if target_name:
+        target = get_target(target_name)
+        fits_sram = report.peak_activation_bytes <= target.sram_bytes
+        fits_flash = report.flash_bytes <= target.flash_bytes
+        console.print(f"{target.description}: activations {'fit' if fits_sram else 'DO NOT fit'} "
+                      f"({_kb(report.peak_activation_bytes)} of {_kb(target.sram_bytes)} kB), weights "
+                      f"{'fit' if fits_flash else 'DO NOT fit'} ({_kb(report.flash_bytes)} of "
+                      f"{_kb(target.flash_bytes)} kB Flash)")
+
+
+@click.command("profile")
+@click.argument("model")
+@click.option("--resolution", type=int, default=None, help="Input resolution (zoo models, specs, configs).")
+@click.option("--width", type=float, default=None, help="Width multiplier (scalable zoo families).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False), default=None,
+              help="Check the fit against this MCU and draw its SRAM limit on --plot.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write per-block peak memory bars to this PNG.")
+def command(model: str, resolution: int | None, width: float | None, as_json: bool,
+            target: str | None, plot_path: str | None) -> None:
+    """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory."""
+    graph = load_graph(model, resolution, width)
+    report = profile_graph(graph)
+    if plot_path:
+        limit = get_target(target).sram_bytes if target else None
+        series = {"layer-based (in-place dw)": [(b.name, b.peak_activation_bytes) for b in report.blocks]}
+        plot_block_memory(series, plot_path, f"{report.model}: peak activation memory per block",
+                          limit, f"{target} SRAM" if target else "SRAM")
+    if as_json:
+        payload = report.to_json()
+        if target:
+            payload["target"] = get_target(target).name
+        click.echo(json.dumps(payload, indent=1))
+    else:
+        print_profile(report, target, Console())
+        if plot_path:
+            click.echo(f"wrote {plot_path}")

@@ -1,0 +1,58 @@
+"""One entry point from a user's MODEL argument to a Graph: a zoo name, a DSL spec string, a
+ProxylessNAS/MCUNet JSON config, or a .tflite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import McuforgeError, ModelFileError, UnknownModelError
+from ..ir import Graph
+from .dsl import NetSpec, parse_spec
+from .proxyless_json import load_config
+from .spec_graph import build_graph
+from .zoo import check_resolution, get_spec, list_models
+
+
+def load_spec(model: str, resolution: int | None = None, width: float | None = None,
+              num_classes: int | None = None, in_channels: int | None = None) -> NetSpec:
+    """The NetSpec of a zoo name, a spec string (contains ``|``) or a JSON config path."""
+    if "|" in model:
+        if width is not None:
+            raise McuforgeError("--width does not apply to a spec string (widths are absolute in the DSL)")
+        spec = parse_spec(model, name="spec")
+    elif model.endswith(".json"):
+        if width is not None:
+            raise McuforgeError("--width does not apply to a JSON config (its widths are fixed)")
+        if not Path(model).exists():
+            raise ModelFileError(f"{model}: no such file")
+        spec = load_config(model)
+    else:
+        return get_spec(model, resolution, width, num_classes, in_channels)
+    if resolution is not None:
+        spec = spec.with_resolution(resolution)
+    if num_classes is not None or in_channels is not None:
+        from dataclasses import replace
+        from .zoo_families import set_classes
+        spec = set_classes(replace(spec, in_channels=in_channels or spec.in_channels),
+                           num_classes or spec.num_classes)
+    check_resolution(spec, spec.name or model)
+    return spec
+
+
+def load_graph(model: str, resolution: int | None = None, width: float | None = None) -> Graph:
+    """The IR graph of MODEL: a .tflite file (int8, with weights) or an analytic zoo/spec/config graph."""
+    if model.endswith(".tflite"):
+        if resolution is not None or width is not None:
+            raise McuforgeError("--resolution/--width do not apply to a .tflite model")
+        from .tflite import read_tflite
+        return read_tflite(model)
+    if not ("|" in model or model.endswith(".json")) and Path(model).exists():
+        raise ModelFileError(f"{model}: not a .tflite or .json model file")
+    try:
+        spec = load_spec(model, resolution, width)
+    except UnknownModelError as exc:
+        raise UnknownModelError(f"{exc} (or give a .tflite/.json path or a spec string)") from None
+    return build_graph(spec, spec.name or Path(model).stem)
+
+
+__all__ = ["load_graph", "load_spec", "list_models"]
