@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "demo",
     "zoo",
     "profile",
+    "report",
+    "train",
 ]
 
 

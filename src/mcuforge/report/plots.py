@@ -1,5 +1,6 @@
-"""Matplotlib figures (PNG): per-block activation memory bars with the SRAM limit of a target
-(as in the MCUNetV2 paper's Figure 2). Files are written atomically."""
+"""Matplotlib figures (PNG), written atomically: per-block activation memory bars with the SRAM limit of
+a target (as in the MCUNetV2 paper's Figure 2), the arena as a timeline of tensor lifetimes and offsets,
+CDFs (TinyNAS FLOPs distributions) and scatter/Pareto plots (search points, patch fronts)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -48,4 +50,66 @@ def plot_block_memory(series: dict[str, list[tuple[str, int]]], path: str | Path
     axes.set_ylabel("peak activation memory (kB, 1 kB = 1024 B)")
     axes.set_title(title)
     axes.legend()
+    return save_figure(figure, path)
+
+
+def plot_arena_timeline(placements: list[tuple[str, int, int, int, int]], arena_bytes: int,
+                        path: str | Path, title: str) -> Path:
+    """The arena as a timeline: one rectangle per tensor, x = op indices it is alive (first..last),
+    y = its byte range (offset..offset+size). ``placements`` rows are (name, offset, size, first, last)."""
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    colours = plt.get_cmap("tab20")
+    for index, (name, offset, size, first, last) in enumerate(placements):
+        start = max(first, -0.5)
+        axes.add_patch(matplotlib.patches.Rectangle(
+            (start, offset / 1024), last - start + 0.9, size / 1024, facecolor=colours(index % 20),
+            edgecolor="black", linewidth=0.3, alpha=0.85))
+    ends = [last for *_, last in placements] or [0]
+    axes.set_xlim(-1, max(ends) + 1.5)
+    axes.set_ylim(0, max(arena_bytes, 1) / 1024 * 1.05)
+    axes.axhline(arena_bytes / 1024, color="crimson", linestyle="--", label=f"arena {arena_bytes / 1024:.1f} kB")
+    axes.set_xlabel("op index (execution order)")
+    axes.set_ylabel("arena offset (kB, 1 kB = 1024 B)")
+    axes.set_title(title)
+    axes.legend(loc="upper right")
+    return save_figure(figure, path)
+
+
+def plot_cdfs(samples: dict[str, list[float]], path: str | Path, title: str, xlabel: str) -> Path:
+    """Empirical CDFs, one line per label (e.g. FLOPs of the networks of each search space that fit)."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, values in samples.items():
+        ordered = sorted(values)
+        if not ordered:
+            continue
+        ys = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        axes.step(ordered, ys, where="post", label=f"{label} (n={len(ordered)})")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("fraction of sampled networks")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    return save_figure(figure, path)
+
+
+def plot_points(series: dict[str, list[tuple[float, float]]], path: str | Path, title: str,
+                xlabel: str, ylabel: str, limit_x: float | None = None, front: bool = False) -> Path:
+    """Scatter of (x, y) points per label, e.g. evolutionary-search candidates (memory, accuracy) or a
+    patch Pareto front (peak bytes, MAC factor); ``front`` joins each series' points in x order."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, points in series.items():
+        if not points:
+            continue
+        xs, ys = zip(*sorted(points))
+        if front:
+            axes.plot(xs, ys, marker="o", label=label)
+        else:
+            axes.scatter(xs, ys, s=14, alpha=0.7, label=label)
+    if limit_x is not None:
+        axes.axvline(limit_x, color="crimson", linestyle="--", label="limit")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
     return save_figure(figure, path)
