@@ -20,17 +20,35 @@ COMMAND_MODULES = [
     "profile",
     "report",
     "train",
+    "quantize",
+    "run",
+    "compile",
+    "verify",
+    "bench",
+    "search",
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand runs, so that
+    `mcuforge profile` does not pay for torch and the other heavy imports of `train` or `search`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Subcommand names, in COMMAND_MODULES order."""
+        return [name.replace("_", "-") for name in COMMAND_MODULES]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """Import and return the subcommand ``name`` (None when unknown)."""
+        module_name = name.replace("-", "_")
+        if module_name not in COMMAND_MODULES:
+            return None
+        return importlib.import_module(f".commands.{module_name}", __package__).command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mcuforge")
 def cli() -> None:
     """mcuforge: will this model fit my MCU, how fast, and give me the C code."""
-
-
-for _module_name in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(f".commands.{_module_name}", __package__).command)
 
 
 def main(argv: list[str] | None = None) -> int:

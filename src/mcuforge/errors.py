@@ -38,3 +38,7 @@ class DoesNotFitError(McuforgeError):
             f"{what} does not fit: needs {needed_bytes:,} B, {available_bytes:,} B available "
             f"(over by {needed_bytes - available_bytes:,} B)"
         )
+
+
+class DatasetError(McuforgeError):
+    """A data set that is missing, truncated, corrupt or laid out in a way no loader understands."""

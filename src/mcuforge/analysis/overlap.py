@@ -63,7 +63,17 @@ _ELEMENTWISE = {OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.RELU6, OpKind.HARD_S
 
 
 def find_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOptions) -> Overlap | None:
-    """The overlap ``op`` may use, given the set of tensors whose last use is this op (``dying``)."""
+    """The overlap ``op`` may use, given the set of tensors whose last use is this op (``dying``).
+    An overlap whose temp buffer is at least as large as the bytes it shares saves nothing (e.g. an
+    in-place depthwise conv with one channel) and is not offered."""
+    overlap = _legal_overlap(graph, op, dying, options)
+    if overlap is not None and overlap.extra_bytes > 0 and overlap.extra_bytes >= min(
+            graph.tensors[overlap.input].nbytes, graph.tensors[overlap.output].nbytes):
+        return None
+    return overlap
+
+
+def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOptions) -> Overlap | None:
     if len(op.outputs) != 1:
         return None
     out = graph.tensors[op.outputs[0]]

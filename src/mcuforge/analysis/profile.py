@@ -54,9 +54,23 @@ class ProfileReport:
     peak_op: str
     blocks: tuple[BlockRow, ...]
     layers: tuple[LayerRow, ...]
+    patch: dict | None = None  # `planner.patch_report.patch_summary` when a patch schedule is asked for
 
     def to_json(self) -> dict:
-        """The JSON-ready dict with the contract keys."""
+        """The JSON-ready dict with the contract keys. With a patch schedule the two peak keys are
+        the schedule's, the layer-based ones move to ``layer_based``, and ``patch`` holds the plan."""
+        payload = self._layer_json()
+        if self.patch is not None:
+            payload["layer_based"] = {
+                key: payload[key] for key in ("peak_activation_bytes",
+                                              "peak_activation_bytes_input_streamed")}
+            payload["peak_activation_bytes"] = self.patch["peak_activation_bytes"]
+            payload["peak_activation_bytes_input_streamed"] = \
+                self.patch["peak_activation_bytes_input_streamed"]
+            payload["patch"] = self.patch
+        return payload
+
+    def _layer_json(self) -> dict:
         return {
             "model": self.model,
             "resolution": self.resolution,

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from ..analysis.profile import ProfileReport, profile_graph
 from ..frontends.load import load_graph
-from ..report.plots import plot_block_memory
 from ..targets import TARGETS, get_target
 
 
@@ -55,14 +54,35 @@ def print_profile(report: ProfileReport, target_name: str | None, console: Conso
               help="Check the fit against this MCU and draw its SRAM limit on --plot.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write per-block peak memory bars to this PNG.")
+@click.option("--patch", default="none", show_default=True,
+              help="Patch-based schedule: none, auto (fewest MACs under --sram/--target SRAM), "
+                   "min-memory, or RxC@SPLIT (SPLIT = last block of the patch stage, e.g. 4x4@b4).")
+@click.option("--halo", type=click.Choice(["none", "cols", "full", "any"]), default="none",
+              show_default=True, help="Halo treatment: recompute (none) or cache; 'any' lets "
+                                      "auto/min-memory pick.")
+@click.option("--sram", default=None, help="SRAM budget for --patch auto (bytes, or with K/M).")
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
-            target: str | None, plot_path: str | None) -> None:
+            target: str | None, plot_path: str | None, patch: str, halo: str,
+            sram: str | None) -> None:
     """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory."""
     graph = load_graph(model, resolution, width)
     report = profile_graph(graph)
+    plan = None
+    if patch != "none":
+        from dataclasses import replace
+
+        from ..planner.patch_report import patch_summary, resolve_patch
+        from .compile import parse_bytes
+        budget = parse_bytes(sram) if sram else (get_target(target).sram_bytes if target else None)
+        plan = resolve_patch(graph, patch, halo, budget)
+        if plan is not None:
+            report = replace(report, patch=patch_summary(graph, plan))
     if plot_path:
+        from ..report.plots import plot_block_memory  # matplotlib only when a plot is asked for
         limit = get_target(target).sram_bytes if target else None
         series = {"layer-based (in-place dw)": [(b.name, b.peak_activation_bytes) for b in report.blocks]}
+        if plan is not None:
+            series[f"patch-based {plan.config.to_string()}"] = list(plan.per_block)
         plot_block_memory(series, plot_path, f"{report.model}: peak activation memory per block",
                           limit, f"{target} SRAM" if target else "SRAM")
     if as_json:
@@ -72,5 +92,10 @@ def command(model: str, resolution: int | None, width: float | None, as_json: bo
         click.echo(json.dumps(payload, indent=1))
     else:
         print_profile(report, target, Console())
+        if plan is not None:
+            from ..planner.patch_report import print_patch
+            print_patch(graph, plan, Console())
+        elif patch != "none":
+            click.echo(f"--patch {patch}: layer-based execution is best (no patch schedule)")
         if plot_path:
             click.echo(f"wrote {plot_path}")

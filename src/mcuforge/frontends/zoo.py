@@ -144,3 +144,4 @@ register_model("mbv2-w0.35-r144", lambda w, r: zoo_families.mobilenet_v2(0.35, r
 register_model("mbv2-w0.3-r80", lambda w, r: zoo_families.mobilenet_v2(0.3, r or 80),
                scalable_width=False, description="MobileNetV2 w0.3 at 80 px (MCUNet baseline)",
                source=_MCUNET_SOURCE + "mbv2-w0.3-r80_imagenet.json")
+from . import zoo_redistributed  # noqa: E402,F401  (registers the receptive-field redistributed variants)

@@ -1,0 +1,244 @@
+"""Turn an int8 graph into a self-contained C project (no interpreter, no heap).
+
+Steps: strip the float edge conversions (`edges`), lower every op to a specialised kernel call
+(`lower_conv`, `lower_misc`), ask the arena planner for one static arena with an offset for every
+activation tensor and every kernel's scratch (`planner.arena.plan_arena`; the overlaps it selects —
+in-place depthwise, pointwise and element-wise overlaps, reshape aliases — switch the kernels to
+their overlap-safe variants), then render model.h, model.c (weights as const arrays, one call per
+layer with constant offsets), kernels/*.c (only the specialisations used), the runners, linker
+scripts and the Makefile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..ir import Graph
+from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
+from .edges import EdgeConversions, strip_edge_conversions
+from .kernels import KernelSpec, render_kernel, render_template
+from .layers import Buffer, ConstArray, LayerCall, unsupported
+from .lower_conv import LOWER_CONV
+from .lower_misc import LOWER_MISC
+from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target
+
+_LOWER = {**LOWER_CONV, **LOWER_MISC}
+_RUNNER_FILES = ("main_host.c", "main_cortex_m.c", "startup.c", "semihost.c", "semihost.h")
+STACK_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class GeneratedModel:
+    """A generated project in memory: its files by relative path and the figures behind them."""
+
+    graph: Graph
+    edges: EdgeConversions
+    layers: tuple[LayerCall, ...]
+    plan: ArenaPlan
+    target: Target
+    files: Mapping[str, str]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one inference."""
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """Names of the specialised kernels emitted."""
+        return tuple(sorted({layer.kernel.name for layer in self.layers if layer.kernel}))
+
+
+def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = frozenset()
+                ) -> list[LayerCall]:
+    """Every op of the int8 graph as a kernel call; ``overlapped_ops`` names the ops whose output the
+    plan lays over an input."""
+    layers = []
+    for index, op in enumerate(graph.ops):
+        lower = _LOWER.get(op.kind)
+        if lower is None:
+            raise unsupported(graph, index, op, "no C kernel for this op kind")
+        layers.append(lower(graph, index, op, target, op.name in overlapped_ops))
+    return layers
+
+
+def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptions(),
+             model_name: str | None = None) -> GeneratedModel:
+    """Generate the C project of ``graph`` for ``target`` (nothing is written to disk)."""
+    edges = strip_edge_conversions(graph)
+    int8_graph = edges.graph
+    producer = {op.outputs[0]: op.name for op in int8_graph.ops}
+
+    def scratch_of(layers) -> dict[str, int]:
+        return {layer.op_name: layer.scratch_bytes for layer in layers if layer.scratch_bytes}
+
+    def overlapped_of(plan: ArenaPlan) -> frozenset[str]:
+        return frozenset(producer[o.output] for o in plan.overlaps)
+
+    def kernels_for(plan: ArenaPlan) -> tuple[LayerCall, ...] | None:
+        """The layers for the overlaps ``plan`` chose, if its scratch covers what they need."""
+        layers = tuple(lower_graph(int8_graph, target, overlapped_of(plan)))
+        for layer in layers:
+            if layer.scratch_bytes and (layer.op_name not in plan.scratch
+                                        or plan.scratch[layer.op_name].size < layer.scratch_bytes):
+                return None
+        return layers
+
+    # The first plan asks for the scratch of the plain kernels, which covers the kernels of any
+    # overlap choice (an in-place depthwise needs only the plan's channel plane, no scratch). Later
+    # plans ask for the scratch of the kernels the previous plan chose; the smallest arena whose
+    # scratch covers its own kernels wins.
+    plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch_of(lower_graph(int8_graph, target)))
+    layers = kernels_for(plan)
+    assert layers is not None
+    current = plan
+    for _ in range(3):
+        candidate = plan_arena(int8_graph, plan_options, scratch_sizes=scratch_of(
+            lower_graph(int8_graph, target, overlapped_of(current))))
+        candidate_layers = kernels_for(candidate)
+        if candidate_layers is not None and candidate.arena_bytes < plan.arena_bytes:
+            plan, layers = candidate, candidate_layers
+        if overlapped_of(candidate) == overlapped_of(current):
+            break
+        current = candidate
+    name = model_name or graph.name
+    files = _render(int8_graph, edges, layers, plan, target, name)
+    return GeneratedModel(int8_graph, edges, layers, plan, target, files)
+
+
+def write_project(model: GeneratedModel, directory: Path) -> None:
+    """Write the generated files under ``directory`` (created if needed)."""
+    for relative, text in model.files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _array_body(values: np.ndarray, per_line: int = 24) -> str:
+    flat = np.asarray(values).reshape(-1).tolist()
+    lines = [", ".join(str(v) for v in flat[i:i + per_line]) for i in range(0, len(flat), per_line)]
+    return ",\n".join("    " + line for line in lines)
+
+
+class _Resolver:
+    """Turns symbolic buffers into C expressions with the plan's constant offsets."""
+
+    def __init__(self, plan: ArenaPlan):
+        self.plan = plan
+
+    def offset(self, buffer: Buffer) -> int:
+        if buffer.kind == "tensor":
+            return self.plan.placements[buffer.key].offset
+        if buffer.kind == "scratch":
+            return self.plan.scratch[buffer.key].offset
+        return self.plan.overlap_buffers[buffer.key].offset
+
+    def expression(self, arg) -> str:
+        if isinstance(arg, Buffer):
+            offset = self.offset(arg)
+            if arg.ctype != "int8_t":
+                if offset % 4:
+                    raise ValueError(f"{arg.kind} buffer of {arg.key} at unaligned offset {offset}")
+                return f"({arg.ctype} *)(void *)(A + {offset})"
+            return f"A + {offset}"
+        if isinstance(arg, ConstArray):
+            return arg.name
+        return str(int(arg))
+
+
+def _statement(layer: LayerCall, resolve: _Resolver) -> str:
+    if layer.kernel is None:
+        src, dst, nbytes = layer.copy
+        src_off, dst_off = resolve.offset(src), resolve.offset(dst)
+        if src_off == dst_off:
+            return "/* output aliases the input: nothing to do */"
+        return f"memmove(A + {dst_off}, A + {src_off}, {nbytes});"
+    args = ", ".join(resolve.expression(a) for a in layer.args)
+    return f"{layer.kernel.name}({args});"
+
+
+def _io_copies(graph: Graph, names, plan: ArenaPlan) -> list[dict]:
+    copies, position = [], 0
+    for name in names:
+        nbytes = graph.tensors[name].nbytes
+        copies.append({"offset": plan.placements[name].offset, "position": position, "bytes": nbytes})
+        position += nbytes
+    return copies
+
+
+def _io_doc(graph: Graph, names) -> list[dict]:
+    docs = []
+    for name in names:
+        t = graph.tensors[name]
+        docs.append({"name_comment": name.replace("*/", "* /")[:60], "shape": list(t.shape),
+                     "scale": f"{t.quant.scale[0]:.9g}", "zero_point": t.quant.zero_point[0]})
+    return docs
+
+
+def _render(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, ...], plan: ArenaPlan,
+            target: Target, name: str) -> dict[str, str]:
+    resolve = _Resolver(plan)
+    arrays: dict[str, ConstArray] = {}
+    for layer in layers:
+        for array in layer.arrays:
+            arrays[array.name] = array
+    specs: dict[str, KernelSpec] = {}
+    for layer in layers:
+        if layer.kernel is not None:
+            specs[layer.kernel.name] = layer.kernel
+    input_bytes = sum(graph.tensors[n].nbytes for n in graph.inputs)
+    output_bytes = sum(graph.tensors[n].nbytes for n in graph.outputs)
+    common = {"model_name": name, "target": target.name}
+    files: dict[str, str] = {}
+    files["model.h"] = render_template(
+        "model.h.j2", **common, input_bytes=input_bytes, output_bytes=output_bytes,
+        arena_bytes=plan.arena_bytes, inputs=_io_doc(graph, graph.inputs),
+        outputs=_io_doc(graph, graph.outputs), float_io=bool(edges.float_inputs or edges.float_outputs))
+    files["model.c"] = render_template(
+        "model.c.j2", **common, macs=sum(layer.macs for layer in layers),
+        arena_bytes=plan.arena_bytes, peak_bytes=plan.peak_activation_bytes, algorithm=plan.algorithm,
+        arrays=[{"ctype": a.ctype, "name": a.name, "length": int(np.asarray(a.values).size),
+                 "body": _array_body(a.values)} for a in arrays.values()],
+        input_copies=_io_copies(graph, graph.inputs, plan),
+        output_copies=_io_copies(graph, graph.outputs, plan),
+        layers=[{"index": i, "kind": layer.kind, "op_name": layer.op_name.replace("*/", "* /"),
+                 "note": layer.note, "statement": _statement(layer, resolve)}
+                for i, layer in enumerate(layers)])
+    files["kernels/mf_common.h"] = render_template("kernels/mf_common.h.j2", dsp=target.dsp)
+    files["kernels/mf_gemm.h"] = render_template("kernels/mf_gemm.h.j2")
+    files["kernels/mf_kernels.h"] = render_template(
+        "kernels/mf_kernels.h.j2", prototypes=[spec.prototype for spec in specs.values()])
+    for spec in specs.values():
+        files[f"kernels/{spec.name}.c"] = render_kernel(spec)
+    for runner in _RUNNER_FILES:
+        files[f"runner/{runner}"] = render_template(f"runner/{runner}")
+    arm_targets = [t for t in TARGETS.values() if t.is_cortex_m]
+    for t in arm_targets:
+        files[f"runner/{t.name}.ld"] = render_template(
+            "runner/cortex_m.ld.j2", machine=t.qemu_machine, cpu=t.qemu_cpu,
+            flash_origin=t.flash_origin, flash_bytes=t.flash_bytes, sram_origin=t.sram_origin,
+            sram_bytes=t.sram_bytes, stack_bytes=STACK_BYTES)
+    files["Makefile"] = render_template(
+        "Makefile.j2", **common, default_target=target.name,
+        default_arm=target.name if target.is_cortex_m else "",
+        host_cflags=" ".join(TARGETS["host"].cflags), sanitize_cflags=" ".join(HOST_SANITIZE_FLAGS),
+        arm_targets=[{"name": t.name, "var": t.name.replace("-", "_").upper(),
+                      "cflags": " ".join(t.cflags), "machine": t.qemu_machine, "cpu": t.qemu_cpu}
+                     for t in arm_targets])
+    return files
+
+
+def total_weight_bytes(model: GeneratedModel) -> int:
+    """Bytes of the const arrays (weights and requantisation constants)."""
+    seen: dict[str, ConstArray] = {}
+    for layer in model.layers:
+        for array in layer.arrays:
+            seen[array.name] = array
+    return sum(int(np.asarray(a.values).nbytes) for a in seen.values())
+
+
+__all__ = ["GeneratedModel", "generate", "lower_graph", "total_weight_bytes", "write_project"]

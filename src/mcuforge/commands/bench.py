@@ -1,0 +1,138 @@
+"""`mcuforge bench MODEL.tflite --against tflm`: our analytic activation peak next to the arena that
+TFLite Micro (the `tflite-micro` pip interpreter) allocates for the same file, with ratios.
+
+TFLite Micro's ``head`` is its planned non-persistent tensors (activations, float I/O tensors of a
+float-I/O model included); ``tail`` is its persistent allocations (tensor structs, quantisation data,
+per-op buffers); ``total`` = head + tail. Ours counts int8 activations only (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..analysis.memory import MemoryOptions, memory_profile
+from ..analysis.tflm import TflmArena, measure_tflm_arena
+from ..errors import ModelFileError
+from ..frontends.tflite import read_tflite
+from ..ir import DType, Graph
+from ..planner.arena import plan_arena
+
+NOTES = (
+    "TFLite Micro's head holds its planned tensors, float input/output tensors included; "
+    "its tail holds persistent structs (tensor and node structs, quantisation data, per-op buffers).",
+    "ours: analytic peak of int8 activation tensors alive at once (network input counted; "
+    "float I/O tensors of QUANTIZE/DEQUANTIZE edges not counted); planned arena: the static "
+    "layout of the arena planner with its default options (in-place depthwise, overlapped "
+    "pointwise), kernel scratch not included. 1 kB = 1024 B.",
+)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Our figures and TFLite Micro's for one model."""
+
+    model: str
+    path: str
+    peak_activation_bytes: int
+    peak_activation_bytes_no_inplace: int
+    arena_bytes: int
+    float_io_bytes: int
+    tflm: TflmArena
+
+    @property
+    def tflm_total_over_ours(self) -> float:
+        """TFLite Micro's total arena divided by our in-place peak."""
+        return self.tflm.total / max(self.peak_activation_bytes, 1)
+
+    @property
+    def tflm_head_over_ours(self) -> float:
+        """TFLite Micro's planned tensors divided by our in-place peak."""
+        return self.tflm.head / max(self.peak_activation_bytes, 1)
+
+    @property
+    def tflm_head_over_arena(self) -> float:
+        """TFLite Micro's planned tensors divided by our planned arena (layout against layout)."""
+        return self.tflm.head / max(self.arena_bytes, 1)
+
+    def to_json(self) -> dict:
+        """The JSON-ready dict printed by ``--json``."""
+        return {
+            "model": self.model,
+            "path": self.path,
+            "ours": {
+                "peak_activation_bytes": self.peak_activation_bytes,
+                "peak_activation_bytes_no_inplace": self.peak_activation_bytes_no_inplace,
+                "arena_bytes": self.arena_bytes,
+            },
+            "tflm": {"total": self.tflm.total, "head": self.tflm.head, "tail": self.tflm.tail,
+                     "tail_breakdown": dict(self.tflm.breakdown)},
+            "float_io_bytes": self.float_io_bytes,
+            "ratios": {"tflm_total_over_ours": round(self.tflm_total_over_ours, 4),
+                       "tflm_head_over_ours": round(self.tflm_head_over_ours, 4),
+                       "tflm_head_over_arena": round(self.tflm_head_over_arena, 4)},
+            "notes": list(NOTES),
+        }
+
+
+def float_io_bytes(graph: Graph) -> int:
+    """Bytes of the float32 graph inputs and outputs (TFLite Micro plans them, we do not)."""
+    names = set(graph.inputs) | set(graph.outputs)
+    return sum(graph.tensors[n].nbytes for n in names if graph.tensors[n].dtype is DType.FLOAT32)
+
+
+def bench_against_tflm(path: Path) -> BenchResult:
+    """Our analytic peaks and TFLite Micro's measured arena for the .tflite file ``path``."""
+    graph = read_tflite(path)
+    inplace = memory_profile(graph).peak_activation_bytes
+    plain = memory_profile(graph, MemoryOptions(inplace_depthwise=False)).peak_activation_bytes
+    arena = plan_arena(graph).arena_bytes
+    return BenchResult(graph.name, str(path), inplace, plain, arena, float_io_bytes(graph),
+                       measure_tflm_arena(path))
+
+
+def _kb(value: int) -> str:
+    return f"{value / 1024:,.1f} kB"
+
+
+def print_bench(result: BenchResult) -> None:
+    """The human-readable comparison."""
+    rows = [
+        ("mcuforge peak, in-place depthwise", result.peak_activation_bytes),
+        ("mcuforge peak, no in-place", result.peak_activation_bytes_no_inplace),
+        ("mcuforge planned arena (default plan)", result.arena_bytes),
+        ("TFLite Micro arena total", result.tflm.total),
+        ("TFLite Micro head (planned tensors)", result.tflm.head),
+        ("TFLite Micro tail (persistent)", result.tflm.tail),
+    ]
+    click.echo(f"{result.model} ({result.path})")
+    for label, value in rows:
+        click.echo(f"  {label:<38} {value:>12,} B  {_kb(value):>12}")
+    if result.float_io_bytes:
+        click.echo(f"  {'float I/O tensors (in TFLM head)':<38} {result.float_io_bytes:>12,} B  "
+                   f"{_kb(result.float_io_bytes):>12}")
+    click.echo(f"  TFLM total / ours = {result.tflm_total_over_ours:.2f}x, "
+               f"TFLM head / ours = {result.tflm_head_over_ours:.2f}x, "
+               f"TFLM head / our arena = {result.tflm_head_over_arena:.2f}x")
+    for note in NOTES:
+        click.echo(f"  note: {note}")
+
+
+@click.command("bench")
+@click.argument("model")
+@click.option("--against", type=click.Choice(["tflm"]), default="tflm", show_default=True,
+              help="The runtime to compare with (TFLite Micro, measured with the tflite-micro package).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def command(model: str, against: str, as_json: bool) -> None:
+    """Compare our activation peak for MODEL.tflite with TFLite Micro's arena."""
+    path = Path(model)
+    if path.suffix != ".tflite":
+        raise ModelFileError(f"{model}: bench needs a .tflite file")
+    result = bench_against_tflm(path)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        print_bench(result)

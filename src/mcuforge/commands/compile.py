@@ -1,0 +1,71 @@
+"""`mcuforge compile MODEL -o DIR [--target host|cortex-m4|cortex-m7] [--sram BYTES]`.
+
+Generates the self-contained C project (model.h, model.c, kernels/, runner/, Makefile), builds it,
+and writes DIR/report.json with the planned and measured figures (for Cortex-M targets: Flash and
+SRAM of the ELF, stack high-water under QEMU, instruction count of one inference in unicorn).
+A model that does not fit ``--sram`` fails with needed vs available bytes (exit code 2) and leaves
+no output folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..codegen.project import compile_model
+from ..codegen.targets import TARGETS
+from ..errors import McuforgeError
+from ..frontends.load import load_graph
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+          "mib": 1024 ** 2}
+
+
+def parse_bytes(text: str) -> int:
+    """``320000``, ``320K``, ``320kB`` (1 kB = 1024 B) or ``1M`` as a number of bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise McuforgeError(f"--sram {text!r}: expected a byte count such as 262144, 256K or 1M")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+@click.command("compile")
+@click.argument("model")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder of the generated project (replaced if it is an earlier project).")
+@click.option("--target", type=click.Choice(list(TARGETS)), default="cortex-m7", show_default=True)
+@click.option("--sram", default=None, help="Available SRAM (bytes, or with K/M, 1K = 1024 B).")
+@click.option("--patch", default="none", show_default=True,
+              help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
+                   "Nx1@SPLIT (row strips up to block SPLIT; the C runs row strips).")
+@click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
+def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str,
+            no_measure: bool) -> None:
+    """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
+    sram_bytes = parse_bytes(sram) if sram is not None else None
+    source = str(Path(model).resolve()) if Path(model).exists() else model
+    graph = load_graph(model)
+    schedule = None
+    if patch != "none":
+        from ..codegen.patch_emit import resolve_c_patch
+        schedule = resolve_c_patch(graph, patch, sram_bytes)
+    report = compile_model(graph, out_dir, target, sram_bytes, source=source, measure=not no_measure,
+                           patch=schedule)
+    if schedule is not None:
+        click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
+                   f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
+                   f"{report['layer_peak_activation_bytes']:,} B), {report['patch']['mac_overhead']:,} "
+                   "extra MACs")
+    click.echo(f"wrote {out_dir}/ ({report['layers']} layers, {len(report['kernels'])} kernels, "
+               f"target {report['target']})")
+    click.echo(f"arena {report['arena_bytes']:,} B (analytic peak {report['peak_activation_bytes']:,} B,"
+               f" scratch growth {report['scratch_bytes']:,} B)")
+    if "measured_sram_bytes" in report:
+        click.echo(f"Flash {report['flash_bytes']:,} B (.text {report['text_bytes']:,}, .rodata "
+                   f"{report['rodata_bytes']:,}, .data {report['data_bytes']:,}); measured SRAM "
+                   f"{report['measured_sram_bytes']:,} B (stack high-water "
+                   f"{report['stack_high_water_bytes']:,} B)")
+        click.echo(f"{report['instructions']:,} instructions on {report['instructions_target']} for "
+                   f"{report['macs']:,} MACs: {report['macs_per_instruction']} MACs/instruction")

@@ -1,0 +1,89 @@
+"""`mcuforge quantize MODEL -o OUT.tflite`: post-training quantisation of a trained model to an
+int8 .tflite (TFLite's scheme; see `mcuforge.quant.ptq`).
+
+MODEL is a ``model.pt`` written by `mcuforge train` (calibrated on its own data set unless
+``--dataset`` says otherwise) or a zoo name with pretrained weights (``mcunet-in3``; give
+``--dataset`` with images to calibrate on). The .tflite runs in TFLite Micro, in `mcuforge run`,
+and goes to `mcuforge compile`. Its input is int8: ``round(x / scale) + zero_point`` of the float
+input ``x = pixel / 127.5 - 1``; the scale and zero point are printed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import McuforgeError
+
+
+def _load_model(model: str):
+    """(float SpecNet, spec, data set name or None) of a model.pt path or a pretrained zoo name."""
+    from ..quant.pretrained import PRETRAINED, load_pretrained
+    from ..train.run import load_trained_model
+
+    if model in PRETRAINED:
+        net = load_pretrained(model)
+        return net, net.spec, None
+    if not Path(model).exists():
+        raise McuforgeError(f"{model}: not a trained model file, and no pretrained weights by that "
+                            f"name (pretrained: {', '.join(PRETRAINED)})")
+    net, spec, saved = load_trained_model(model)
+    return net, spec, saved.get("dataset") or None
+
+
+@click.command("quantize")
+@click.argument("model")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The .tflite file to write.")
+@click.option("--dataset", "-d", help="Calibration data (default: the data set the model was trained on).")
+@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Number of random training images to calibrate activation ranges on.")
+@click.option("--bits", type=click.Choice(["8", "4"]), default="8", show_default=True,
+              help="Weight bits (activations are int8 either way).")
+@click.option("--observer", default="minmax", show_default=True,
+              help="minmax, percentile (99.99th) or percentile:Q.")
+@click.option("--int4-fc", is_flag=True, help="With --bits 4, int4 classifier weights too "
+              "(TFLite Micro cannot run them).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def command(model: str, output: Path, dataset: str | None, calibration: int, bits: str,
+            observer: str, int4_fc: bool, seed: int) -> None:
+    """Quantise MODEL (a trained model.pt or a pretrained zoo name) to an int8 .tflite."""
+    import numpy as np
+
+    from ..analysis.cost import graph_cost
+    from ..data.registry import load_dataset
+    from ..data.transforms import eval_batch
+    from ..frontends.tflite_writer import write_tflite
+    from ..quant.observers import make_observer
+    from ..quant.ptq import quantize_spec_net
+
+    try:
+        make_observer(observer)
+    except ValueError as exc:
+        raise McuforgeError(str(exc)) from None
+    if output.suffix != ".tflite":
+        raise McuforgeError(f"{output}: the output must be a .tflite file")
+    if not output.parent.resolve().is_dir():
+        raise McuforgeError(f"{output}: folder {output.parent} does not exist")
+    from ..quant.pretrained import PRETRAINED
+
+    if model in PRETRAINED and dataset is None:
+        raise McuforgeError(f"{model}: give --dataset with images to calibrate on")
+    net, spec, trained_on = _load_model(model)
+    data_name = dataset or trained_on
+    if data_name is None:
+        raise McuforgeError(f"{model}: give --dataset with images to calibrate on")
+    train_set = load_dataset(data_name, "train", image_size=(spec.resolution, spec.resolution))
+    order = np.random.default_rng(seed).permutation(len(train_set))[:calibration]
+    batches = [eval_batch(train_set.batch(order[i:i + 128])[0], spec.resolution, spec.in_channels)
+               for i in range(0, len(order), 128)]
+    graph = quantize_spec_net(net, batches, weight_bits=int(bits), observer=observer,
+                              int4_fc=int4_fc, name=spec.name or Path(model).stem)
+    write_tflite(graph, output)
+    quant = graph.tensor(graph.inputs[0]).quant
+    cost = graph_cost(graph)
+    click.echo(f"wrote {output}: {len(graph.ops)} ops, {cost.macs:,} MACs, Flash {cost.flash_bytes:,} B "
+               f"(int{bits} weights), calibrated on {len(order)} images of {data_name}")
+    click.echo(f"input: int8 {list(graph.tensor(graph.inputs[0]).shape)}, scale {quant.scale[0]:.8g}, "
+               f"zero point {quant.zero_point[0]} (float input x = pixel / 127.5 - 1)")

@@ -1,0 +1,81 @@
+"""`mcuforge train SPEC --dataset D --epochs N`: train a zoo model or spec string on a data set.
+
+Writes RUN_DIR/checkpoint.pt every epoch (atomically), and RUN_DIR/model.pt and result.json at the
+end. ``--resume`` continues a killed or interrupted run exactly where its checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+from ..errors import McuforgeError
+from ..frontends.load import load_spec
+from ..train.config import OPTIMIZERS, TrainConfig
+from ..train.run import load_splits, spec_for_dataset, train_spec
+
+
+def _default_run_dir(model: str, dataset: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{model if '|' not in model else 'spec'}-{Path(dataset).name}")
+    return Path("runs") / slug.strip("-")
+
+
+@click.command("train")
+@click.argument("model")
+@click.option("--dataset", "-d", default="fashion-mnist", show_default=True,
+              help="fashion-mnist, mnist, or a folder (IDX files, CIFAR batches, class folders, Speech Commands).")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--resolution", "-r", type=click.IntRange(min=1), help="Input resolution (default: the model's).")
+@click.option("--width", "-w", type=float, help="Width multiplier (scalable zoo models).")
+@click.option("--in-channels", type=click.Choice(["1", "3"]), help="Model input channels (default: the data's).")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True)
+@click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128).")
+@click.option("--weight-decay", type=float, help="Default: 5e-5 SGD / 0.05 AdamW.")
+@click.option("--label-smoothing", type=float, default=0.1, show_default=True)
+@click.option("--no-augment", is_flag=True, help="No random crop or flip.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="torch threads (keep it equal when resuming).")
+@click.option("--out", "-o", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: runs/<model>-<dataset>).")
+@click.option("--resume", is_flag=True, help="Continue the run in the run folder from its checkpoint.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
+@click.option("--limit-train", type=click.IntRange(min=1), help="Use only the first N training samples.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def command(model: str, dataset: str, epochs: int, resolution: int | None, width: float | None,
+            in_channels: str | None, batch_size: int, optimizer: str, lr: float | None,
+            weight_decay: float | None, label_smoothing: float, no_augment: bool, seed: int,
+            threads: int | None, run_dir: Path | None, resume: bool, checkpoint_every: int | None,
+            limit_train: int | None, quiet: bool, as_json: bool) -> None:
+    """Train MODEL (a zoo name or a spec string) on a data set, with checkpoints and exact resume."""
+    run_dir = run_dir or _default_run_dir(model, dataset)
+    input_resolution = load_spec(model, resolution, width).resolution
+    train_set, test_set = load_splits(dataset, input_resolution, limit_train)
+    spec = spec_for_dataset(model, train_set, resolution, width, int(in_channels) if in_channels else None)
+    config = TrainConfig(
+        resolution=spec.resolution, in_channels=spec.in_channels, epochs=epochs, batch_size=batch_size,
+        optimizer=optimizer, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
+        augment=not no_augment, seed=seed, threads=threads, checkpoint_every_steps=checkpoint_every,
+        progress=not quiet and not as_json,
+    )
+    if not quiet and not as_json:
+        click.echo(f"training {spec.to_string()}\n  on {dataset}: {len(train_set):,} train / "
+                   f"{len(test_set):,} test samples, {train_set.num_classes} classes; run folder {run_dir}", err=True)
+    _, result = train_spec(spec, train_set, test_set, config, run_dir, resume=resume, dataset_name=dataset)
+    if not result.history:
+        raise McuforgeError(f"{run_dir}: the checkpoint holds no finished epoch")
+    final = result.final
+    summary = {
+        "test_accuracy": final.test_accuracy, "train_accuracy": final.train_accuracy,
+        "epochs": len(result.history), "training_seconds": round(sum(s.seconds for s in result.history), 1),
+        "model": str(run_dir / "model.pt"), "spec": spec.to_string(),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"test accuracy {final.test_accuracy:.2%} after {len(result.history)} epochs "
+                   f"({summary['training_seconds']} s); model in {summary['model']}")

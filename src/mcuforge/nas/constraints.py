@@ -1,0 +1,128 @@
+"""The hard constraints of the search: peak SRAM, Flash and latency of a candidate spec.
+
+SRAM is the planner's figure: the analytic peak activation memory (which the arena planner reaches;
+int8, in-place depthwise, network input counted) plus ``sram_reserve_bytes`` for what the generated
+program needs besides the activation arena (kernel scratch, stack, runtime data). With ``patch`` on and
+a layer-based peak over the limit, the candidate is paired with the best patch schedule the patch
+planner finds under the limit (MCUNetV2's joint search): it fits when that schedule's peak does.
+Flash is estimated for mcuforge's generated C: the weights, 16 B of per-channel constants per output
+channel of every weighted layer (bias, multiplier, shift and the rounding constant of the fast
+requantisation path), ``flash_code_base_bytes`` of runtime and ``flash_code_bytes_per_kernel`` per
+distinct specialised kernel. The constants come from Cortex-M4 builds of the generated C (text about
+0.95 kB per kernel, 26-42 kB in all, for 28-44 kernels) and overestimate the measured Flash by 2-3%.
+Latency (optional) comes from `nas.latency`.
+
+Layer-based figures come from the closed form in `fast_profile` (well under a millisecond); only
+candidates that need a patch schedule or a latency estimate are built as IR graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+from ..analysis.cost import REQUANT_BYTES_PER_CHANNEL
+from ..errors import McuforgeError
+from ..frontends.dsl import NetSpec
+from ..frontends.spec_graph import build_graph
+from ..targets import Target
+from .fast_profile import spec_figures
+from .latency import LatencyModel
+
+DEFAULT_SRAM_RESERVE_BYTES = 6 * 1024
+FLASH_CODE_BASE_BYTES = 4 * 1024
+FLASH_CODE_BYTES_PER_KERNEL = 1024
+CHANNEL_CONSTANT_BYTES = 16
+PATCH_HALO_MODES = ("none",)
+PATCH_MAX_GRID = 4
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Limits a candidate must meet (bytes; 1 kB = 1024 B)."""
+
+    sram_bytes: int
+    flash_bytes: int
+    latency_ms: float | None = None
+    patch: bool = False
+    sram_reserve_bytes: int = DEFAULT_SRAM_RESERVE_BYTES
+    flash_code_base_bytes: int = FLASH_CODE_BASE_BYTES
+    flash_code_bytes_per_kernel: int = FLASH_CODE_BYTES_PER_KERNEL
+
+    @property
+    def activation_budget_bytes(self) -> int:
+        """What the activations may use: the SRAM limit less the reserve."""
+        return self.sram_bytes - self.sram_reserve_bytes
+
+    def estimated_flash_bytes(self, figures) -> int:
+        """The generated program's Flash for a network with these `fast_profile.SpecFigures`."""
+        weights = figures.flash_bytes - figures.weighted_channels * (4 + REQUANT_BYTES_PER_CHANNEL)
+        return (weights + figures.weighted_channels * CHANNEL_CONSTANT_BYTES + self.flash_code_base_bytes
+                + figures.kernels * self.flash_code_bytes_per_kernel)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A candidate's figures against the constraints."""
+
+    macs: int
+    params: int
+    flash_bytes: int
+    estimated_program_flash_bytes: int
+    peak_layer_bytes: int
+    peak_sram_bytes: int
+    schedule: str
+    latency_ms: float | None
+    fits: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@lru_cache(maxsize=4096)
+def patch_peak(spec: NetSpec, limit_bytes: int) -> tuple[int, str] | None:
+    """(peak bytes, schedule text) of the best patch schedule of ``spec`` under ``limit_bytes``, or None
+    when none fits. Uses the patch planner (`planner.patch`) with MCUNetV2's recomputed halos and
+    grids up to 4x4 (a fraction of a second per network; results are cached per spec)."""
+    try:
+        from ..planner import patch as patch_planner
+    except ImportError:
+        raise McuforgeError("--patch needs the patch planner (mcuforge.planner.patch), which is not "
+                            "available in this installation") from None
+    graph = build_graph(spec)
+    return patch_planner.best_schedule_peak(graph, limit_bytes, halo_modes=PATCH_HALO_MODES,
+                                            max_grid=PATCH_MAX_GRID)
+
+
+def measure(spec: NetSpec, constraints: Constraints, latency_model: LatencyModel | None = None,
+            target: Target | None = None, need_patch_peak: bool = True) -> Measurement:
+    """Figures of ``spec`` and whether it meets ``constraints``. With ``need_patch_peak`` False a
+    layer-based misfit is reported without asking the patch planner (for quick pre-filtering)."""
+    figures = spec_figures(spec)
+    budget = constraints.activation_budget_bytes
+    peak, schedule = figures.peak_activation_bytes, "layer-based"
+    reasons = []
+    program_flash = constraints.estimated_flash_bytes(figures)
+    if program_flash > constraints.flash_bytes:
+        reasons.append(f"flash {program_flash} > {constraints.flash_bytes}")
+    if peak > budget:
+        patched = patch_peak(spec, budget) if constraints.patch and need_patch_peak and not reasons else None
+        if patched is None:
+            reasons.append(f"sram {peak} > {budget}")
+        else:
+            peak, schedule = patched
+    latency = None
+    if constraints.latency_ms is not None and not reasons:
+        if latency_model is None or target is None:
+            raise McuforgeError("a latency limit needs a latency model and a target")
+        latency = latency_model.latency_ms(build_graph(spec), target)
+        if latency > constraints.latency_ms:
+            reasons.append(f"latency {latency:.1f} ms > {constraints.latency_ms} ms")
+    return Measurement(figures.macs, figures.params, figures.flash_bytes, program_flash, figures.peak_activation_bytes,
+                       peak, schedule, latency, not reasons, "; ".join(reasons))

@@ -1,0 +1,296 @@
+"""The whole TinyNAS run behind `mcuforge search`: stage 1, supernet, evolution, deployment, report.
+
+Every stage leaves its result in the run folder and is skipped on ``resume`` when that result is
+there: ``stage1.json`` (+ ``space_cdf.png``), ``plan.json`` (time-budget plan), ``supernet.pt``
+(resumes mid-epoch), ``evolution.json`` (resumes mid-search), ``random.json``, ``winner/`` (fine-tune
+checkpoint, ``model.pt``, ``deploy.json``, the C project ``c/``), and finally ``report.json`` /
+``report.md``. Under torchrun only the supernet training is distributed; ranks other than 0 stop
+after it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..data.registry import load_dataset
+from ..errors import McuforgeError
+from ..targets import get_target
+from ..train.config import TrainConfig
+from .constraints import Constraints, Measurement, measure
+from .deploy import deploy
+from .evolution import EvolutionConfig, evolve, random_search, write_json_atomic
+from .fitness import SubnetScorer, split_holdout
+from .latency import LatencyModel, tflm_linear_model
+from .sandwich import SupernetTrainConfig, init_distributed, supernet_checkpoint_path, train_supernet
+from .settings import RESUME_FREE, SearchSettings, plan_for_budget
+from .space import DEFAULT_WIDTHS, ArchConfig, SearchSpace, default_resolutions
+from .space_opt import plot_cdfs, rank_spaces
+
+
+class FeasibilityCache:
+    """``feasible(arch)`` for the search: constraint check of the arch's spec, cached by architecture."""
+
+    def __init__(self, space: SearchSpace, constraints: Constraints, latency: LatencyModel | None, target):
+        self.space, self.constraints, self.latency, self.target = space, constraints, latency, target
+        self.results: dict[str, Measurement] = {}
+
+    def measurement(self, arch: ArchConfig) -> Measurement:
+        """The constraint check of ``arch`` (computed once)."""
+        key = arch.key()
+        if key not in self.results:
+            self.results[key] = measure(self.space.spec(arch), self.constraints, self.latency, self.target)
+        return self.results[key]
+
+    def __call__(self, arch: ArchConfig) -> bool:
+        """Whether ``arch`` meets every constraint."""
+        return self.measurement(arch).fits
+
+
+def _check_resumable(run_dir: Path, settings: SearchSettings, resume: bool) -> None:
+    path = run_dir / "settings.json"
+    if path.exists():
+        if not resume:
+            raise McuforgeError(f"{run_dir} holds an earlier search: resume it (--resume) or use another folder")
+        saved = json.loads(path.read_text())
+        differing = [k for k, v in settings.to_dict().items()
+                     if k not in RESUME_FREE and json.loads(json.dumps(v)) != saved.get(k)]
+        if differing:
+            raise McuforgeError(f"{run_dir}: settings differ from the earlier run's ({', '.join(differing)})")
+    write_json_atomic(settings.to_dict(), path)
+
+
+def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: int, num_classes: int,
+              image_side: int, latency, target, run_dir: Path, resume: bool, log) -> SearchSpace:
+    """Search-space optimisation; writes stage1.json and space_cdf.png and returns the chosen space."""
+    path = run_dir / "stage1.json"
+    if resume and path.exists():
+        chosen = SearchSpace.from_dict(json.loads(path.read_text())["chosen"])
+        log(f"stage 1: reusing {path}: space {chosen.name}")
+        return chosen
+    widths = settings.widths or DEFAULT_WIDTHS
+    resolutions = settings.resolutions or default_resolutions(image_side)
+    spaces = [SearchSpace(w, r, in_channels, num_classes) for w in widths for r in resolutions]
+    started = time.perf_counter()
+    log(f"stage 1: profiling {len(spaces)} spaces x {settings.space_samples} samples "
+        f"({'with' if settings.patch else 'without'} patch schedules)")
+    ranked = rank_spaces(spaces, constraints, settings.space_samples, settings.seed, latency_model=latency,
+                         target=target)
+    seconds = time.perf_counter() - started
+    for stats in ranked[:5]:
+        log(f"  {stats.space.name:>10}: {stats.fit_fraction:6.1%} fit, mean {stats.mean_macs / 1e6:6.2f} MMACs"
+            + (f" ({stats.patched_fraction:.1%} need a patch schedule)" if stats.patched_fraction else ""))
+    per_sample_ms = seconds / (len(spaces) * settings.space_samples) * 1000
+    log(f"  {seconds:.1f} s ({per_sample_ms:.2f} ms per sampled network); chosen {ranked[0].space.name}")
+    plot_cdfs(ranked, run_dir / "space_cdf.png",
+              f"FLOPs CDF of satisfying samples ({constraints.sram_bytes // 1024} kB SRAM, "
+              f"{constraints.flash_bytes // 1024} kB Flash{', patch' if settings.patch else ''})")
+    write_json_atomic({"chosen": ranked[0].space.to_dict(), "seconds": seconds, "ms_per_sample": per_sample_ms,
+                       "spaces": [s.to_dict() for s in ranked]}, path)
+    return ranked[0].space
+
+
+def _measure_costs(space: SearchSpace, data, scorer_factory, batch: int, threads: int | None) -> tuple[float, float, float]:
+    """Seconds of one sandwich step, one fitness evaluation and one plain training step (measured)."""
+    from .supernet import SuperNet
+    from ..data.transforms import train_batch
+
+    probe = SuperNet(space)
+    images, labels = data.batch(list(range(min(batch, len(data)))))
+    x = train_batch(images, space.resolution, space.in_channels, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
+
+    def step(archs) -> float:
+        started = time.perf_counter()
+        for arch in archs:
+            probe.set_arch(arch)
+            torch.nn.functional.cross_entropy(probe(x), labels).backward()
+        optimizer.step()
+        return time.perf_counter() - started
+
+    rng = random.Random(0)
+    sandwich = [space.largest(), space.smallest(), space.sample(rng), space.sample(rng)]
+    step(sandwich)  # warm-up
+    sandwich_s = step(sandwich)
+    plain_s = step([space.sample(rng)])
+    scorer = scorer_factory(probe)
+    started = time.perf_counter()
+    scorer(space.sample(rng))
+    return sandwich_s, time.perf_counter() - started, plain_s
+
+
+def _latency_model(settings: SearchSettings, target, run_dir: Path, log) -> LatencyModel:
+    """The latency model the settings ask for: calibrated on generated code (cached in the run folder),
+    falling back to the TFLite Micro linear model when the Cortex-M toolchain is missing."""
+    if settings.latency_model == "tflm":
+        model = tflm_linear_model()
+    elif settings.latency_model == "codegen":
+        from .latency_calibration import codegen_latency_model
+
+        widths = settings.widths or DEFAULT_WIDTHS
+        resolutions = settings.resolutions or (48,)
+        reference = SearchSpace(sorted(widths)[len(widths) // 2], sorted(resolutions)[len(resolutions) // 2])
+        log(f"latency model: calibrating on generated {target.core} code (unicorn counts)")
+        try:
+            model = codegen_latency_model(reference, target.core, run_dir / "latency_model.json")
+        except McuforgeError as exc:
+            log(f"  calibration failed ({exc}); using the TFLite Micro linear model")
+            model = tflm_linear_model()
+    else:
+        raise McuforgeError(f"unknown latency model {settings.latency_model!r} (codegen or tflm)")
+    log(f"latency model: {model.source} (MACs/instruction {', '.join(f'{k} {v:.3f}' for k, v in model.macs_per_instruction.items())})")
+    return model
+
+
+def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = False, log=print) -> dict | None:
+    """Run the whole search (module doc); returns the report (None on ranks other than 0)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx = init_distributed()
+    if ctx.is_main:
+        _check_resumable(run_dir, settings, resume)
+    log = log if ctx.is_main else (lambda *a, **k: None)
+    started = time.perf_counter()
+    target = get_target(settings.target)
+    constraints = Constraints(settings.sram_bytes, settings.flash_bytes, settings.latency_ms, settings.patch)
+    latency = _latency_model(settings, target, run_dir, log) if settings.latency_ms is not None else None
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    train_full = load_dataset(settings.dataset, "train")
+    test_set = load_dataset(settings.dataset, "test")
+    train_part, held_out = split_holdout(train_full, settings.holdout, settings.seed)
+    fitness_count = min(settings.fitness_samples, len(held_out))
+    holdout = held_out.subset(list(range(fitness_count)))
+    # The rest of the held-out split confirms the search's comparison on images it never scored.
+    confirmation = held_out.subset(list(range(fitness_count, len(held_out)))) \
+        if len(held_out) - fitness_count >= 500 else None
+    space = stage_one(settings, constraints, train_full.channels, train_full.num_classes,
+                      max(train_full.image_size), latency, target, run_dir, resume, log)
+
+    def scorer_for(net):
+        return SubnetScorer.from_data(net, train_part, holdout, settings.recalibration_samples, settings.seed)
+
+    plan_path = run_dir / "plan.json"
+    if settings.time_budget_s is not None:
+        if resume and plan_path.exists():
+            plan = json.loads(plan_path.read_text())
+        else:
+            plan = None
+            if ctx.is_main:
+                costs = _measure_costs(space, train_part, scorer_for, settings.batch_size, settings.threads)
+                remaining = settings.time_budget_s - (time.perf_counter() - started)
+                plan = plan_for_budget(settings, remaining, len(train_part), *costs).to_dict()
+                write_json_atomic(plan, plan_path)
+            if ctx.distributed:  # every process must train on the same amounts
+                shared = [plan]
+                torch.distributed.broadcast_object_list(shared, src=0)
+                plan = shared[0]
+        settings = replace(settings, supernet_train_samples=plan["supernet_train_samples"],
+                           population=plan["population"], generations=plan["generations"],
+                           finetune_train_samples=plan["finetune_train_samples"])
+        log(f"time budget {settings.time_budget_s / 60:.0f} min: supernet on {settings.supernet_train_samples} "
+            f"samples x {settings.supernet_epochs} epochs, population {settings.population} x "
+            f"{settings.generations} generations, fine-tune on {settings.finetune_train_samples} samples")
+
+    from .supernet import SuperNet
+    torch.manual_seed(settings.seed)
+    supernet = SuperNet(space)
+    sn_config = SupernetTrainConfig(epochs=settings.supernet_epochs, batch_size=settings.batch_size,
+                                    train_samples=settings.supernet_train_samples, seed=settings.seed,
+                                    threads=settings.threads, progress=settings.progress)
+    log(f"stage 2: supernet of {space.name} (sandwich rule, {sn_config.epochs} epochs on "
+        f"{min(len(train_part), sn_config.train_samples or len(train_part))} images)")
+    sn_history = train_supernet(supernet, train_part, sn_config, run_dir,
+                                resume=resume and supernet_checkpoint_path(run_dir).exists())
+    if not ctx.is_main:
+        return None
+
+    scorer = scorer_for(supernet)
+    feasible = FeasibilityCache(space, constraints, latency, target)
+    cache: dict[str, float] = {}
+
+    def fitness(arch: ArchConfig) -> float:
+        if arch.key() not in cache:
+            cache[arch.key()] = scorer(arch)
+        return cache[arch.key()]
+
+    evo_config = EvolutionConfig(population=settings.population, generations=settings.generations, seed=settings.seed)
+    log(f"evolutionary search: population {evo_config.population}, {evo_config.generations} generations")
+    evo_started = time.perf_counter()
+    state = evolve(space, fitness, feasible, evo_config, run_dir / "evolution.json", resume,
+                   on_generation=lambda r: log(f"  generation {r['generation']}: best {r['best_fitness']:.2%}, "
+                                               f"mean {r['population_mean']:.2%}, {r['evaluations']} evaluated"))
+    evo_seconds = time.perf_counter() - evo_started
+    best_arch, best_fitness = state.best()
+    baseline = None
+    if settings.compare_random:
+        random_state = random_search(space, fitness, feasible, state.evaluations, settings.seed)
+        baseline = {"evaluations": random_state.evaluations, "best_fitness": random_state.best()[1],
+                    "best": random_state.best()[0].key(),
+                    "curve": _best_curve(random_state)}
+        if confirmation is not None:
+            confirm = SubnetScorer.from_data(supernet, train_part, confirmation, settings.recalibration_samples,
+                                             settings.seed)
+            baseline["confirmation"] = {"images": len(confirmation), "evolution": confirm(best_arch),
+                                        "random": confirm(random_state.best()[0])}
+        write_json_atomic(baseline, run_dir / "random.json")
+        log(f"random search, same {random_state.evaluations} evaluations: best {baseline['best_fitness']:.2%} "
+            f"(evolution {best_fitness:.2%})")
+        if "confirmation" in baseline:
+            c = baseline["confirmation"]
+            log(f"  the two winners on {c['images']} other held-out images: evolution {c['evolution']:.2%}, "
+                f"random {c['random']:.2%}")
+
+    winner_spec = space.spec(best_arch)
+    winner_measure = feasible.measurement(best_arch)
+    log(f"winner {winner_spec.to_string()}\n  held-out accuracy (supernet weights) {best_fitness:.2%}, "
+        f"{winner_measure.macs / 1e6:.2f} MMACs, peak SRAM {winner_measure.peak_sram_bytes:,} B "
+        f"({winner_measure.schedule}), Flash {winner_measure.flash_bytes:,} B")
+    model = scorer.subnet(best_arch)
+    ft_set = train_full
+    if settings.finetune_train_samples and settings.finetune_train_samples < len(train_full):
+        ft_set = train_full.subset(list(range(settings.finetune_train_samples)))
+    ft_config = TrainConfig(resolution=space.resolution, in_channels=space.in_channels,
+                            epochs=settings.finetune_epochs, batch_size=settings.batch_size, lr=0.03,
+                            warmup_epochs=0.0, seed=settings.seed, threads=settings.threads,
+                            progress=settings.progress)
+    compile_core = target.core if settings.compile and winner_measure.schedule == "layer-based" else None
+    if settings.compile and compile_core is None:
+        log("  (not compiled: the generated C runs layer by layer, this network needs its patch schedule)")
+    log(f"fine-tuning the winner for {ft_config.epochs} epochs on {len(ft_set)} images, then int8 + compile")
+    deployed = deploy(model, winner_spec, ft_set, test_set, ft_config, run_dir / "winner",
+                      target_core=compile_core, sram_bytes=settings.sram_bytes, resume=resume,
+                      int8_test_samples=settings.int8_test_samples, dataset_name=settings.dataset, log=log)
+    from .search_report import write_report
+
+    report = {
+        "settings": settings.to_dict(), "target": target.name, "constraints": constraints.to_dict(),
+        "latency_model": latency.to_dict() if latency else None,
+        "space": space.to_dict() | {"name": space.name},
+        "stage1": json.loads((run_dir / "stage1.json").read_text()),
+        "supernet": {"history": sn_history, "epochs": sn_config.epochs,
+                     "train_samples": min(len(train_part), sn_config.train_samples or len(train_part))},
+        "evolution": {"history": state.history, "evaluations": state.evaluations, "best_fitness": best_fitness,
+                      "best": best_arch.key(), "seconds": evo_seconds, "curve": _best_curve(state)},
+        "random_search": baseline,
+        "winner": {"spec": winner_spec.to_string(), "arch": best_arch.to_dict(), **winner_measure.to_dict(),
+                   "layer_based_fits": winner_measure.peak_layer_bytes <= constraints.activation_budget_bytes},
+        "deploy": deployed.to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
+    write_report(report, run_dir)
+    return report
+
+
+def _best_curve(state) -> list[float]:
+    """Best fitness after each evaluation, in evaluation order."""
+    best, curve = float("-inf"), []
+    for value in state.cache.values():
+        best = max(best, value)
+        curve.append(best)
+    return curve

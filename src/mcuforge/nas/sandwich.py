@@ -1,0 +1,259 @@
+"""Supernet training with the sandwich rule (BigNAS / once-for-all), DDP-ready.
+
+Every step runs four subnets on the same batch and accumulates their gradients before one optimizer
+step: the largest (trained on the labels, with label smoothing), the smallest and ``num_random``
+random ones (trained by in-place distillation on the largest one's soft predictions when ``distill``
+is on, else on the labels). The random subnets of a step are drawn from a generator seeded by (seed,
+epoch, step), so every process of a distributed run trains the same subnets, and a resumed run
+replays the same ones.
+
+Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment) the
+process group is initialised from the environment with the gloo backend (CPU), the model is wrapped in
+`DistributedDataParallel` (``find_unused_parameters``: a subnet leaves blocks unused), and each process
+reads its share of every epoch through a `DistributedSampler`; the per-process batch is
+``batch_size / world_size`` so the global batch and the learning-rate schedule do not change with N.
+Each of the four backward passes all-reduces the accumulated gradients, which averages every pass's
+contribution across processes. Only rank 0 writes checkpoints and prints progress.
+
+Checkpoints (``supernet.pt`` in the run folder, atomic) hold the weights, optimizer and scheduler,
+the position (epoch, step), the history and the config; ``resume`` continues from the exact step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+
+from ..data.dataset import ArrayDataset
+from ..data.transforms import train_batch
+from ..errors import McuforgeError
+from ..train.checkpoint import atomic_torch_save
+from ..train.loop import cosine_factor, derived_seed
+from ..train.progress import ProgressBar
+from .space import SearchSpace
+from .supernet import SuperNet
+
+CHECKPOINT_NAME = "supernet.pt"
+FORMAT = "mcuforge-supernet-checkpoint"
+
+
+@dataclass(frozen=True)
+class SupernetTrainConfig:
+    """Settings of a supernet training run (global batch; SGD with Nesterov momentum, cosine LR)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-5
+    momentum: float = 0.9
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.1
+    num_random: int = 2
+    distill: bool = True
+    augment: bool = True
+    train_samples: int | None = None
+    seed: int = 0
+    threads: int | None = None
+    checkpoint_every_steps: int | None = 50
+    stop_after_steps: int | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SupernetTrainConfig":
+        """Inverse of `to_dict` (unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Fields that may change between a run and its resumption.
+_RESUME_FREE = {"threads", "checkpoint_every_steps", "stop_after_steps", "progress"}
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def distributed(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 writes checkpoints and prints."""
+        return self.rank == 0
+
+
+def init_distributed() -> DistContext:
+    """Join the torchrun process group (gloo) when ``WORLD_SIZE`` > 1, else a single-process context."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(0, 1)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return DistContext(dist.get_rank(), dist.get_world_size())
+
+
+def supernet_checkpoint_path(run_dir: str | Path) -> Path:
+    """Where the supernet checkpoint of a run folder is."""
+    return Path(run_dir) / CHECKPOINT_NAME
+
+
+def load_supernet(path: str | Path) -> tuple[SuperNet, dict]:
+    """The supernet (weights loaded) and the whole checkpoint state from ``path``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise McuforgeError(f"{path}: cannot read supernet checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise McuforgeError(f"{path}: not an mcuforge supernet checkpoint")
+    net = SuperNet(SearchSpace.from_dict(state["space"]))
+    net.load_state_dict(state["model"])
+    return net, state
+
+
+def train_subset(dataset: ArrayDataset, samples: int | None, seed: int) -> ArrayDataset:
+    """The first ``samples`` of a seeded permutation of ``dataset`` (all of it when None)."""
+    if samples is None or samples >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derived_seed(seed, 0x5B5E)))
+    return dataset.subset(order[:samples].numpy())
+
+
+def _sandwich_losses(model, supernet: SuperNet, x, labels, archs, config: SupernetTrainConfig) -> tuple[float, int]:
+    """Forward/backward the subnets of one step; (largest subnet's loss, its correct predictions)."""
+    teacher = None
+    first_loss, correct = 0.0, 0
+    for index, arch in enumerate(archs):
+        supernet.set_arch(arch)
+        logits = model(x)
+        if index == 0 or not config.distill:
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+        else:
+            loss = torch.sum(-F.softmax(teacher, dim=1) * F.log_softmax(logits, dim=1), dim=1).mean()
+        if index == 0:
+            teacher = logits.detach()
+            first_loss, correct = float(loss.item()), int((teacher.argmax(1) == labels).sum())
+            if not math.isfinite(first_loss):
+                raise McuforgeError(f"supernet training diverged (loss {first_loss}); lower the learning rate")
+        loss.backward()
+    return first_loss, correct
+
+
+def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTrainConfig,
+                   run_dir: str | Path | None = None, resume: bool = False,
+                   on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``supernet`` in place with the sandwich rule (module doc); returns per-epoch figures."""
+    ctx = init_distributed()
+    path = supernet_checkpoint_path(run_dir) if run_dir is not None else None
+    data = train_subset(dataset, config.train_samples, config.seed)
+    local_batch = max(1, config.batch_size // ctx.world_size)
+    sampler = DistributedSampler(range(len(data)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=config.seed, drop_last=True)
+    steps_per_epoch = max(1, len(sampler) // local_batch)
+    decayed = [p for p in supernet.parameters() if p.ndim > 1]
+    plain = [p for p in supernet.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD([{"params": decayed, "weight_decay": config.weight_decay},
+                                 {"params": plain, "weight_decay": 0.0}],
+                                lr=config.lr, momentum=config.momentum, nesterov=True)
+    total = config.epochs * steps_per_epoch
+    warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total, warmup))
+    epoch, step, history = 0, 0, []
+    if resume and path is not None and path.exists():
+        _, state = load_supernet(path)
+        saved = {k: v for k, v in state["train_config"].items() if k not in _RESUME_FREE}
+        now = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+        if saved != now:
+            raise McuforgeError(f"{path}: training settings differ from the checkpoint's")
+        supernet.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, step, history = state["epoch"], state["step"], list(state["history"])
+    elif path is not None and path.exists():
+        raise McuforgeError(f"{path} exists: resume it or remove it to start a new supernet")
+    model = supernet
+    if ctx.distributed:
+        # Sliced and transformed depthwise kernels give gradients in another memory layout than DDP's
+        # buckets; DDP copies them (correct, a little slower) and would warn at every step.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        model = torch.nn.parallel.DistributedDataParallel(supernet, find_unused_parameters=True)
+
+    def save(epoch_now: int, step_now: int) -> None:
+        if path is not None and ctx.is_main:
+            atomic_torch_save({"format": FORMAT, "space": supernet.space.to_dict(), "model": supernet.state_dict(),
+                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                               "epoch": epoch_now, "step": step_now, "history": history,
+                               "train_config": config.to_dict(), "world_size": ctx.world_size}, path)
+
+    old_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    steps_done = 0
+    try:
+        while epoch < config.epochs:
+            sampler.set_epoch(epoch)
+            indices = torch.tensor(list(iter(sampler)), dtype=torch.int64)
+            supernet.train()
+            started, loss_sum, correct_sum, seen = time.perf_counter(), 0.0, 0, 0
+            bar = ProgressBar(steps_per_epoch, step, f"supernet epoch {epoch + 1}/{config.epochs}",
+                              config.progress and ctx.is_main)
+            with bar:
+                while step < steps_per_epoch:
+                    batch = indices[step * local_batch:(step + 1) * local_batch].numpy()
+                    images, labels = data.batch(batch)
+                    step_seed = derived_seed(config.seed, epoch, step)
+                    generator = torch.Generator().manual_seed(derived_seed(step_seed, ctx.rank))
+                    x = train_batch(images, supernet.space.resolution, supernet.space.in_channels,
+                                    generator, config.augment, data.hflip_ok)
+                    rng = random.Random(step_seed)
+                    archs = [supernet.space.largest(), supernet.space.smallest()] + \
+                        [supernet.space.sample(rng) for _ in range(config.num_random)]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, correct = _sandwich_losses(model, supernet, x, labels, archs, config)
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    steps_done += 1
+                    loss_sum, correct_sum, seen = loss_sum + loss * len(batch), correct_sum + correct, seen + len(batch)
+                    bar.update(loss_sum / seen, correct_sum / seen)
+                    if config.stop_after_steps is not None and steps_done >= config.stop_after_steps:
+                        save(epoch, step)
+                        return history
+                    if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+                        save(epoch, step)
+            record = {"epoch": epoch + 1, "train_loss_largest": loss_sum / max(1, seen),
+                      "train_accuracy_largest": correct_sum / max(1, seen),
+                      "seconds": time.perf_counter() - started, "steps": steps_per_epoch,
+                      "world_size": ctx.world_size}
+            history.append(record)
+            epoch, step = epoch + 1, 0
+            save(epoch, step)
+            if ctx.is_main:
+                ProgressBar.write(f"supernet epoch {record['epoch']}/{config.epochs}  largest-subnet train loss "
+                                  f"{record['train_loss_largest']:.4f} acc {record['train_accuracy_largest']:.2%}  "
+                                  f"{record['seconds']:.0f} s", config.progress)
+            if on_epoch is not None:
+                on_epoch(record)
+    finally:
+        torch.set_num_threads(old_threads)
+    supernet.set_max_net()
+    return history

@@ -1,0 +1,80 @@
+"""Running a quantised graph on float data: input quantisation, batching, predictions.
+
+`quantize_input` applies the graph input's quantisation to float model input exactly as TFLite's
+QUANTIZE does (``round(x / scale) + zero_point``, rounding half away from zero, saturated to int8).
+`widen_int4` stores int4 weights as int8 tensors with the same values: the arithmetic of every
+kernel is unchanged (int4 only changes how weights are stored), so a runtime without int4 storage
+computes the int4 model exactly. `with_batch` rewrites every activation's leading (batch) dimension so that the reference runtime,
+whose kernels take any batch, runs many images in one call; weights are untouched, so the result per
+image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
+runtime in such batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ..ir import DType, Graph, OpKind, ReshapeAttrs, Tensor, validate
+from ..quant.fixedpoint import round_half_away
+
+
+def quantize_input(graph: Graph, x: np.ndarray | torch.Tensor, layout: str = "NCHW") -> np.ndarray:
+    """Float model input (NCHW as torch models take it, or NHWC) -> int8 NHWC graph input."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float32)
+    if layout == "NCHW" and x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    quant = graph.tensor(graph.inputs[0]).quant
+    if quant is None:
+        raise ValueError(f"graph input {graph.inputs[0]!r} is not quantised")
+    scaled = round_half_away(x / np.float32(quant.scale[0])).astype(np.int64) + quant.zero_point[0]
+    return np.clip(scaled, -128, 127).astype(np.int8)
+
+
+def with_batch(graph: Graph, batch_size: int) -> Graph:
+    """A copy of ``graph`` whose activations have leading dimension ``batch_size``."""
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    tensors: dict[str, Tensor] = {}
+    for name, tensor in graph.tensors.items():
+        if tensor.constant or not tensor.shape:
+            tensors[name] = tensor
+        else:
+            tensors[name] = replace(tensor, shape=(batch_size,) + tuple(tensor.shape[1:]))
+    ops = []
+    for op in graph.ops:
+        if op.kind is OpKind.RESHAPE:
+            op = replace(op, attrs=ReshapeAttrs((batch_size,) + tuple(op.attrs.new_shape[1:])))
+        ops.append(op)
+    return validate(replace(graph, tensors=tensors, ops=tuple(ops)))
+
+
+def widen_int4(graph: Graph) -> Graph:
+    """A copy of ``graph`` whose INT4 tensors are INT8 tensors holding the same values."""
+    if not any(t.dtype is DType.INT4 for t in graph.tensors.values()):
+        return graph
+    tensors = {name: replace(t, dtype=DType.INT8) if t.dtype is DType.INT4 else t
+               for name, t in graph.tensors.items()}
+    return replace(graph, tensors=tensors)
+
+
+def int8_logits(graph: Graph, inputs: np.ndarray, batch_size: int = 250) -> np.ndarray:
+    """Run int8 NHWC ``inputs`` [N, H, W, C] through the reference runtime, ``batch_size`` images
+    per call; returns the int8 outputs stacked [N, ...]. Int4 weights run widened to int8
+    (`widen_int4`; identical arithmetic)."""
+    from ..runtime.reference import Interpreter
+
+    graph = widen_int4(graph)
+    outputs = []
+    interpreters: dict[int, Interpreter] = {}
+    for first in range(0, len(inputs), batch_size):
+        chunk = np.ascontiguousarray(inputs[first:first + batch_size])
+        n = len(chunk)
+        if n not in interpreters:
+            interpreters[n] = Interpreter(with_batch(graph, n))
+        outputs.append(interpreters[n].invoke([chunk])[0])
+    return np.concatenate(outputs, axis=0)

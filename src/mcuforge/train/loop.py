@@ -1,0 +1,304 @@
+"""The training loop: cosine-scheduled SGD/AdamW with label smoothing, exact resume, fixed seeds.
+
+Reproducibility and exact resumption come from deriving every random choice from the run's seed and
+its position instead of from a generator that runs on:
+
+  * epoch e's sample order is ``randperm`` under a generator seeded from (seed, e);
+  * step s of epoch e seeds the augmentation generator and torch's global generator (dropout,
+    anything random inside the model) from (seed, e, s).
+
+So the state of a run between two steps is only: the weights, the optimizer and scheduler states,
+(epoch, step) and the epoch's running sums — all in the checkpoint. A run killed at any point and
+resumed from its last checkpoint replays the missing steps bit for bit; with the same thread count
+and `torch.use_deterministic_algorithms`, the final weights equal an uninterrupted run's exactly.
+SIGINT/SIGTERM are caught between steps: a checkpoint of the exact position is written, then
+`KeyboardInterrupt` is raised.
+
+Hooks (for quantisation-aware training and callers that watch a run): ``on_epoch_start(epoch,
+model)``, ``on_step_end(StepInfo)`` and ``on_epoch_end(EpochStats, model)``; any may be None.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import ArrayDataset
+from ..data.transforms import eval_batch, train_batch
+from ..errors import McuforgeError
+from .checkpoint import checkpoint_path, load_checkpoint, restore_rng_states, save_checkpoint
+from .config import EpochStats, TrainConfig, TrainResult, resume_mismatches
+from .progress import ProgressBar
+
+
+class TrainingStopped(Exception):
+    """Raised when ``config.stop_after_steps`` ends a run on purpose (tests of resumption)."""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What ``on_step_end`` is told after every optimizer step."""
+
+    epoch: int
+    step_in_epoch: int
+    global_step: int
+    loss: float
+    learning_rate: float
+
+
+@dataclass
+class TrainHooks:
+    """Optional callbacks into the loop (see the module doc)."""
+
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None
+    on_step_end: Callable[[StepInfo], None] | None = None
+    on_epoch_end: Callable[[EpochStats, nn.Module], None] | None = None
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed that depends on every part (numpy's SeedSequence mixing)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> torch.Tensor:
+    """The sample order of ``epoch``: a permutation that only depends on (seed, epoch)."""
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch, 0x5A3D))
+    return torch.randperm(size, generator=generator)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum) or AdamW; no weight decay on biases and norm weights (1-D tensors)."""
+    decayed = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decayed, "weight_decay": config.decay}, {"params": plain, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def cosine_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """The learning-rate multiplier at ``step``: linear warm-up, then cosine from 1 to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """A per-step LambdaLR with warm-up and cosine decay over the whole run."""
+    total = config.epochs * steps_per_epoch
+    warmup = min(total, max(1, round(config.warmup_epochs * steps_per_epoch))) if config.warmup_epochs > 0 else 0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total, warmup))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: ArrayDataset, config: TrainConfig) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on ``dataset``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for first in range(0, len(dataset), config.eval_batch_size):
+        images, labels = dataset.batch(np.arange(first, min(first + config.eval_batch_size, len(dataset))))
+        x = eval_batch(images, config.resolution, config.in_channels)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x)
+        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == labels).sum())
+    model.train(was_training)
+    return total_loss / max(1, len(dataset)), correct / max(1, len(dataset))
+
+
+@contextmanager
+def _interrupt_flag() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    flag = {"raised": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame) -> None:
+        flag["raised"] = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def _deterministic_torch(threads: int | None) -> Iterator[None]:
+    """Deterministic kernels and a fixed thread count for the run; restored afterwards."""
+    old_threads = torch.get_num_threads()
+    old_deterministic = torch.are_deterministic_algorithms_enabled()
+    old_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if threads:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_deterministic, warn_only=old_warn_only)
+
+
+def train(
+    model: nn.Module,
+    dataset: ArrayDataset,
+    config: TrainConfig,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    eval_dataset: ArrayDataset | None = None,
+    hooks: TrainHooks | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` (NCHW float input, logits out) in place; see the module doc.
+
+    ``checkpoint_dir`` gets ``checkpoint.pt`` after every epoch (and every
+    ``config.checkpoint_every_steps`` steps); with ``resume`` the run continues from it, and the
+    settings that shape the result must match the checkpoint's. Starting afresh where a checkpoint
+    exists is refused (delete it first) so that no earlier run is lost by accident. ``metadata`` is
+    stored in the checkpoint (e.g. the model spec) and returned in ``TrainResult.extra``.
+    """
+    hooks = hooks or TrainHooks()
+    if len(dataset) == 0:
+        raise McuforgeError(f"{dataset.source}: the training split is empty")
+    hflip = dataset.hflip_ok if config.hflip is None else config.hflip
+    steps_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    path = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+    if path is not None and path.exists() and not resume:
+        raise McuforgeError(f"{path} exists: resume it (--resume) or remove it to start a new run")
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    history: list[EpochStats] = []
+    fingerprint = dataset.fingerprint()
+    epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    if resume:
+        if path is None or not path.exists():
+            raise McuforgeError(f"nothing to resume: no checkpoint in {checkpoint_dir}")
+        state = load_checkpoint(path)
+        differing = resume_mismatches(state["config"], config)
+        if differing:
+            raise McuforgeError(f"{path}: settings differ from the checkpoint's ({'; '.join(differing)})")
+        if state.get("dataset_fingerprint", fingerprint) != fingerprint:
+            raise McuforgeError(f"{path}: the training data differ from the checkpoint's ({dataset.source})")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, step, sums = state["epoch"], state["step_in_epoch"], dict(state["epoch_sums"])
+        history = [EpochStats(**entry) for entry in state["history"]]
+        restore_rng_states(state["rng"])
+
+    def save(epoch_now: int, step_now: int, order: torch.Tensor | None, seconds_in_epoch: float = 0.0) -> None:
+        if path is None:
+            return
+        save_checkpoint(path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch_now, "step_in_epoch": step_now,
+            "global_step": epoch_now * steps_per_epoch + step_now, "sampler_order": order,
+            "epoch_sums": {**sums, "seconds": sums["seconds"] + seconds_in_epoch},
+            "history": [asdict(h) for h in history],
+            "config": config.to_dict(), "metadata": dict(metadata or {}),
+            "dataset_fingerprint": fingerprint,
+        })
+
+    started = time.perf_counter()
+    steps_this_process = 0
+    with _deterministic_torch(config.threads), _interrupt_flag() as interrupted:
+        while epoch < config.epochs:
+            order = epoch_order(config.seed, epoch, len(dataset))
+            model.train()
+            if hooks.on_epoch_start is not None:
+                hooks.on_epoch_start(epoch, model)
+            epoch_started = time.perf_counter()
+            bar = ProgressBar(total=steps_per_epoch, initial=step, description=f"epoch {epoch + 1}/{config.epochs}",
+                              enabled=config.progress)
+            with bar:
+                while step < steps_per_epoch:
+                    loss_value, correct, count = _train_step(model, optimizer, dataset, order, config, epoch, step, hflip)
+                    scheduler.step()
+                    step += 1
+                    steps_this_process += 1
+                    sums["loss"] += loss_value * count
+                    sums["correct"] += correct
+                    sums["seen"] += count
+                    bar.update(sums["loss"] / sums["seen"], sums["correct"] / sums["seen"])
+                    if hooks.on_step_end is not None:
+                        hooks.on_step_end(StepInfo(epoch, step, epoch * steps_per_epoch + step, loss_value,
+                                                   optimizer.param_groups[0]["lr"]))
+                    if config.stop_after_steps is not None and steps_this_process >= config.stop_after_steps:
+                        raise TrainingStopped(f"stopped after {steps_this_process} steps (epoch {epoch}, step {step})")
+                    if interrupted["raised"]:
+                        save(epoch, step, order, time.perf_counter() - epoch_started)
+                        raise KeyboardInterrupt
+                    every = config.checkpoint_every_steps
+                    if every and step % every == 0 and step < steps_per_epoch:
+                        save(epoch, step, order, time.perf_counter() - epoch_started)
+            test_loss, test_accuracy = evaluate(model, eval_dataset, config) if eval_dataset is not None else (None, None)
+            stats = EpochStats(
+                epoch=epoch + 1,
+                train_loss=sums["loss"] / sums["seen"],
+                train_accuracy=sums["correct"] / sums["seen"],
+                test_loss=test_loss,
+                test_accuracy=test_accuracy,
+                seconds=sums["seconds"] + time.perf_counter() - epoch_started,
+                learning_rate=optimizer.param_groups[0]["lr"],
+            )
+            history.append(stats)
+            bar.write(_epoch_line(stats, config.epochs), enabled=config.progress)
+            epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            save(epoch, 0, None)
+            if hooks.on_epoch_end is not None:
+                hooks.on_epoch_end(stats, model)
+    return TrainResult(
+        history=tuple(history),
+        checkpoint_path=str(path) if path is not None else None,
+        seconds=time.perf_counter() - started,
+        extra=dict(metadata or {}),
+    )
+
+
+def _train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, dataset: ArrayDataset, order: torch.Tensor,
+    config: TrainConfig, epoch: int, step: int, hflip: bool,
+) -> tuple[float, int, int]:
+    """One optimizer step on batch ``step`` of ``order``: (loss, correct predictions, batch size)."""
+    indices = order[step * config.batch_size : (step + 1) * config.batch_size]
+    images, labels = dataset.batch(indices.numpy())
+    step_seed = derived_seed(config.seed, epoch, step)
+    torch.manual_seed(step_seed)
+    generator = torch.Generator().manual_seed(step_seed)
+    x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip)
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    if not torch.isfinite(loss):
+        raise McuforgeError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {loss.item()}); "
+                            "lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = int((logits.detach().argmax(dim=1) == labels).sum())
+    return float(loss.item()), correct, int(labels.shape[0])
+
+
+def _epoch_line(stats: EpochStats, epochs: int) -> str:
+    test = "" if stats.test_accuracy is None else f"  test loss {stats.test_loss:.4f}  test acc {stats.test_accuracy:.2%}"
+    return (f"epoch {stats.epoch}/{epochs}  train loss {stats.train_loss:.4f}  train acc {stats.train_accuracy:.2%}"
+            f"{test}  {stats.seconds:.1f} s")

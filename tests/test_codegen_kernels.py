@@ -1,0 +1,183 @@
+"""One test per generated C kernel: a one- or two-op int8 graph with random weights and quantisation,
+compiled for the host with AddressSanitizer + UBSan and for Cortex-M7 (the DSP path) under QEMU, must
+equal the reference runtime bit for bit on random and extreme inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen_support import HAVE_ARM, Int8Builder, differential_run, output_scale, q
+from mcuforge.ir import (RELU, RELU6, ConcatAttrs, ConvAttrs, DType, ElementwiseAttrs,
+                         FullyConnectedAttrs, MeanAttrs, NO_CLAMP, OpKind, PadAttrs, Pads, PoolAttrs,
+                         ReshapeAttrs, SoftmaxAttrs, TransposeAttrs)
+
+
+def conv_graph(shape, cout, kernel, stride=(1, 1), pads=Pads(), dilation=(1, 1), clamp=RELU6,
+               bias_magnitude=3000, seed=0, y_scale=None):
+    b = Int8Builder("conv", seed)
+    x = b.x(shape)
+    cin = shape[3]
+    w = b.weights((cout, *kernel, cin), 0, cout)
+    bias = b.bias(cout, bias_magnitude)
+    y_scale = y_scale or output_scale(0.05, 0.02, kernel[0] * kernel[1] * cin)
+    y = b.op(OpKind.CONV_2D, [x, w, bias], ConvAttrs(stride, pads, dilation, clamp), dtype=DType.INT8,
+             quant=q(y_scale, 5))
+    return b.finish([y])
+
+
+def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
+    b = Int8Builder("dw", seed)
+    x = b.x(shape)
+    cout = shape[3] * multiplier
+    w = b.weights((1, *kernel, cout), 3, cout)
+    bias = b.bias(cout)
+    pads = Pads.same(shape[1], shape[2], kernel, stride)
+    y = b.op(OpKind.DEPTHWISE_CONV_2D, [x, w, bias],
+             ConvAttrs(stride, pads, (1, 1), clamp, multiplier), dtype=DType.INT8,
+             quant=q(output_scale(0.05, 0.02, kernel[0] * kernel[1]), -128))
+    return b.finish([y])
+
+
+CASES = {
+    "conv1x1": lambda: conv_graph((1, 5, 3, 8), 6, (1, 1)),
+    "conv1x1_odd_channels": lambda: conv_graph((1, 3, 3, 7), 5, (1, 1), clamp=NO_CLAMP),
+    "conv1x1_exact_requant": lambda: conv_graph((1, 4, 4, 8), 4, (1, 1), bias_magnitude=1 << 30),
+    # output scale below input x weight scale: multipliers > 1, shifts >= 0 (the mixed fast form)
+    "conv1x1_mixed_shift": lambda: conv_graph((1, 3, 5, 8), 6, (1, 1), clamp=NO_CLAMP,
+                                              bias_magnitude=50, y_scale=0.05 * 0.012),
+    "conv3x3_s2_same": lambda: conv_graph((1, 9, 7, 3), 8, (3, 3), (2, 2), Pads(0, 1, 0, 1)),
+    "conv3x3_dilated": lambda: conv_graph((1, 8, 8, 4), 6, (3, 3), (1, 1), Pads(2, 2, 2, 2), (2, 2)),
+    "conv_10x4_rect": lambda: conv_graph((1, 12, 6, 1), 8, (10, 4), (2, 2), Pads(4, 5, 1, 1)),
+    "conv1x1_s2": lambda: conv_graph((1, 6, 6, 8), 8, (1, 1), (2, 2)),
+    "dw3x3_s1": lambda: depthwise_graph((1, 7, 6, 5), (3, 3), (1, 1)),
+    "dw3x3_s2": lambda: depthwise_graph((1, 8, 9, 4), (3, 3), (2, 2), clamp=RELU6),
+    "dw5x5_s1": lambda: depthwise_graph((1, 6, 7, 3), (5, 5), (1, 1)),
+    "dw7x7_s2": lambda: depthwise_graph((1, 9, 9, 3), (7, 7), (2, 2), clamp=NO_CLAMP),
+    "dw_multiplier": lambda: depthwise_graph((1, 11, 9, 1), (5, 4), (2, 2), multiplier=4),
+}
+
+
+def fc_graph(rows=1, per_channel=False, clamp=NO_CLAMP):
+    b = Int8Builder("fc", 3)
+    x = b.x((rows, 37))
+    w = b.weights((9, 37), 0 if per_channel else None, 9)
+    bias = b.bias(9)
+    y = b.op(OpKind.FULLY_CONNECTED, [x, w, bias], FullyConnectedAttrs(clamp), dtype=DType.INT8,
+             quant=q(output_scale(0.05, 0.02, 37), 7))
+    return b.finish([y])
+
+
+def add_graph():
+    b = Int8Builder("add", 4)
+    x1 = b.x((1, 4, 5, 6), 0.04, 10)
+    x2 = b.input("x2", (1, 4, 5, 6), DType.INT8, q(0.07, -20))
+    y = b.op(OpKind.ADD, [x1, x2], ElementwiseAttrs(RELU), dtype=DType.INT8, quant=q(0.09, -128))
+    return b.finish([y])
+
+
+def pool_graph(kind, kernel, stride, pads):
+    b = Int8Builder("pool", 5)
+    x = b.x((1, 7, 6, 5))
+    y = b.op(kind, [x], PoolAttrs(kernel, stride, pads, RELU), dtype=DType.INT8, quant=q(0.05, -3))
+    return b.finish([y])
+
+
+def mean_graph(same_quant):
+    b = Int8Builder("mean", 6)
+    x = b.x((1, 5, 4, 7))
+    y = b.op(OpKind.MEAN, [x], MeanAttrs((1, 2), True), dtype=DType.INT8,
+             quant=q(0.05, -3) if same_quant else q(0.02, 11))
+    return b.finish([y])
+
+
+def movement_graph(kind):
+    b = Int8Builder("move", 7)
+    x = b.x((1, 4, 3, 6))
+    quant = q(0.05, -3)
+    if kind == "pad":
+        y = b.op(OpKind.PAD, [x], PadAttrs(((0, 0), (1, 2), (2, 0), (0, 0))), dtype=DType.INT8, quant=quant)
+    elif kind == "transpose":
+        y = b.op(OpKind.TRANSPOSE, [x], TransposeAttrs((0, 3, 1, 2)), dtype=DType.INT8, quant=quant)
+    elif kind == "reshape":
+        pad = b.op(OpKind.PAD, [x], PadAttrs(((0, 0), (1, 0), (0, 0), (0, 0))), dtype=DType.INT8, quant=quant)
+        y = b.op(OpKind.RESHAPE, [pad], ReshapeAttrs((1, 90)), dtype=DType.INT8, quant=quant)
+    elif kind == "concat":
+        x2 = b.input("x2", (1, 4, 3, 2), DType.INT8, quant)
+        y = b.op(OpKind.CONCATENATION, [x, x2], ConcatAttrs(3), dtype=DType.INT8, quant=quant)
+    else:
+        y = b.op(OpKind.SOFTMAX, [x], SoftmaxAttrs(1.0), dtype=DType.INT8, quant=q(1 / 256, -128))
+    return b.finish([y])
+
+
+CASES.update({
+    "fc": lambda: fc_graph(),
+    "fc_rows_per_channel": lambda: fc_graph(3, True, RELU),
+    "add": add_graph,
+    "avgpool_padded": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (3, 3), (2, 2), Pads(1, 1, 1, 1)),
+    "avgpool_global": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (7, 6), (7, 6), Pads()),
+    "maxpool": lambda: pool_graph(OpKind.MAX_POOL_2D, (3, 2), (2, 2), Pads(1, 1, 0, 1)),
+    "mean_same_quant": lambda: mean_graph(True),
+    "mean_requant": lambda: mean_graph(False),
+    "pad": lambda: movement_graph("pad"),
+    "transpose": lambda: movement_graph("transpose"),
+    "reshape": lambda: movement_graph("reshape"),
+    "concat": lambda: movement_graph("concat"),
+    "softmax": lambda: movement_graph("softmax"),
+})
+
+
+# Kernels with a DSP (SMLAD/SMMULR/SSAT) path also run on Cortex-M7 under QEMU; the others have one
+# portable C path, which the sanitised host build covers.
+DSP_CASES = {name for name in CASES if name.startswith(("conv", "dw", "fc", "add"))}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kernel_bit_exact(case, tmp_path):
+    graph = CASES[case]()
+    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM and case in DSP_CASES)
+    assert mismatches == {name: 0 for name in mismatches}
+
+
+@pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("dw")))
+def test_depthwise_both_layouts(case, tmp_path):
+    """Each depthwise case once with in-place depthwise off (the padded-plane kernel), and a check
+    that the default run above took the in-place kernel where the planner chose it."""
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    from mcuforge.planner.arena import PlanOptions
+    options = PlanOptions(inplace_depthwise=False)
+    kernels = generate(CASES[case](), TARGETS["cortex-m7"], options).kernels
+    assert not any(name.startswith("mf_dwip") for name in kernels)
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, plan_options=options)
+    assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_in_place_depthwise_is_used():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    model = generate(CASES["dw3x3_s1"](), TARGETS["cortex-m7"])
+    assert any(name.startswith("mf_dwip") for name in model.kernels)
+    assert model.plan.arena_bytes == model.plan.peak_activation_bytes
+
+
+def test_requant_form_follows_the_proved_bounds():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    kernels = generate(CASES["conv1x1_exact_requant"](), TARGETS["cortex-m7"]).kernels
+    assert any("_exact" in name for name in kernels)
+    kernels = generate(CASES["conv1x1_mixed_shift"](), TARGETS["cortex-m7"]).kernels
+    assert any("_fastmix" in name for name in kernels)
+    kernels = generate(CASES["conv1x1"](), TARGETS["cortex-m7"]).kernels
+    assert all("_exact" not in name and "_fastmix" not in name for name in kernels)
+    # the host target has no DSP path: always the exact TFLite form
+    kernels = generate(CASES["conv1x1"](), TARGETS["host"]).kernels
+    assert all("_exact" in name for name in kernels if name.startswith("mf_conv"))
+
+
+def test_random_weights_differ_between_seeds():
+    a = conv_graph((1, 3, 3, 4), 4, (1, 1), seed=1)
+    b = conv_graph((1, 3, 3, 4), 4, (1, 1), seed=2)
+    wa = next(t.data for t in a.tensors.values() if t.constant and t.dtype is DType.INT8)
+    wb = next(t.data for t in b.tensors.values() if t.constant and t.dtype is DType.INT8)
+    assert not np.array_equal(wa, wb)
