@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-fmnist-mbv2-w0.35-r32"))
+    parser.add_argument("--no-crop", action="store_true", help="flip only, no random crop")
+    parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = get_spec("mobilenet-v2", width=0.35, resolution=32, num_classes=10, in_channels=1)
     config = TrainConfig(resolution=32, in_channels=1, epochs=args.epochs, batch_size=args.batch_size,
                          optimizer=args.optimizer, seed=args.seed, threads=args.threads,
+                         random_crop=not args.no_crop, augment=not args.no_augment,
                          progress=not args.quiet)
     print(f"model: {spec.to_string()}", flush=True)
     print(f"torch {torch.__version__}, {args.threads} threads, {len(train_set):,} train / {len(test_set):,} test",
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
     summary = {
         "model": "mobilenet-v2 w0.35 r32 in1", "epochs": len(result.history),
+        "optimizer": args.optimizer, "augmentation": "none" if args.no_augment else
+        ("flip" if args.no_crop else "crop+flip"),
         "test_accuracy": result.test_accuracy,
         "epoch_seconds": [round(s.seconds, 1) for s in result.history],
         "training_seconds": round(sum(s.seconds for s in result.history), 1),

@@ -55,6 +55,7 @@ CASES = {
     "dw5x5_s1": lambda: depthwise_graph((1, 6, 7, 3), (5, 5), (1, 1)),
     "dw7x7_s2": lambda: depthwise_graph((1, 9, 9, 3), (7, 7), (2, 2), clamp=NO_CLAMP),
     "dw_multiplier": lambda: depthwise_graph((1, 11, 9, 1), (5, 4), (2, 2), multiplier=4),
+    "dw5x5_s2_tiny": lambda: depthwise_graph((1, 3, 3, 4), (5, 5), (2, 2)),  # every window clipped
 }
 
 
@@ -140,25 +141,19 @@ def test_kernel_bit_exact(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("dw")))
-def test_depthwise_both_layouts(case, tmp_path):
-    """Each depthwise case once with in-place depthwise off (the padded-plane kernel), and a check
-    that the default run above took the in-place kernel where the planner chose it."""
+def test_depthwise_in_place_kernel(case, tmp_path):
+    """Each depthwise case again with the in-place kernel wherever the plan puts the depthwise in
+    place (the default run above takes the padded-plane kernel when its scratch fits)."""
     from mcuforge.codegen.emit import generate
     from mcuforge.codegen.targets import TARGETS
-    from mcuforge.planner.arena import PlanOptions
-    options = PlanOptions(inplace_depthwise=False)
-    kernels = generate(CASES[case](), TARGETS["cortex-m7"], options).kernels
-    assert not any(name.startswith("mf_dwip") for name in kernels)
-    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, plan_options=options)
+    model = generate(CASES[case](), TARGETS["cortex-m7"], in_place_depthwise_kernel=True)
+    in_place = any(o.kind.value == "inplace_depthwise" for o in model.plan.overlaps)
+    assert in_place == any(name.startswith("mf_dwip") for name in model.kernels)
+    if case in ("dw3x3_s1", "dw3x3_s2", "dw5x5_s1", "dw5x5_s2_tiny"):  # in place at the peak
+        assert in_place and model.plan.scratch_bytes == 0  # only the planned channel plane
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
+                                  in_place_depthwise_kernel=True)
     assert mismatches == {name: 0 for name in mismatches}
-
-
-def test_in_place_depthwise_is_used():
-    from mcuforge.codegen.emit import generate
-    from mcuforge.codegen.targets import TARGETS
-    model = generate(CASES["dw3x3_s1"](), TARGETS["cortex-m7"])
-    assert any(name.startswith("mf_dwip") for name in model.kernels)
-    assert model.plan.arena_bytes == model.plan.peak_activation_bytes
 
 
 def test_requant_form_follows_the_proved_bounds():

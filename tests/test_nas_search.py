@@ -26,7 +26,7 @@ SPACE = SearchSpace(0.2, 32, in_channels=1, num_classes=10)
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Small convs run far faster on one thread than on oversubscribed cores."""
+    """Tiny convs run far faster on one thread than on oversubscribed cores."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

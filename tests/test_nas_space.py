@@ -13,7 +13,7 @@ from mcuforge.analysis.memory import MemoryOptions, memory_profile
 from mcuforge.frontends.dsl import parse_spec
 from mcuforge.frontends.spec_graph import build_graph
 from mcuforge.frontends.zoo import get_spec
-from mcuforge.nas.constraints import Constraints, measure
+from mcuforge.nas.constraints import DEFAULT_SRAM_RESERVE_BYTES, Constraints, measure
 from mcuforge.nas.fast_profile import UnsupportedSpecError, spec_figures
 from mcuforge.nas.space import ArchConfig, SearchSpace, default_resolutions
 from mcuforge.nas.space_opt import plot_cdfs, profile_space, rank_spaces
@@ -129,3 +129,14 @@ def test_default_resolutions_suit_the_data():
     assert min(default_resolutions(224)) >= 96
     for r in default_resolutions(28) + default_resolutions(224):
         SearchSpace(0.5, r)
+
+
+def test_patch_schedule_rescues_a_network_layer_based_execution_cannot_fit():
+    space = SearchSpace(0.2, 96, in_channels=1, num_classes=10)
+    spec = space.spec(space.smallest())
+    layer = measure(spec, Constraints(64 * 1024, 256 * 1024))
+    patched = measure(spec, Constraints(64 * 1024, 256 * 1024, patch=True))
+    assert not layer.fits and layer.reason.startswith("sram")
+    assert patched.fits and patched.schedule != "layer-based"
+    assert patched.peak_sram_bytes <= 64 * 1024 - DEFAULT_SRAM_RESERVE_BYTES < patched.peak_layer_bytes
+    assert patched.patch_mac_factor >= 1.0

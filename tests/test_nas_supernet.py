@@ -17,7 +17,7 @@ SPACE = SearchSpace(0.2, 32, in_channels=1, num_classes=10)
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Small convs run far faster on one thread than on oversubscribed cores."""
+    """Tiny convs run far faster on one thread than on oversubscribed cores."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -120,3 +120,27 @@ def test_weight_sharing_between_subnets():
     torch.optim.SGD(net.parameters(), lr=0.1).step()
     net.set_max_net()
     assert not torch.equal(net.stages[0][0].expand.weight[: small_w.shape[0]], before[: small_w.shape[0]])
+
+
+def test_supernet_training_resumes_exactly(tmp_path):
+    from mcuforge.nas.sandwich import SupernetTrainConfig, train_supernet
+    from test_nas_ddp import tiny_dataset
+
+    config = SupernetTrainConfig(epochs=2, batch_size=16, lr=0.05, progress=False, checkpoint_every_steps=None,
+                                 train_samples=32, num_random=0)
+    torch.manual_seed(0)
+    straight = SuperNet(SPACE)
+    history = train_supernet(straight, tiny_dataset(), config)
+    assert len(history) == 2 and history[0]["steps"] == 2
+    torch.manual_seed(0)
+    interrupted = SuperNet(SPACE)
+    stop_config = SupernetTrainConfig(**{**config.to_dict(), "stop_after_steps": 3})
+    train_supernet(interrupted, tiny_dataset(), stop_config, run_dir=tmp_path)
+    torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
+    resumed = SuperNet(SPACE)
+    train_supernet(resumed, tiny_dataset(), config, run_dir=tmp_path, resume=True)
+    for name, value in straight.state_dict().items():
+        assert torch.allclose(value.float(), resumed.state_dict()[name].float(), atol=1e-6), name
+    from mcuforge.errors import McuforgeError
+    with pytest.raises(McuforgeError, match="exists"):
+        train_supernet(SuperNet(SPACE), tiny_dataset(), config, run_dir=tmp_path)

@@ -140,6 +140,11 @@ def test_transforms_channels_resize_and_augmentation():
     again = train_batch(images, 16, 1, torch.Generator().manual_seed(5))
     other = train_batch(images, 16, 1, torch.Generator().manual_seed(6))
     assert torch.equal(first, again) and not torch.equal(first, other)
+    plain = train_batch(images, 16, 1, torch.Generator().manual_seed(5), hflip=False, crop=False)
+    assert torch.equal(plain, eval_batch(images, 16, 1))
+    flipped = train_batch(images, 16, 1, torch.Generator().manual_seed(5), hflip=True, crop=False)
+    same_or_mirrored = [torch.equal(f, p) or torch.equal(f, p.flip(-1)) for f, p in zip(flipped, plain)]
+    assert all(same_or_mirrored) and not torch.equal(flipped, plain)
     with pytest.raises(DatasetError, match="2-channel"):
         resize_and_convert(torch.zeros((1, 2, 4, 4), dtype=torch.uint8), 4, 3)
 

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import Graph, OpKind
 from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from .edges import EdgeConversions, strip_edge_conversions
 from .kernels import KernelSpec, render_kernel, render_template
@@ -67,44 +67,59 @@ def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = f
 
 
 def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptions(),
-             model_name: str | None = None) -> GeneratedModel:
-    """Generate the C project of ``graph`` for ``target`` (nothing is written to disk)."""
+             model_name: str | None = None, in_place_depthwise_kernel: bool = False
+             ) -> GeneratedModel:
+    """Generate the C project of ``graph`` for ``target`` (nothing is written to disk).
+
+    ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
+    kernel (no scratch beyond the channel plane; slower); by default only those whose padded-plane
+    scratch would grow the arena do."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
+    multi_channel_dw = {op.name for op in int8_graph.ops if op.kind is OpKind.DEPTHWISE_CONV_2D
+                        and int8_graph.tensors[op.inputs[0]].shape[3] > 1}
 
     def scratch_of(layers) -> dict[str, int]:
         return {layer.op_name: layer.scratch_bytes for layer in layers if layer.scratch_bytes}
 
-    def overlapped_of(plan: ArenaPlan) -> frozenset[str]:
-        return frozenset(producer[o.output] for o in plan.overlaps)
+    def lower_for(plan: ArenaPlan, planeless: frozenset[str]) -> tuple[LayerCall, ...]:
+        # The padded-plane depthwise kernel is in-place safe, so an in-place depthwise op takes the
+        # in-place kernel (which needs only the plan's H x W channel plane) only when it is planeless.
+        overlapped = frozenset(producer[o.output] for o in plan.overlaps)
+        return tuple(lower_graph(int8_graph, target,
+                                 overlapped - (multi_channel_dw - planeless)))
 
-    def kernels_for(plan: ArenaPlan) -> tuple[LayerCall, ...] | None:
-        """The layers for the overlaps ``plan`` chose, if its scratch covers what they need."""
-        layers = tuple(lower_graph(int8_graph, target, overlapped_of(plan)))
-        for layer in layers:
-            if layer.scratch_bytes and (layer.op_name not in plan.scratch
-                                        or plan.scratch[layer.op_name].size < layer.scratch_bytes):
-                return None
-        return layers
+    def covered(plan: ArenaPlan, layers) -> bool:
+        return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and
+                                               plan.scratch[layer.op_name].size >= layer.scratch_bytes)
+                   for layer in layers)
 
-    # The first plan asks for the scratch of the plain kernels, which covers the kernels of any
-    # overlap choice (an in-place depthwise needs only the plan's channel plane, no scratch). Later
-    # plans ask for the scratch of the kernels the previous plan chose; the smallest arena whose
-    # scratch covers its own kernels wins.
-    plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch_of(lower_graph(int8_graph, target)))
-    layers = kernels_for(plan)
-    assert layers is not None
-    current = plan
+    # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of in-place
+    # depthwise ops grows the arena above the activations, plan again with those ops "planeless"
+    # (the slower in-place kernel, no scratch) and keep the smaller arena.
+    scratch = scratch_of(lower_graph(int8_graph, target))
+    plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch)
+    layers = lower_for(plan, frozenset())
+    assert covered(plan, layers)
+    planeless: frozenset[str] = frozenset()
     for _ in range(3):
-        candidate = plan_arena(int8_graph, plan_options, scratch_sizes=scratch_of(
-            lower_graph(int8_graph, target, overlapped_of(current))))
-        candidate_layers = kernels_for(candidate)
-        if candidate_layers is not None and candidate.arena_bytes < plan.arena_bytes:
-            plan, layers = candidate, candidate_layers
-        if overlapped_of(candidate) == overlapped_of(current):
+        in_place = {producer[o.output] for o in plan.overlaps} & multi_channel_dw
+        growing = frozenset(name for name in in_place - planeless if name in plan.scratch
+                            and (in_place_depthwise_kernel
+                                 or plan.scratch[name].end > plan.activation_arena_bytes))
+        if not growing:
             break
-        current = candidate
+        trial_planeless = planeless | growing
+        trial = plan_arena(int8_graph, plan_options, scratch_sizes={
+            k: v for k, v in scratch.items() if k not in trial_planeless})
+        trial_layers = lower_for(trial, trial_planeless)
+        in_place_trial = {producer[o.output] for o in trial.overlaps}
+        smaller = trial.arena_bytes < plan.arena_bytes or (in_place_depthwise_kernel and
+                                                           trial.arena_bytes == plan.arena_bytes)
+        if not (trial_planeless <= in_place_trial and covered(trial, trial_layers) and smaller):
+            break
+        plan, layers, planeless = trial, trial_layers, trial_planeless
     name = model_name or graph.name
     files = _render(int8_graph, edges, layers, plan, target, name)
     return GeneratedModel(int8_graph, edges, layers, plan, target, files)

@@ -243,15 +243,18 @@ def _lower_depthwise_inplace(graph: Graph, index: int, op: Op, w_arr: ConstArray
     _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
     sh, sw = attrs.stride
     full = int(act_min == -128 and act_max == 127)
+    channels, width = x_t.shape[3], x_t.shape[2]
     spec = KernelSpec(
-        f"mf_dwip_{kh}x{kw}_s{sh}x{sw}_{_FORM[fast]}{'_full' if full else ''}", "depthwise_inplace",
+        f"mf_dwip_{kh}x{kw}_s{sh}x{sw}_c{channels}_w{width}_{_FORM[fast]}{'_full' if full else ''}",
+        "depthwise_inplace",
         "const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult, "
-        "const int32_t *shift, const int32_t *round, int32_t H, int32_t W, int32_t C, int32_t OH, "
+        "const int32_t *shift, const int32_t *round, int32_t H, int32_t OH, "
         "int32_t OW, int32_t pt, int32_t pl, int32_t in_zp, int32_t out_zp, int32_t act_min, "
         "int32_t act_max, int8_t *plane",
-        {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "fast": fast, "full": full})
+        {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "fast": fast, "full": full, "channels": channels,
+         "width": width})
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
-            x_t.shape[2], x_t.shape[3], y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
+            y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
             x_t.quant.zero_point[0], out_zp, act_min, act_max, Buffer("overlap", op.name))
     return LayerCall(op.name, op.kind.value, spec, args, 0, op_macs(graph, op), note="in place")
 

@@ -1,11 +1,12 @@
 """Generated C for patch schedules: the patch stage unrolled patch by patch, the rest layer by layer.
 
-Supported schedules: row strips (``N x 1`` grids, the whole width in every patch) with recomputed
-halos. A strip's window of an NHWC tensor is a contiguous run of bytes, so every kernel of the
-layer-based code generator runs unchanged on it: the first op reads its rows straight from the
-network input, a residual ADD reads its rows inside the block input's buffer, and the last op of the
-stage writes its tile straight into the split tensor. (Square grids would need kernels with a row
-pitch, or copies that the analytic peak does not count.)
+Supported schedules: row strips (``N x 1`` grids, the whole width in every patch), with halos
+recomputed (MCUNetV2) or cached (``+halo-full``: every row computed once, `patch_halo_emit.py`).
+A strip's window of an NHWC tensor is a contiguous run of bytes, so every kernel of the layer-based
+code generator runs unchanged on it: the first op reads its rows straight from the network input, a
+residual ADD reads its rows inside the block input's buffer, and the last op of the stage writes its
+tile straight into the split tensor. (Square grids would need kernels with a row pitch, or copies
+that the analytic peak does not count.)
 
 Each op of each patch is lowered by the ordinary lowering (`emit._LOWER`) on a one-op graph whose
 tensors have that patch's window shapes and whose op has that patch's per-edge padding
@@ -16,12 +17,12 @@ Arena layout (one static buffer; bytes): the stage's patch-local tensors are pla
 arena planner on the largest patch (every patch's tensor is at most that large, and the planned
 overlaps stay safe for smaller patches: an in-place depthwise output starts at its input; a
 pointwise expansion input sits at ``N_max (C_out - C_in)`` in its output, which keeps every write
-behind the unread input for any ``N <= N_max``). The rest of the graph is planned as its own graph
-whose input is the split tensor. The stage then needs the network input, the split tensor (at its
-offset in the rest's plan) and the patch-local region at once; `_combine` puts the two former
-regions below or above the split tensor, shifting the rest's layout up when needed, and keeps the
-arrangement with the smallest arena. The analytic patch peak (`planner.patch`, same memory
-options as the plan) is reported beside it.
+behind the unread input for any ``N <= N_max``); the row caches follow that region. During the
+stage the network input, the split tensor and the patch-local region are live at once; the rest of
+the graph is planned together with two placeholders for the input and the local region that live
+only before its first op (`_joint_rest_graph`), or, when that is larger, on its own with the two
+regions put below or above the split tensor (`_combine`). The analytic patch peak (`planner.patch`,
+under the plan's memory options) is reported beside the arena: arena = peak + gap + scratch growth.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..errors import UnsupportedOpError
-from ..ir import Graph, Op, Tensor
+from ..ir import DType, Graph, Op, Tensor
 from ..planner.arena import ArenaPlan, PlanOptions, TensorPlacement, plan_arena
+from ..planner.halo_cache import halo_cache_layout
 from ..planner.patch import PatchConfig, PatchGeometry, parse_patch_option, patch_geometry
 from ..planner.patch_eval import PatchEvaluator
 from ..planner.patch_report import patch_summary
@@ -39,7 +41,8 @@ from ..planner.patch_search import choose, pareto_front, search_patches
 from ..runtime.patch import cropped_op
 from .edges import strip_edge_conversions
 from .emit import _LOWER, GeneratedModel, _render  # the layer-based generator's lowering and renderer
-from .layers import LayerCall
+from .layers import Buffer, LayerCall
+from .patch_halo_emit import RowCaches
 from .targets import Target
 
 
@@ -47,11 +50,11 @@ def check_c_patch_support(graph: Graph, geometry: PatchGeometry) -> None:
     """Raise `UnsupportedOpError` unless the generated C can run ``geometry`` (row strips,
     recomputation, every window the full width of its tensor)."""
     config = geometry.config
-    if config.grid[1] != 1 or config.halo != "none":
+    if config.grid[1] != 1:
         raise UnsupportedOpError(
-            f"--patch {config.to_string()}: the generated C runs row strips with recomputed halos "
-            f"(Nx1@SPLIT, e.g. {config.grid[0]}x1@{config.split_block}); the reference runtime and "
-            "`mcuforge profile` take any grid and halo mode")
+            f"--patch {config.to_string()}: the generated C runs row strips (Nx1@SPLIT, e.g. "
+            f"{config.grid[0]}x1@{config.split_block}, optionally +halo-full); the reference "
+            "runtime and `mcuforge profile` take any grid")
     (col,) = geometry.cols
     for op in geometry.stage_ops(graph):
         for read in col.reads[op.name]:
@@ -105,7 +108,8 @@ def _patch_op(graph: Graph, op: Op, patch: int, row, col, stage) -> _PatchOp:
     if out.name == stage.split:
         anchors[out_key] = ("split", out.name, fresh.start * out.shape[2] * out.shape[3] * element)
     else:
-        anchors[out_key] = ("local", out.name, 0)
+        cached_rows = fresh.start - row.buffers[out.name].start
+        anchors[out_key] = ("local", out.name, cached_rows * out.shape[2] * out.shape[3] * element)
     tensors[out_key] = Tensor(out_key, (1, fresh.size, out.shape[2], out.shape[3]), out.dtype,
                               out.quant)
     local_op = replace(cropped_op(op, row.reads[op.name], col.reads[op.name]),
@@ -144,8 +148,26 @@ def _rest_graph(graph: Graph, geometry: PatchGeometry) -> Graph:
                  (stage.split,), graph.outputs, tuple(blocks))
 
 
+_INPUT_REGION, _LOCAL_REGION = "__patch_stage_input__", "__patch_stage_local__"
+
+
+def _joint_rest_graph(rest: Graph, input_bytes: int, local_bytes: int) -> Graph:
+    """The rest with two more graph inputs that no op reads, as large as the network input and the
+    patch-local region: they live only before the rest's first op, together with the split tensor,
+    so one plan lays out the stage's three regions and the rest's tensors jointly."""
+    tensors = dict(rest.tensors)
+    for name, size in ((_INPUT_REGION, input_bytes), (_LOCAL_REGION, local_bytes)):
+        tensors[name] = Tensor(name, (1, max(size, 1)), DType.INT8)
+    return replace(rest, tensors=tensors, inputs=rest.inputs + (_INPUT_REGION, _LOCAL_REGION))
+
+
 def _align(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
+
+
+def _with_caches(local_bytes: int, cache_bytes: int, alignment: int) -> int:
+    """Bytes of the patch-local region: the planned largest patch, then the row caches."""
+    return _align(local_bytes, alignment) + cache_bytes if cache_bytes else local_bytes
 
 
 def _combine(input_bytes: int, local_bytes: int, split_offset: int, split_bytes: int,
@@ -224,9 +246,21 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
             layer = _lower(item.graph, index_of[item.op.name], item.op, target, False)
             scratch[item.op.name] = max(scratch.get(item.op.name, 0), layer.scratch_bytes)
     largest = _largest_patch_graph(g, geometry, ops)
-    stage_options, local_plan = _plan_stage(largest, plan_options,
-                                            {k: v for k, v in scratch.items() if v})
+    stage_scratch = {k: v for k, v in scratch.items() if v}
+    if config.halo == "full":  # outputs land below their cached rows: no pointwise overlaps
+        stage_options = replace(plan_options, overlap_pointwise=False)
+        local_plan = plan_arena(largest, replace(stage_options, count_network_input=False),
+                                stage_scratch)
+    else:
+        stage_options, local_plan = _plan_stage(largest, plan_options, stage_scratch)
     local_overlapped = _overlapped_ops(largest, local_plan)
+    layout = halo_cache_layout(g, geometry)
+    for overlap in local_plan.overlaps:
+        entry = layout.of(overlap.output)
+        if entry is not None and entry.halo_rows:
+            raise UnsupportedOpError(f"{overlap.kind.value} overlap on {overlap.output}, whose rows "
+                                     "are cached: not supported by the generated C")
+    local_bytes = _with_caches(local_plan.arena_bytes, layout.total_bytes, plan_options.alignment)
 
     rest = _rest_graph(g, geometry)
     first = [_lower(rest, index_of[op.name], op, target, False) for op in rest.ops]
@@ -237,8 +271,17 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     split_bytes = g.tensor(stage.split).nbytes
     input_bytes = g.tensor(stage.input).nbytes
     arena, input_at, local_at, shift = _combine(
-        input_bytes, local_plan.arena_bytes, rest_plan.placements[stage.split].offset, split_bytes,
+        input_bytes, local_bytes, rest_plan.placements[stage.split].offset, split_bytes,
         rest_plan.arena_bytes, plan_options.alignment)
+    joint = plan_arena(_joint_rest_graph(rest, input_bytes, local_bytes), plan_options,
+                       {layer.op_name: layer.scratch_bytes for layer in first if layer.scratch_bytes})
+    if joint.arena_bytes < arena:
+        arena, input_at, local_at, shift = (joint.arena_bytes, joint.placements[_INPUT_REGION].offset,
+                                            joint.placements[_LOCAL_REGION].offset, 0)
+        rest_plan = replace(joint, placements={n: p for n, p in joint.placements.items()
+                                               if n not in (_INPUT_REGION, _LOCAL_REGION)})
+        rest_overlapped = _overlapped_ops(rest, rest_plan)
+    caches = RowCaches(g, layout, local_at + _align(local_plan.arena_bytes, plan_options.alignment))
     split_at = rest_plan.placements[stage.split].offset + shift
     bases = {"input": input_at, "split": split_at}
 
@@ -247,7 +290,7 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     placements[stage.input] = TensorPlacement(stage.input, input_at, input_bytes, -1, 0)
     layers: list[LayerCall] = []
     for p, per_patch in enumerate(patch_ops):
-        for item in per_patch:
+        for op, item in zip(ops, per_patch):
             for key, (where, name, offset) in item.anchors.items():
                 base = local_at + local_plan.placements[name].offset if where == "local" else bases[where]
                 placements[key] = TensorPlacement(key, base + offset, item.graph.tensor(key).nbytes, 0, 0)
@@ -255,6 +298,19 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                            item.op.name in local_overlapped)
             layers.append(replace(layer, note=f"patch {p + 1}/{len(patch_ops)}"
                                   + (f", {layer.note}" if layer.note else "")))
+            name = op.outputs[0]
+            if name != stage.split:
+                row = geometry.rows[p]
+                buffer_at = local_at + local_plan.placements[name].offset
+                for k, copy in enumerate(caches.copies(name, row.buffers[name], row.fresh[name],
+                                                       buffer_at)):
+                    src, dst = f"{name}@p{p}:copy{k}:src", f"{name}@p{p}:copy{k}:dst"
+                    placements[src] = TensorPlacement(src, copy.src, copy.nbytes, 0, 0)
+                    placements[dst] = TensorPlacement(dst, copy.dst, copy.nbytes, 0, 0)
+                    layers.append(LayerCall(f"{item.op.name}.halo", "HALO_COPY", None, (),
+                                            copy=(Buffer("tensor", src), Buffer("tensor", dst),
+                                                  copy.nbytes),
+                                            note=f"patch {p + 1}/{len(patch_ops)}: {copy.what}"))
     for op in rest.ops:
         layers.append(_lower(rest, index_of[op.name], op, target, op.name in rest_overlapped))
 
@@ -266,9 +322,12 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     # The activations alone (plans without kernel scratch): arena = peak + gap + scratch growth.
     local_alone = plan_arena(largest, replace(stage_options, count_network_input=False))
     rest_alone = plan_arena(rest, plan_options)
-    activation_arena = _combine(input_bytes, local_alone.arena_bytes,
-                                rest_alone.placements[stage.split].offset, split_bytes,
-                                rest_alone.arena_bytes, plan_options.alignment)[0]
+    local_alone_bytes = _with_caches(local_alone.arena_bytes, layout.total_bytes,
+                                     plan_options.alignment)
+    activation_arena = min(
+        _combine(input_bytes, local_alone_bytes, rest_alone.placements[stage.split].offset,
+                 split_bytes, rest_alone.arena_bytes, plan_options.alignment)[0],
+        plan_arena(_joint_rest_graph(rest, input_bytes, local_alone_bytes), plan_options).arena_bytes)
     peak = analytic.peak_activation_bytes
     plan = ArenaPlan(
         arena_bytes=arena,
@@ -291,8 +350,9 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
 def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
                     plan_options: PlanOptions = PlanOptions()) -> PatchConfig | None:
     """The schedule ``--patch`` names for the generated C: None for ``none`` (or when ``auto`` keeps
-    layer-based execution), an explicit ``Nx1@SPLIT``, or the row-strip schedule ``auto`` /
-    ``min-memory`` picks among those the C supports."""
+    layer-based execution), an explicit ``Nx1@SPLIT[+halo-full]``, or the row-strip schedule (halos
+    recomputed or cached) that ``auto`` / ``min-memory`` picks among those the C supports. Cached
+    schedules are evaluated as they are generated: their stage without pointwise overlaps."""
     g = strip_edge_conversions(graph).graph
     parsed = parse_patch_option(option, g)
     if parsed == "none":
@@ -300,9 +360,12 @@ def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
     if isinstance(parsed, PatchConfig):
         check_c_patch_support(g, patch_geometry(g, parsed))
         return parsed
-    search = search_patches(g, plan_options.memory_options, halo_modes=("none",), grids="rows")
+    options = plan_options.memory_options
+    search = search_patches(g, options, halo_modes=("none",), grids="rows")
+    cached = search_patches(g, options, halo_modes=("full",), grids="rows",  # as generated:
+                            stage_options=replace(options, overlap_pointwise=False))
     supported = [search.layer_based]
-    for candidate in search.candidates:
+    for candidate in search.candidates + cached.candidates:
         if candidate.plan is None:
             continue
         try:

@@ -39,7 +39,8 @@ def parse_bytes(text: str) -> int:
 @click.option("--sram", default=None, help="Available SRAM (bytes, or with K/M, 1K = 1024 B).")
 @click.option("--patch", default="none", show_default=True,
               help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
-                   "Nx1@SPLIT (row strips up to block SPLIT; the C runs row strips).")
+                   "Nx1@SPLIT[+halo-full] (row strips up to block SPLIT, halos recomputed or "
+                   "cached; the C runs row strips).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
 def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str,
             no_measure: bool) -> None:

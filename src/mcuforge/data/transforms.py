@@ -7,9 +7,9 @@ Every step works on a whole batch [B, C, H, W] at once (no per-sample Python wor
   2. channels: gray -> 3 channels repeats the plane; RGB -> 1 channel is the luma
      0.299 R + 0.587 G + 0.114 B; other mismatches are an error;
   3. training only (the standard small-image augmentation): a random crop with zero padding of
-     1/8 of the side (every sample shifted by its own whole-pixel offset in [-pad, pad]), then a
-     horizontal flip with probability 1/2 where the data set allows it (not for digits or
-     spectrograms);
+     1/8 of the side (every sample shifted by its own whole-pixel offset in [-pad, pad]; can be
+     switched off), then a horizontal flip with probability 1/2 where the data set allows it (not
+     for digits or spectrograms);
   4. ``(x - 0.5) / 0.5``, so inputs lie in [-1, 1]. With the int8 input scale 1/127.5 and zero point
      0 the quantised input is ``pixel - 128`` (up to the resize), which keeps a deployed model's
      input path trivial.
@@ -62,13 +62,19 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - NORMALIZE_MEAN) / NORMALIZE_STD
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, hflip: bool) -> torch.Tensor:
-    """Per-sample random crop with zero padding of 1/8 of the side, and an optional random flip."""
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, hflip: bool, crop: bool = True) -> torch.Tensor:
+    """Per-sample random crop with zero padding of 1/8 of the side, and an optional random flip.
+
+    The generator is drawn from the same way whatever ``hflip`` and ``crop`` say, so switching one
+    off does not change the other's choices.
+    """
     batch, _, height, width = x.shape
     pad_y, pad_x = max(1, height // 8), max(1, width // 8)
     padded = F.pad(x, (pad_x, pad_x, pad_y, pad_y))
     offset_y = torch.randint(0, 2 * pad_y + 1, (batch,), generator=generator)
     offset_x = torch.randint(0, 2 * pad_x + 1, (batch,), generator=generator)
+    if not crop:
+        offset_y, offset_x = torch.full_like(offset_y, pad_y), torch.full_like(offset_x, pad_x)
     rows = offset_y[:, None] + torch.arange(height)[None, :]
     cols = offset_x[:, None] + torch.arange(width)[None, :]
     flips = torch.rand(batch, generator=generator) < 0.5
@@ -92,9 +98,10 @@ def train_batch(
     generator: torch.Generator,
     augment: bool = True,
     hflip: bool = True,
+    crop: bool = True,
 ) -> torch.Tensor:
     """Model input for training: resize, channels, crop and flip (when ``augment``), normalise."""
     x = resize_and_convert(images, resolution, in_channels)
     if augment:
-        x = random_crop_flip(x, generator, hflip)
+        x = random_crop_flip(x, generator, hflip, crop)
     return normalize(x)

@@ -10,9 +10,10 @@ channel of every weighted layer (bias, multiplier, shift and the rounding consta
 requantisation path), ``flash_code_base_bytes`` of runtime and ``flash_code_bytes_per_kernel`` per
 distinct specialised kernel. The constants come from Cortex-M4 builds of the generated C (text about
 0.95 kB per kernel, 26-42 kB in all, for 28-44 kernels) and overestimate the measured Flash by 2-3%.
-Latency (optional) comes from `nas.latency`.
+Latency (optional) comes from `nas.latency`, scaled by the MACs of the patch schedule (halo
+recomputation) when the candidate needs one.
 
-Layer-based figures come from the closed form in `fast_profile` (well under a millisecond); only
+Layer-based figures come from the closed form in `fast_profile` (under a millisecond); only
 candidates that need a patch schedule or a latency estimate are built as IR graphs.
 """
 
@@ -79,6 +80,7 @@ class Measurement:
     latency_ms: float | None
     fits: bool
     reason: str
+    patch_mac_factor: float = 1.0
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -86,18 +88,20 @@ class Measurement:
 
 
 @lru_cache(maxsize=4096)
-def patch_peak(spec: NetSpec, limit_bytes: int) -> tuple[int, str] | None:
-    """(peak bytes, schedule text) of the best patch schedule of ``spec`` under ``limit_bytes``, or None
-    when none fits. Uses the patch planner (`planner.patch`) with MCUNetV2's recomputed halos and
-    grids up to 4x4 (a fraction of a second per network; results are cached per spec)."""
+def patch_peak(spec: NetSpec, limit_bytes: int) -> tuple[int, str, float] | None:
+    """(peak bytes, schedule text, MACs relative to layer-based) of the best patch schedule of ``spec``
+    under ``limit_bytes``, or None when none fits. Uses the patch planner (`planner.patch_search`, policy
+    ``auto``: the fewest MACs among the schedules that fit) with MCUNetV2's recomputed halos and grids
+    up to 4x4 (a fraction of a second per network; results are cached per spec)."""
+    from ..errors import DoesNotFitError
+    from ..planner.patch_search import choose, search_patches
+
+    search = search_patches(build_graph(spec), halo_modes=PATCH_HALO_MODES, max_grid=PATCH_MAX_GRID)
     try:
-        from ..planner import patch as patch_planner
-    except ImportError:
-        raise McuforgeError("--patch needs the patch planner (mcuforge.planner.patch), which is not "
-                            "available in this installation") from None
-    graph = build_graph(spec)
-    return patch_planner.best_schedule_peak(graph, limit_bytes, halo_modes=PATCH_HALO_MODES,
-                                            max_grid=PATCH_MAX_GRID)
+        picked = choose(search, "auto", limit_bytes)
+    except DoesNotFitError:
+        return None
+    return picked.peak_bytes, picked.label, picked.macs / search.layer_based.macs
 
 
 def measure(spec: NetSpec, constraints: Constraints, latency_model: LatencyModel | None = None,
@@ -106,7 +110,7 @@ def measure(spec: NetSpec, constraints: Constraints, latency_model: LatencyModel
     layer-based misfit is reported without asking the patch planner (for quick pre-filtering)."""
     figures = spec_figures(spec)
     budget = constraints.activation_budget_bytes
-    peak, schedule = figures.peak_activation_bytes, "layer-based"
+    peak, schedule, mac_factor = figures.peak_activation_bytes, "layer-based", 1.0
     reasons = []
     program_flash = constraints.estimated_flash_bytes(figures)
     if program_flash > constraints.flash_bytes:
@@ -116,13 +120,14 @@ def measure(spec: NetSpec, constraints: Constraints, latency_model: LatencyModel
         if patched is None:
             reasons.append(f"sram {peak} > {budget}")
         else:
-            peak, schedule = patched
+            peak, schedule, mac_factor = patched
     latency = None
     if constraints.latency_ms is not None and not reasons:
         if latency_model is None or target is None:
             raise McuforgeError("a latency limit needs a latency model and a target")
-        latency = latency_model.latency_ms(build_graph(spec), target)
+        # A patch schedule recomputes the halos: its latency grows with its MACs.
+        latency = latency_model.latency_ms(build_graph(spec), target) * mac_factor
         if latency > constraints.latency_ms:
             reasons.append(f"latency {latency:.1f} ms > {constraints.latency_ms} ms")
     return Measurement(figures.macs, figures.params, figures.flash_bytes, program_flash, figures.peak_activation_bytes,
-                       peak, schedule, latency, not reasons, "; ".join(reasons))
+                       peak, schedule, latency, not reasons, "; ".join(reasons), mac_factor)

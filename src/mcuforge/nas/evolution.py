@@ -6,6 +6,8 @@ holds networks that fit the SRAM / Flash / latency limits. One generation: the b
 ``parent_ratio * population`` candidates survive as parents; ``mutate_ratio * population`` children
 are mutations of random parents (each kernel, expansion and depth gene is resampled with probability
 ``mutation_prob``); the rest are crossovers of two random parents (each gene from either parent).
+Children are redrawn until they are new (not evaluated before, not a sibling), so every generation
+spends its evaluations on new candidates.
 
 Fitness is whatever the caller gives (the search uses a subnet's held-out accuracy after BN
 recalibration); it is cached by architecture, and ``evaluations`` counts distinct fitness calls, which
@@ -134,6 +136,17 @@ def _score(state: SearchState, arch: ArchConfig, fitness: Fitness) -> float:
     return state.cache[key]
 
 
+def _novel_child(draw: Callable[[], ArchConfig], feasible: Feasible, state: SearchState,
+                 siblings: list[ArchConfig], max_tries: int) -> ArchConfig:
+    """A feasible child not evaluated before and not among its siblings (so every child is a new
+    candidate); when the neighbourhood is exhausted, any feasible child."""
+    known = set(state.cache) | {a.key() for a in siblings}
+    try:
+        return constrained(draw, lambda arch: arch.key() not in known and feasible(arch), max_tries)
+    except McuforgeError:
+        return constrained(draw, feasible, max_tries)
+
+
 def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: EvolutionConfig = EvolutionConfig(),
            state_path: str | Path | None = None, resume: bool = False,
            on_generation: Callable[[dict], None] | None = None) -> SearchState:
@@ -156,11 +169,16 @@ def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: Evo
                   "population_mean": sum(state.cache[a.key()] for a in scored) / len(scored),
                   "evaluations": state.evaluations}
         state.history.append(record)
-        children = [constrained(lambda: mutate(space, rng.choice(parents), config.mutation_prob, rng),
-                                feasible, config.max_tries) for _ in range(mutations)]
-        children += [constrained(lambda: crossover(rng.choice(parents), rng.choice(parents), rng),
-                                 feasible, config.max_tries)
-                     for _ in range(config.population - parents_count - mutations)]
+        def mutant() -> ArchConfig:
+            return mutate(space, rng.choice(parents), config.mutation_prob, rng)
+
+        def cross() -> ArchConfig:
+            return crossover(rng.choice(parents), rng.choice(parents), rng)
+
+        children: list[ArchConfig] = []
+        for index in range(config.population - parents_count):
+            draw = mutant if index < mutations else cross
+            children.append(_novel_child(draw, feasible, state, children, config.max_tries))
         state.population = parents + children
         state.generation += 1
         state.rng_state = rng.getstate()

@@ -1,4 +1,4 @@
-"""Closed-form figures of a spec (MACs, parameters, Flash, peak activation SRAM) in well under a ms.
+"""Closed-form figures of a spec (MACs, parameters, Flash, peak activation SRAM) in under a millisecond.
 
 Search-space optimisation profiles hundreds of thousands of sampled networks, so building the IR graph
 (`frontends.spec_graph`) and sweeping lifetimes (`analysis.memory`) for each (several ms) is too slow.

@@ -60,8 +60,8 @@ def count_network(graph: Graph, core: str) -> int:
 
 
 def calibration_graphs(space: SearchSpace) -> list[Graph]:
-    """Int8 graphs (random weights, BN statistics from random inputs) of the smallest and largest subnets of ``space`` and two narrower
-    or smaller-resolution variants."""
+    """Int8 graphs (random weights, BN statistics from random inputs) of the smallest and largest
+    subnets of ``space`` and of a narrower and a smaller-resolution variant of it."""
     from ..quant.ptq import quantize_spec_net
 
     spaces = {space, SearchSpace(max(0.1, space.width / 2), space.resolution, space.in_channels, space.num_classes),

@@ -1,7 +1,8 @@
 """The whole TinyNAS run behind `mcuforge search`: stage 1, supernet, evolution, deployment, report.
 
 Every stage leaves its result in the run folder and is skipped on ``resume`` when that result is
-there: ``stage1.json`` (+ ``space_cdf.png``), ``plan.json`` (time-budget plan), ``supernet.pt``
+there: ``latency_model.json`` (with a latency limit), ``stage1.json`` (+ ``space_cdf.png``),
+``plan.json`` (time-budget plan), ``supernet.pt``
 (resumes mid-epoch), ``evolution.json`` (resumes mid-search), ``random.json``, ``winner/`` (fine-tune
 checkpoint, ``model.pt``, ``deploy.json``, the C project ``c/``), and finally ``report.json`` /
 ``report.md``. Under torchrun only the supernet training is distributed; ranks other than 0 stop
@@ -95,7 +96,7 @@ def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: i
     return ranked[0].space
 
 
-def _measure_costs(space: SearchSpace, data, scorer_factory, batch: int, threads: int | None) -> tuple[float, float, float]:
+def _measure_costs(space: SearchSpace, data, scorer_factory, batch: int) -> tuple[float, float, float]:
     """Seconds of one sandwich step, one fitness evaluation and one plain training step (measured)."""
     from .supernet import SuperNet
     from ..data.transforms import train_batch
@@ -143,8 +144,72 @@ def _latency_model(settings: SearchSettings, target, run_dir: Path, log) -> Late
             model = tflm_linear_model()
     else:
         raise McuforgeError(f"unknown latency model {settings.latency_model!r} (codegen or tflm)")
-    log(f"latency model: {model.source} (MACs/instruction {', '.join(f'{k} {v:.3f}' for k, v in model.macs_per_instruction.items())})")
+    rates = ", ".join(f"{name} {rate:.3f}" for name, rate in model.macs_per_instruction.items())
+    log(f"latency model: {model.source} (MACs per instruction: {rates})")
     return model
+
+
+def _apply_budget(settings: SearchSettings, space: SearchSpace, train_part, scorer_for, run_dir: Path,
+                  resume: bool, ctx, remaining_s: float, log) -> SearchSettings:
+    """``settings`` with the amounts of work planned for ``remaining_s`` seconds (plan.json; rank 0
+    measures and plans, the other processes receive the plan)."""
+    plan_path = run_dir / "plan.json"
+    if resume and plan_path.exists():
+        plan = json.loads(plan_path.read_text())
+    else:
+        plan = None
+        if ctx.is_main:
+            costs = _measure_costs(space, train_part, scorer_for, settings.batch_size)
+            plan = plan_for_budget(settings, remaining_s, len(train_part), *costs).to_dict()
+            write_json_atomic(plan, plan_path)
+        if ctx.distributed:  # every process must train on the same amounts
+            shared = [plan]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            plan = shared[0]
+    settings = replace(settings, supernet_train_samples=plan["supernet_train_samples"],
+                       population=plan["population"], generations=plan["generations"],
+                       finetune_train_samples=plan["finetune_train_samples"])
+    log(f"time budget {settings.time_budget_s / 60:.0f} min: supernet on {settings.supernet_train_samples} "
+        f"samples x {settings.supernet_epochs} epochs, population {settings.population} x "
+        f"{settings.generations} generations, fine-tune on {settings.finetune_train_samples} samples")
+    return settings
+
+
+def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetScorer, feasible: FeasibilityCache,
+                 confirm: SubnetScorer | None, run_dir: Path, resume: bool, log):
+    """Evolutionary search (evolution.json), then random search with as many evaluations (random.json)
+    and both winners scored on held-out images neither search used. Returns (evolution state, its
+    seconds, the random-search summary or None)."""
+    cache: dict[str, float] = {}
+
+    def fitness(arch: ArchConfig) -> float:
+        if arch.key() not in cache:
+            cache[arch.key()] = scorer(arch)
+        return cache[arch.key()]
+
+    config = EvolutionConfig(population=settings.population, generations=settings.generations, seed=settings.seed)
+    log(f"evolutionary search: population {config.population}, {config.generations} generations")
+    started = time.perf_counter()
+    state = evolve(space, fitness, feasible, config, run_dir / "evolution.json", resume,
+                   on_generation=lambda r: log(f"  generation {r['generation']}: best {r['best_fitness']:.2%}, "
+                                               f"mean {r['population_mean']:.2%}, {r['evaluations']} evaluated"))
+    seconds = time.perf_counter() - started
+    if not settings.compare_random:
+        return state, seconds, None
+    best_arch, best_fitness = state.best()
+    rivals = random_search(space, fitness, feasible, state.evaluations, settings.seed)
+    baseline = {"evaluations": rivals.evaluations, "best_fitness": rivals.best()[1], "best": rivals.best()[0].key(),
+                "curve": _best_curve(rivals)}
+    log(f"random search, same {rivals.evaluations} evaluations: best {baseline['best_fitness']:.2%} "
+        f"(evolution {best_fitness:.2%})")
+    if confirm is not None:
+        baseline["confirmation"] = {"images": len(confirm.holdout_labels), "evolution": confirm(best_arch),
+                                    "random": confirm(rivals.best()[0])}
+        c = baseline["confirmation"]
+        log(f"  the two winners on {c['images']} other held-out images: evolution {c['evolution']:.2%}, "
+            f"random {c['random']:.2%}")
+    write_json_atomic(baseline, run_dir / "random.json")
+    return state, seconds, baseline
 
 
 def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = False, log=print) -> dict | None:
@@ -175,27 +240,9 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     def scorer_for(net):
         return SubnetScorer.from_data(net, train_part, holdout, settings.recalibration_samples, settings.seed)
 
-    plan_path = run_dir / "plan.json"
     if settings.time_budget_s is not None:
-        if resume and plan_path.exists():
-            plan = json.loads(plan_path.read_text())
-        else:
-            plan = None
-            if ctx.is_main:
-                costs = _measure_costs(space, train_part, scorer_for, settings.batch_size, settings.threads)
-                remaining = settings.time_budget_s - (time.perf_counter() - started)
-                plan = plan_for_budget(settings, remaining, len(train_part), *costs).to_dict()
-                write_json_atomic(plan, plan_path)
-            if ctx.distributed:  # every process must train on the same amounts
-                shared = [plan]
-                torch.distributed.broadcast_object_list(shared, src=0)
-                plan = shared[0]
-        settings = replace(settings, supernet_train_samples=plan["supernet_train_samples"],
-                           population=plan["population"], generations=plan["generations"],
-                           finetune_train_samples=plan["finetune_train_samples"])
-        log(f"time budget {settings.time_budget_s / 60:.0f} min: supernet on {settings.supernet_train_samples} "
-            f"samples x {settings.supernet_epochs} epochs, population {settings.population} x "
-            f"{settings.generations} generations, fine-tune on {settings.finetune_train_samples} samples")
+        settings = _apply_budget(settings, space, train_part, scorer_for, run_dir, resume, ctx,
+                                 settings.time_budget_s - (time.perf_counter() - started), log)
 
     from .supernet import SuperNet
     torch.manual_seed(settings.seed)
@@ -205,46 +252,20 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
                                     threads=settings.threads, progress=settings.progress)
     log(f"stage 2: supernet of {space.name} (sandwich rule, {sn_config.epochs} epochs on "
         f"{min(len(train_part), sn_config.train_samples or len(train_part))} images)")
+    quiet_epoch = None if settings.progress else (
+        lambda r: log(f"  supernet epoch {r['epoch']}: largest subnet train accuracy "
+                      f"{r['train_accuracy_largest']:.2%}, {r['seconds']:.0f} s"))
     sn_history = train_supernet(supernet, train_part, sn_config, run_dir,
-                                resume=resume and supernet_checkpoint_path(run_dir).exists())
+                                resume=resume and supernet_checkpoint_path(run_dir).exists(), on_epoch=quiet_epoch)
     if not ctx.is_main:
         return None
 
     scorer = scorer_for(supernet)
     feasible = FeasibilityCache(space, constraints, latency, target)
-    cache: dict[str, float] = {}
-
-    def fitness(arch: ArchConfig) -> float:
-        if arch.key() not in cache:
-            cache[arch.key()] = scorer(arch)
-        return cache[arch.key()]
-
-    evo_config = EvolutionConfig(population=settings.population, generations=settings.generations, seed=settings.seed)
-    log(f"evolutionary search: population {evo_config.population}, {evo_config.generations} generations")
-    evo_started = time.perf_counter()
-    state = evolve(space, fitness, feasible, evo_config, run_dir / "evolution.json", resume,
-                   on_generation=lambda r: log(f"  generation {r['generation']}: best {r['best_fitness']:.2%}, "
-                                               f"mean {r['population_mean']:.2%}, {r['evaluations']} evaluated"))
-    evo_seconds = time.perf_counter() - evo_started
+    confirm = SubnetScorer.from_data(supernet, train_part, confirmation, settings.recalibration_samples,
+                                     settings.seed) if confirmation is not None else None
+    state, evo_seconds, baseline = search_stage(settings, space, scorer, feasible, confirm, run_dir, resume, log)
     best_arch, best_fitness = state.best()
-    baseline = None
-    if settings.compare_random:
-        random_state = random_search(space, fitness, feasible, state.evaluations, settings.seed)
-        baseline = {"evaluations": random_state.evaluations, "best_fitness": random_state.best()[1],
-                    "best": random_state.best()[0].key(),
-                    "curve": _best_curve(random_state)}
-        if confirmation is not None:
-            confirm = SubnetScorer.from_data(supernet, train_part, confirmation, settings.recalibration_samples,
-                                             settings.seed)
-            baseline["confirmation"] = {"images": len(confirmation), "evolution": confirm(best_arch),
-                                        "random": confirm(random_state.best()[0])}
-        write_json_atomic(baseline, run_dir / "random.json")
-        log(f"random search, same {random_state.evaluations} evaluations: best {baseline['best_fitness']:.2%} "
-            f"(evolution {best_fitness:.2%})")
-        if "confirmation" in baseline:
-            c = baseline["confirmation"]
-            log(f"  the two winners on {c['images']} other held-out images: evolution {c['evolution']:.2%}, "
-                f"random {c['random']:.2%}")
 
     winner_spec = space.spec(best_arch)
     winner_measure = feasible.measurement(best_arch)

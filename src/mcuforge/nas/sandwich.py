@@ -158,6 +158,32 @@ def _sandwich_losses(model, supernet: SuperNet, x, labels, archs, config: Supern
     return first_loss, correct
 
 
+def _optimizer(supernet: SuperNet, config: SupernetTrainConfig, steps_per_epoch: int):
+    """SGD with Nesterov momentum (no weight decay on 1-D tensors) and a per-step warm-up + cosine."""
+    decayed = [p for p in supernet.parameters() if p.ndim > 1]
+    plain = [p for p in supernet.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.SGD([{"params": decayed, "weight_decay": config.weight_decay},
+                                 {"params": plain, "weight_decay": 0.0}],
+                                lr=config.lr, momentum=config.momentum, nesterov=True)
+    total = config.epochs * steps_per_epoch
+    warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total, warmup))
+    return optimizer, scheduler
+
+
+def _restore(path: Path, config: SupernetTrainConfig, supernet: SuperNet, optimizer, scheduler):
+    """Load a checkpoint into the run; (epoch, step, history) to continue from."""
+    _, state = load_supernet(path)
+    saved = {k: v for k, v in state["train_config"].items() if k not in _RESUME_FREE}
+    now = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
+    if saved != now:
+        raise McuforgeError(f"{path}: training settings differ from the checkpoint's")
+    supernet.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state["epoch"], state["step"], list(state["history"])
+
+
 def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTrainConfig,
                    run_dir: str | Path | None = None, resume: bool = False,
                    on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
@@ -169,25 +195,10 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
     sampler = DistributedSampler(range(len(data)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
     steps_per_epoch = max(1, len(sampler) // local_batch)
-    decayed = [p for p in supernet.parameters() if p.ndim > 1]
-    plain = [p for p in supernet.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD([{"params": decayed, "weight_decay": config.weight_decay},
-                                 {"params": plain, "weight_decay": 0.0}],
-                                lr=config.lr, momentum=config.momentum, nesterov=True)
-    total = config.epochs * steps_per_epoch
-    warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total, warmup))
+    optimizer, scheduler = _optimizer(supernet, config, steps_per_epoch)
     epoch, step, history = 0, 0, []
     if resume and path is not None and path.exists():
-        _, state = load_supernet(path)
-        saved = {k: v for k, v in state["train_config"].items() if k not in _RESUME_FREE}
-        now = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
-        if saved != now:
-            raise McuforgeError(f"{path}: training settings differ from the checkpoint's")
-        supernet.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, step, history = state["epoch"], state["step"], list(state["history"])
+        epoch, step, history = _restore(path, config, supernet, optimizer, scheduler)
     elif path is not None and path.exists():
         raise McuforgeError(f"{path} exists: resume it or remove it to start a new supernet")
     model = supernet

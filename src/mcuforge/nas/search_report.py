@@ -47,7 +47,8 @@ def markdown(report: dict) -> str:
         f"16 B per channel, {_kb(c['flash_code_base_bytes'])} + {c['flash_code_bytes_per_kernel']} B per kernel of "
         f"code), patch schedules {'on' if c['patch'] else 'off'}."
         + (f" Latency limit {c['latency_ms']} ms." if c.get("latency_ms") else ""), "",
-        f"Latency model: {report['latency_model']['source'] + ' — ' + report['latency_model']['description'] if report['latency_model'] else 'not used (no latency limit)'}.",
+        "Latency model: " + (f"{report['latency_model']['source']} — {report['latency_model']['description']}"
+                             if report["latency_model"] else "not used (no latency limit)") + ".",
         "", "## Stage 1: search-space optimisation", "",
         f"{len(report['stage1']['spaces'])} spaces, {report['settings']['space_samples']} samples each, "
         f"{report['stage1']['ms_per_sample']:.2f} ms per sampled network; chosen **{report['space']['name']}** "
@@ -58,7 +59,8 @@ def markdown(report: dict) -> str:
                      f"{row['max_macs'] / 1e6:.2f} |")
     sn = report["supernet"]
     lines += ["", "## Stage 2: supernet and search", "",
-              f"Supernet: {sn['epochs']} epoch(s) on {sn['train_samples']} images (sandwich rule, in-place distillation)."]
+              f"Supernet: {sn['epochs']} epoch(s) on {sn['train_samples']} images "
+              "(sandwich rule, in-place distillation)."]
     for h in sn["history"]:
         lines.append(f"- epoch {h['epoch']}: largest-subnet train accuracy {h['train_accuracy_largest']:.2%}, "
                      f"{h['seconds']:.0f} s")

@@ -109,7 +109,7 @@ def plan_for_budget(settings: SearchSettings, budget_s: float, train_size: int, 
     supernet_steps = 0.50 * budget_s / max(sandwich_step_s, 1e-6)
     supernet_samples = int(min(train_size, supernet_steps * batch / settings.supernet_epochs))
     evaluations = 0.15 * budget_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
-    generations = max(2, min(settings.generations, int(evaluations // max(4, settings.population)) - 1))
+    generations = max(1, min(settings.generations, int(evaluations // max(4, settings.population)) - 1))
     population = max(4, min(settings.population, int(evaluations // (generations + 1))))
     finetune_steps = 0.20 * budget_s / max(train_step_s, 1e-6)
     finetune_samples = int(min(train_size, finetune_steps * batch / settings.finetune_epochs))

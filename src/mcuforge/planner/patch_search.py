@@ -67,12 +67,14 @@ def pareto_front(candidates: list[Candidate]) -> tuple[Candidate, ...]:
 
 def search_patches(graph: Graph, options: MemoryOptions = MemoryOptions(),
                    halo_modes: tuple[str, ...] = ("none",), max_grid: int = 8,
-                   input_streamed: bool = False, grids: str = "square") -> PatchSearch:
+                   input_streamed: bool = False, grids: str = "square",
+                   stage_options: MemoryOptions | None = None) -> PatchSearch:
     """Evaluate the candidate schedules of ``graph`` (see module docstring). ``grids`` is
-    ``square`` (n x n) or ``rows`` (n x 1 row strips, what the generated C runs)."""
+    ``square`` (n x n) or ``rows`` (n x 1 row strips, what the generated C runs);
+    ``stage_options`` are the patch stage's memory conventions when they differ from ``options``."""
     if grids not in ("square", "rows"):
         raise McuforgeError(f"grids must be 'square' or 'rows', not {grids!r}")
-    evaluator = PatchEvaluator(graph, options)
+    evaluator = PatchEvaluator(graph, options, stage_options)
     layer_profile = evaluator.streamed if input_streamed else evaluator.layer
     layer = Candidate(None, layer_profile.peak_activation_bytes, evaluator.total_macs)
     candidates = [layer]

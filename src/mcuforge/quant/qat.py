@@ -8,7 +8,9 @@ quantisation:
    the QAT epochs train the folded weights directly;
 2. every conv and linear weight is fake-quantised per output channel and symmetrically, as PTQ
    quantises it (``round(w / s)`` clipped to +-127, or +-7 for int4, times ``s = max|w| / qmax``),
-   through a ``torch.nn.utils.parametrize`` parametrisation;
+   through a ``torch.nn.utils.parametrize`` parametrisation; the bias is rounded to the int32 grid
+   the export gives it (steps of ``input_scale * s``), which matters where folding made weights
+   large;
 3. every activation that the int8 graph holds (the points of `quant/calibrate.layer_modules`, and the
    graph input) passes through an `ActivationFakeQuant`: asymmetric int8 with a learnable range
    [low, high], initialised from calibration. The global average pool reuses its input's quantiser,
@@ -29,7 +31,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..frontends.spec_graph import build_graph
 from ..frontends.spec_torch import Classifier, ConvBNAct, GlobalPool, SpecNet
+from ..ir import NO_CLAMP, OpKind
 from .bn_fold import fold_batchnorm
 from .calibrate import INPUT, calibrate, layer_modules
 from .observers import MIN_RANGE, QMAX, QMIN
@@ -54,29 +58,47 @@ class WeightFakeQuant(nn.Module):
         self.qmax = weight_qmax(bits)
         self.per_channel = per_channel
 
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        """The weight rounded to its quantisation grid (straight-through gradient)."""
+    def scales(self, weight: torch.Tensor) -> torch.Tensor:
+        """The (detached) scale of every output channel, shaped to broadcast against ``weight``
+        (one scale for a per-tensor quantiser)."""
         if self.per_channel:
             max_abs = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True)
         else:
             max_abs = weight.detach().abs().max()
-        scale = torch.where(max_abs > 0, max_abs / self.qmax, torch.ones_like(max_abs))
+        return torch.where(max_abs > 0, max_abs / self.qmax, torch.ones_like(max_abs))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight rounded to its quantisation grid (straight-through gradient)."""
+        scale = self.scales(weight)
         return torch.clamp(round_ste(weight / scale), -self.qmax, self.qmax) * scale
 
 
 class ActivationFakeQuant(nn.Module):
-    """Asymmetric int8 fake quantisation with a learnable real range [low, high] (0 included)."""
+    """Asymmetric int8 fake quantisation with a learnable real range [low, high] (0 included).
 
-    def __init__(self, low: float, high: float):
+    ``clamp`` is the fused activation's range of the op that writes the tensor: the range is cut
+    to it, as the export does (`quant/observers.clamp_range`)."""
+
+    def __init__(self, low: float, high: float, clamp: tuple[float, float] = (-math.inf, math.inf)):
         super().__init__()
         self.low = nn.Parameter(torch.tensor(float(min(low, 0.0))))
         self.high = nn.Parameter(torch.tensor(float(max(high, 0.0))))
+        self.clamp = (float(clamp[0]), float(clamp[1]))
+
+    def _bounds(self, factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        low = torch.clamp(_grad_scaled(self.low, factor), min=self.clamp[0])
+        high = torch.clamp(_grad_scaled(self.high, factor), max=self.clamp[1])
+        return torch.clamp(low, max=0.0), torch.clamp(high, min=0.0)
+
+    def scale(self) -> torch.Tensor:
+        """The current scale (detached)."""
+        low, high = self._bounds()
+        return (torch.clamp(high - low, min=MIN_RANGE) / (QMAX - QMIN)).detach()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(clamp(round(x / s) + z, -128, 127) - z) * s`` with s, z from the current range."""
         factor = 1.0 / math.sqrt(max(1, x.numel()) * QMAX)
-        low = torch.clamp(_grad_scaled(self.low, factor), max=0.0)
-        high = torch.clamp(_grad_scaled(self.high, factor), min=0.0)
+        low, high = self._bounds(factor)
         scale = torch.clamp(high - low, min=MIN_RANGE) / (QMAX - QMIN)
         zero_point = torch.clamp(torch.round(QMIN - low.detach() / scale.detach()), QMIN, QMAX)
         q = torch.clamp(round_ste(x / scale) + zero_point, QMIN, QMAX)
@@ -85,6 +107,27 @@ class ActivationFakeQuant(nn.Module):
     def range(self) -> tuple[float, float]:
         """The current (low, high)."""
         return float(self.low.detach()), float(self.high.detach())
+
+
+class BiasFakeQuant(nn.Module):
+    """The int32 bias of the int8 graph: rounded to steps of ``input_scale * weight_scale[c]``.
+
+    When batch norm folding makes a channel's weights large, that step is coarse (at int4 it can
+    be many output steps), so the training must see it. The input quantiser and the layer are held
+    as plain attributes (not submodules: the layer owns this parametrisation)."""
+
+    def __init__(self, weight_quant: WeightFakeQuant, input_quantizer: ActivationFakeQuant,
+                 layer: nn.Module):
+        super().__init__()
+        self.weight_quant = weight_quant
+        object.__setattr__(self, "input_quantizer", input_quantizer)
+        object.__setattr__(self, "layer", layer)
+
+    def forward(self, bias: torch.Tensor) -> torch.Tensor:
+        """The bias on its int32 grid (straight-through gradient)."""
+        weight = self.layer.parametrizations.weight.original
+        step = self.input_quantizer.scale() * self.weight_quant.scales(weight).reshape(-1)
+        return round_ste(bias / step) * step
 
 
 def _key(name: str) -> str:
@@ -126,15 +169,21 @@ def prepare_qat(model: SpecNet, calibration_batches: Iterable[object] | None = N
         ranges = calibrate(model, calibration_batches, observer)
     fold_batchnorm(model)
     layers = layer_modules(model)
-    for module in model.modules():
-        if isinstance(module, ConvBNAct):
-            parametrize.register_parametrization(module.conv, "weight", WeightFakeQuant(weight_bits))
-        elif isinstance(module, Classifier):
-            fc_bits = weight_bits if int4_fc else 8
-            parametrize.register_parametrization(
-                module.linear, "weight", WeightFakeQuant(fc_bits, fc_per_channel))
-    quantizers = nn.ModuleDict({_key(name): ActivationFakeQuant(*ranges[name])
+    clamps, input_points = _graph_facts(model)
+    quantizers = nn.ModuleDict({_key(name): ActivationFakeQuant(*ranges[name], clamps.get(name, NO_CLAMP))
                                 for name in (INPUT, *layers)})
+    for name, source in input_points.items():
+        module = layers[name]
+        if isinstance(module, ConvBNAct):
+            layer, weight_quant = module.conv, WeightFakeQuant(weight_bits)
+        elif isinstance(module, Classifier):
+            layer = module.linear
+            weight_quant = WeightFakeQuant(weight_bits if int4_fc else 8, fc_per_channel)
+        else:  # pragma: no cover - layer_modules maps weighted ops to these two kinds only
+            raise TypeError(f"{name}: unexpected layer {type(module).__name__}")
+        parametrize.register_parametrization(layer, "weight", weight_quant)
+        parametrize.register_parametrization(
+            layer, "bias", BiasFakeQuant(weight_quant, quantizers[_key(source)], layer))
     model.activation_quantizers = quantizers
     model.qat_config = {"weight_bits": weight_bits, "fc_per_channel": fc_per_channel,
                         "int4_fc": int4_fc}
@@ -149,6 +198,23 @@ def prepare_qat(model: SpecNet, calibration_batches: Iterable[object] | None = N
             if name == f"b{index}" or name.startswith(f"b{index}."):
                 previous = name
     return model
+
+
+def _graph_facts(model: SpecNet) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    """From the spec's int8 graph: the fused clamp of every op, and for every weighted op the name
+    of the point whose quantisation its input has (through AVERAGE_POOL_2D, which keeps it)."""
+    graph = build_graph(model.spec)
+    producers = graph.producers()
+    clamps = {op.name: getattr(op.attrs, "clamp", NO_CLAMP) for op in graph.ops}
+    input_points: dict[str, str] = {}
+    for op in graph.ops:
+        if op.kind not in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED):
+            continue
+        source = producers.get(op.inputs[0])
+        while source is not None and source.kind is OpKind.AVERAGE_POOL_2D:
+            source = producers.get(source.inputs[0])
+        input_points[op.name] = INPUT if source is None else source.name
+    return clamps, input_points
 
 
 def learned_ranges(model: nn.Module) -> dict[str, tuple[float, float]] | None:

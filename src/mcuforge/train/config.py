@@ -26,7 +26,8 @@ class TrainConfig:
     linearly over ``warmup_epochs`` and then follows a cosine down to zero at the last step.
     ``stop_after_steps`` ends the run abruptly after that many optimizer steps in this process (as if
     it were killed; nothing is saved), for tests. ``checkpoint_every_steps`` adds mid-epoch
-    checkpoints to the one written at the end of every epoch.
+    checkpoints to the one written at the end of every epoch. ``augment`` switches all augmentation
+    on or off; ``random_crop`` and ``hflip`` (None: where the data set allows it) each part of it.
     """
 
     resolution: int | tuple[int, int]
@@ -40,6 +41,7 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.1
     augment: bool = True
+    random_crop: bool = True
     hflip: bool | None = None
     seed: int = 0
     channels_last: bool = True

@@ -283,7 +283,8 @@ def _train_step(
     step_seed = derived_seed(config.seed, epoch, step)
     torch.manual_seed(step_seed)
     generator = torch.Generator().manual_seed(step_seed)
-    x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip)
+    x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip,
+                    config.random_crop)
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     logits = model(x)
