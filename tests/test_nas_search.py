@@ -169,6 +169,8 @@ def test_flash_estimate_counts_specialised_kernels():
     constraints = Constraints(65536, 262144)
     figures = spec_figures(same)
     weights = figures.flash_bytes - 12 * figures.weighted_channels
+    pointwise, depthwise, other = constraints.flash_code_bytes_per_kernel
+    assert (figures.pointwise_kernels, figures.depthwise_kernels) == (2, 1)
     assert constraints.estimated_flash_bytes(figures) == (weights + CHANNEL_CONSTANT_BYTES * figures.weighted_channels
                                                           + constraints.flash_code_base_bytes
-                                                          + 1024 * figures.kernels)
+                                                          + 2 * pointwise + depthwise + 4 * other)

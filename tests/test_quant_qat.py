@@ -87,3 +87,21 @@ def test_a_deep_copy_of_a_prepared_model_uses_its_own_ranges() -> None:
         assert not torch.equal(twin(x), before)
     keys = model.state_dict().keys()
     assert not any("_mcuforge" in key for key in keys)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_biases_train_on_the_int32_grid_of_the_export(bits: int) -> None:
+    spec = SPECS["mobilenet-v2"]()
+    net = random_net(spec)
+    with torch.no_grad():  # near-zero variance: folding makes these weights (and bias steps) large
+        net.blocks[1].dw.bn.running_var[:4] = 1e-6
+    model = prepare_qat(net, [inputs(spec, 32)], weight_bits=bits).eval()
+    graph = quantize_spec_net(model)
+    for op_name, layer in (("b0", model.blocks[0].conv), ("b1.dw", model.blocks[1].dw.conv),
+                           ("b3.project", model.blocks[3].project.conv)):
+        bias = graph.tensor(graph.op(op_name).inputs[2])
+        exported = bias.data.astype(np.float64) * np.asarray(bias.quant.scale)
+        simulated = layer.bias.detach().double().numpy()
+        step = np.asarray(bias.quant.scale)
+        assert np.all(np.abs(simulated - exported) <= 1e-2 * step + 1e-6 * np.abs(exported)), op_name
+    assert max(graph.tensor("b1.dw.bias").quant.scale) > 1e-3  # the case that needs it is covered

@@ -8,8 +8,10 @@ planner finds under the limit (MCUNetV2's joint search): it fits when that sched
 Flash is estimated for mcuforge's generated C: the weights, 16 B of per-channel constants per output
 channel of every weighted layer (bias, multiplier, shift and the rounding constant of the fast
 requantisation path), ``flash_code_base_bytes`` of runtime and ``flash_code_bytes_per_kernel`` per
-distinct specialised kernel. The constants come from Cortex-M4 builds of the generated C (text about
-0.95 kB per kernel, 26-42 kB in all, for 28-44 kernels) and overestimate the measured Flash by 2-3%.
+distinct specialised kernel (1x1 conv, depthwise, other). The constants come from the symbol sizes of
+a Cortex-M4 build of the generated C (1x1 kernels about 1.9 kB, depthwise 1.3 kB, others 0.4 kB, 5 kB
+of runtime); the code generator's kernels change size between versions, so the search also compiles
+its winner and checks the measured figures (`pipeline.verify_on_device_build`).
 Latency (optional) comes from `nas.latency`, scaled by the MACs of the patch schedule (halo
 recomputation) when the candidate needs one.
 
@@ -31,8 +33,9 @@ from .fast_profile import spec_figures
 from .latency import LatencyModel
 
 DEFAULT_SRAM_RESERVE_BYTES = 6 * 1024
-FLASH_CODE_BASE_BYTES = 4 * 1024
-FLASH_CODE_BYTES_PER_KERNEL = 1024
+FLASH_CODE_BASE_BYTES = 6 * 1024
+# Code bytes per specialised kernel: (1x1 conv, depthwise, any other kind).
+FLASH_CODE_BYTES_PER_KERNEL = (2048, 1408, 512)
 CHANNEL_CONSTANT_BYTES = 16
 PATCH_HALO_MODES = ("none",)
 PATCH_MAX_GRID = 4
@@ -48,7 +51,7 @@ class Constraints:
     patch: bool = False
     sram_reserve_bytes: int = DEFAULT_SRAM_RESERVE_BYTES
     flash_code_base_bytes: int = FLASH_CODE_BASE_BYTES
-    flash_code_bytes_per_kernel: int = FLASH_CODE_BYTES_PER_KERNEL
+    flash_code_bytes_per_kernel: tuple[int, int, int] = FLASH_CODE_BYTES_PER_KERNEL
 
     @property
     def activation_budget_bytes(self) -> int:
@@ -58,8 +61,11 @@ class Constraints:
     def estimated_flash_bytes(self, figures) -> int:
         """The generated program's Flash for a network with these `fast_profile.SpecFigures`."""
         weights = figures.flash_bytes - figures.weighted_channels * (4 + REQUANT_BYTES_PER_CHANNEL)
-        return (weights + figures.weighted_channels * CHANNEL_CONSTANT_BYTES + self.flash_code_base_bytes
-                + figures.kernels * self.flash_code_bytes_per_kernel)
+        pointwise, depthwise, other = self.flash_code_bytes_per_kernel
+        others = figures.kernels - figures.pointwise_kernels - figures.depthwise_kernels
+        code = (self.flash_code_base_bytes + figures.pointwise_kernels * pointwise
+                + figures.depthwise_kernels * depthwise + others * other)
+        return weights + figures.weighted_channels * CHANNEL_CONSTANT_BYTES + code
 
     def to_dict(self) -> dict:
         """JSON-ready form."""

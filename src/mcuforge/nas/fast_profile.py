@@ -48,6 +48,8 @@ class SpecFigures:
     peak_block: int
     weighted_channels: int = 0
     kernels: int = 0
+    pointwise_kernels: int = 0
+    depthwise_kernels: int = 0
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -82,7 +84,8 @@ def spec_figures(spec: NetSpec, inplace_depthwise: bool = True) -> SpecFigures:
         flash += block_flash
         if live > peak:
             peak, peak_block = live, index
-    return SpecFigures(macs, params, flash, peak, peak_block, weighted_channels, len(signatures))
+    return SpecFigures(macs, params, flash, peak, peak_block, weighted_channels, len(signatures),
+                       sum(1 for s in signatures if s[0] == "pw"), sum(1 for s in signatures if s[0] == "dw"))
 
 
 def _signatures(block: BlockSpec, size: int, channels: int, flat: int | None, found: set[tuple]) -> int:

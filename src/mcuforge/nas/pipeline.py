@@ -212,6 +212,41 @@ def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetSco
     return state, seconds, baseline
 
 
+def verify_on_device_build(candidates: list[ArchConfig], space: SearchSpace, scorer: SubnetScorer,
+                           train_part, settings: SearchSettings, core: str, log, attempts: int = 4
+                           ) -> tuple[ArchConfig, list[dict]]:
+    """The first of ``candidates`` (best first) whose generated C, built for ``core`` with the subnet's
+    inherited weights quantised, measures within the SRAM and Flash limits; and the measured attempts.
+    The Flash and SRAM estimates of the search are models of the code generator; this checks them
+    on the real build before any fine-tuning is spent on the winner."""
+    import tempfile
+
+    from ..codegen.project import compile_model
+    from ..errors import DoesNotFitError
+    from ..quant.ptq import quantize_spec_net
+    from .deploy import calibration_batches
+
+    tried: list[dict] = []
+    for arch in candidates[:attempts]:
+        spec = space.spec(arch)
+        graph = quantize_spec_net(scorer.subnet(arch).eval(), calibration_batches(train_part, spec, 200, settings.seed))
+        with tempfile.TemporaryDirectory(prefix="mcuforge-verify-") as folder:
+            try:
+                report = compile_model(graph, Path(folder) / "c", core, settings.sram_bytes)
+                sram, flash = report["measured_sram_bytes"], report["flash_bytes"]
+            except DoesNotFitError as exc:
+                sram, flash = exc.needed_bytes, None
+        fits = sram <= settings.sram_bytes and flash is not None and flash <= settings.flash_bytes
+        tried.append({"arch": arch.key(), "measured_sram_bytes": sram, "flash_bytes": flash, "fits": fits})
+        log(f"  device build of candidate {len(tried)}: measured SRAM {sram:,} B, Flash "
+            f"{'n/a' if flash is None else f'{flash:,} B'} -> {'fits' if fits else 'does not fit'}")
+        if fits:
+            return arch, tried
+    raise McuforgeError(f"none of the {len(tried)} best candidates fits {settings.sram_bytes:,} B SRAM / "
+                        f"{settings.flash_bytes:,} B Flash once built (the estimates are off for this code "
+                        "generator); lower --flash/--sram in the search or raise the limits")
+
+
 def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = False, log=print) -> dict | None:
     """Run the whole search (module doc); returns the report (None on ranks other than 0)."""
     run_dir = Path(run_dir)
@@ -266,6 +301,21 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
                                      settings.seed) if confirmation is not None else None
     state, evo_seconds, baseline = search_stage(settings, space, scorer, feasible, confirm, run_dir, resume, log)
     best_arch, best_fitness = state.best()
+    verification = None
+    if settings.compile and feasible.measurement(best_arch).schedule == "layer-based":
+        verified_path = run_dir / "verified.json"
+        if resume and verified_path.exists():
+            verification = json.loads(verified_path.read_text())
+        else:
+            ranked = sorted((a for a in state.archs.values() if feasible(a)
+                             and feasible.measurement(a).schedule == "layer-based"),
+                            key=lambda a: -state.cache[a.key()])
+            log("checking the best candidates on a real build (generated C, arm-none-eabi-gcc, QEMU)")
+            arch, tried = verify_on_device_build(ranked, space, scorer, train_part, settings, target.core, log)
+            verification = {"arch": arch.to_dict(), "attempts": tried}
+            write_json_atomic(verification, verified_path)
+        best_arch = ArchConfig.from_dict(verification["arch"])
+        best_fitness = state.cache[best_arch.key()]
 
     winner_spec = space.spec(best_arch)
     winner_measure = feasible.measurement(best_arch)
@@ -296,11 +346,13 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
         "stage1": json.loads((run_dir / "stage1.json").read_text()),
         "supernet": {"history": sn_history, "epochs": sn_config.epochs,
                      "train_samples": min(len(train_part), sn_config.train_samples or len(train_part))},
-        "evolution": {"history": state.history, "evaluations": state.evaluations, "best_fitness": best_fitness,
-                      "best": best_arch.key(), "seconds": evo_seconds, "curve": _best_curve(state)},
+        "evolution": {"history": state.history, "evaluations": state.evaluations, "best_fitness": state.best()[1],
+                      "best": state.best()[0].key(), "seconds": evo_seconds, "curve": _best_curve(state)},
         "random_search": baseline,
-        "winner": {"spec": winner_spec.to_string(), "arch": best_arch.to_dict(), **winner_measure.to_dict(),
+        "winner": {"spec": winner_spec.to_string(), "arch": best_arch.to_dict(), "held_out_accuracy": best_fitness,
+                   **winner_measure.to_dict(),
                    "layer_based_fits": winner_measure.peak_layer_bytes <= constraints.activation_budget_bytes},
+        "device_check": verification,
         "deploy": deployed.to_dict(),
         "seconds": time.perf_counter() - started,
     }

@@ -44,8 +44,8 @@ def markdown(report: dict) -> str:
         f"Target {report['target']}: SRAM {_kb(c['sram_bytes'])} (activations may use "
         f"{_kb(c['sram_bytes'] - c['sram_reserve_bytes'])}; {_kb(c['sram_reserve_bytes'])} reserved for scratch, "
         f"stack and runtime data), Flash {_kb(c['flash_bytes'])} (estimated for the generated program: weights, "
-        f"16 B per channel, {_kb(c['flash_code_base_bytes'])} + {c['flash_code_bytes_per_kernel']} B per kernel of "
-        f"code), patch schedules {'on' if c['patch'] else 'off'}."
+        f"16 B per channel, {_kb(c['flash_code_base_bytes'])} + {c['flash_code_bytes_per_kernel']} B per "
+        f"1x1 / depthwise / other kernel of code), patch schedules {'on' if c['patch'] else 'off'}."
         + (f" Latency limit {c['latency_ms']} ms." if c.get("latency_ms") else ""), "",
         "Latency model: " + (f"{report['latency_model']['source']} — {report['latency_model']['description']}"
                              if report["latency_model"] else "not used (no latency limit)") + ".",
@@ -76,6 +76,11 @@ def markdown(report: dict) -> str:
             c = r["confirmation"]
             lines.append(f"On {c['images']} other held-out images (never used by the search): evolution's winner "
                          f"{c['evolution']:.2%}, random search's {c['random']:.2%}.")
+    check = report.get("device_check")
+    if check:
+        lines += ["", f"Device check (generated C built for the target, candidates best first): "
+                      + "; ".join(f"{a['arch']}: SRAM {_kb(a['measured_sram_bytes'])}, Flash {_kb(a['flash_bytes'])}"
+                                  f" {'fits' if a['fits'] else 'does not fit'}" for a in check["attempts"]) + "."]
     lines += ["", "## Winner", "", f"`{w['spec']}`", "",
               f"- {w['macs'] / 1e6:.2f} MMACs, {w['params']:,} parameters, weights Flash {_kb(w['flash_bytes'])}, "
               f"estimated program Flash {_kb(w['estimated_program_flash_bytes'])}",

@@ -1,0 +1,1 @@
+"""End-to-end jobs that chain the pipeline's stages (the demo)."""
