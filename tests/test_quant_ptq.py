@@ -171,6 +171,7 @@ def test_calibration_ranges_are_observed_values() -> None:
     model = random_net(spec)
     x = inputs(spec, 8)
     ranges = calibrate(model, [x])
+    assert calibrate(model, x) == ranges  # one tensor is one batch
     assert ranges["input"] == pytest.approx((float(x.min()), float(x.max())))
     with torch.no_grad():
         logits = model(x)
@@ -200,3 +201,10 @@ def test_int4_weights_halve_weight_flash() -> None:
     assert all_int4.tensor(fc.inputs[1]).dtype is DType.INT4
     flash8, flash4 = graph_cost(graph8).flash_bytes, graph_cost(graph4).flash_bytes
     assert 0.5 < flash4 / flash8 < 0.7, (flash4, flash8)
+
+
+def test_blocks_without_an_int8_export_are_a_clear_error() -> None:
+    from mcuforge.errors import UnsupportedOpError
+    spec = get_spec("mobilenet-v3-small", resolution=32, width=0.5, num_classes=10)
+    with pytest.raises(UnsupportedOpError, match="squeeze-excite|h-swish"):
+        quantize_spec_net(build_torch(spec).eval(), [inputs(spec, 2)])

@@ -5,7 +5,8 @@ inputs and outputs and every tensor kept for later (residual inputs). The networ
 (``count_network_input``; the MCUNetV2 paper's convention streams it from a caller buffer instead).
 Weights are Flash, not SRAM. Where an op may write over a dying input (`overlap.py`), the output is not
 counted on top of that input: the op needs the larger of the two plus the overlap's extra bytes
-(in-place depthwise: ``e + one H_in x W_in plane``; the residual ADD writes into p).
+(in-place depthwise: ``e + one H_in x W_in plane``, or ``e`` + a few output rows with
+``depthwise_row_buffer``; the residual ADD writes into p).
 
 For an inverted-residual block (x input, e expansion, d depthwise, p projection) this gives exactly
 the rule behind reference/numbers.json: expand x+e; depthwise e+d(+x), in place e+plane(+x);
@@ -28,11 +29,12 @@ class MemoryOptions:
     inplace_depthwise: bool = True
     overlap_pointwise: bool = False
     count_network_input: bool = True
+    depthwise_row_buffer: bool = False
 
     @property
     def overlap(self) -> OverlapOptions:
         """The overlap rules these options allow."""
-        return OverlapOptions(self.inplace_depthwise, self.overlap_pointwise)
+        return OverlapOptions(self.inplace_depthwise, self.overlap_pointwise, self.depthwise_row_buffer)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ Kinds:
 - ``INPLACE_DEPTHWISE`` (TinyEngine): an int8 depthwise conv computes one output channel plane into a
   temporary buffer, then writes it into that channel's positions of the input buffer; the output
   occupies the start of the input's region (stride 2 frees the tail). Extra: one ``H_in x W_in`` plane
-  (DESIGN.md convention; the kernel needs only ``H_out x W_out``).
+  (DESIGN.md convention; the kernel needs only ``H_out x W_out``). With option
+  ``depthwise_row_buffer`` the kernel keeps only a ring of its latest output rows instead
+  (`row_ring.py`: ``pad_top // stride + 1`` rows of ``W_out`` bytes for the usual pads).
 - ``ELEMENTWISE``: ADD, MUL, RELU, RELU6, HARD_SWISH, LOGISTIC, int8->int8 QUANTIZE: output pixel i
   depends only on input pixel i and has the same size; it is written at the input's offset (the
   residual ADD writes into p). Extra: none.
@@ -26,6 +28,7 @@ import enum
 from dataclasses import dataclass
 
 from ..ir import ConvAttrs, DType, Graph, Op, OpKind
+from .row_ring import row_ring_bytes
 
 
 class OverlapKind(enum.Enum):
@@ -56,6 +59,7 @@ class OverlapOptions:
 
     inplace_depthwise: bool = True
     overlap_pointwise: bool = False
+    depthwise_row_buffer: bool = False
 
 
 _ELEMENTWISE = {OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.RELU6, OpKind.HARD_SWISH, OpKind.LOGISTIC,
@@ -87,8 +91,15 @@ def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOption
         src = graph.tensors[op.inputs[0]]
         if src.name in candidates and src.dtype is DType.INT8 and out.dtype is DType.INT8 \
                 and src.shape[3] == out.shape[3]:
-            plane = src.shape[1] * src.shape[2] * src.nbytes // src.num_elements
-            return Overlap(OverlapKind.INPLACE_DEPTHWISE, src.name, out.name, plane, 0)
+            element = src.nbytes // src.num_elements
+            if options.depthwise_row_buffer:
+                attrs = op.attrs
+                assert isinstance(attrs, ConvAttrs)
+                extra = row_ring_bytes(src.shape[1], src.shape[2], out.shape[1], out.shape[2],
+                                       attrs.stride[0], attrs.pads.top, element)
+            else:
+                extra = src.shape[1] * src.shape[2] * element
+            return Overlap(OverlapKind.INPLACE_DEPTHWISE, src.name, out.name, extra, 0)
         return None
     if op.kind in _ELEMENTWISE:
         for name in candidates:

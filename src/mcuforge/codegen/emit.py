@@ -22,7 +22,7 @@ from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from .edges import EdgeConversions, strip_edge_conversions
 from .kernels import KernelSpec, render_kernel, render_template
 from .layers import Buffer, ConstArray, LayerCall, unsupported
-from .lower_conv import LOWER_CONV
+from .lower_conv import LOWER_CONV, lower_depthwise
 from .lower_misc import LOWER_MISC
 from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target
 
@@ -53,16 +53,21 @@ class GeneratedModel:
         return tuple(sorted({layer.kernel.name for layer in self.layers if layer.kernel}))
 
 
-def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = frozenset()
-                ) -> list[LayerCall]:
+def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = frozenset(),
+                depthwise_row_ring: bool = False) -> list[LayerCall]:
     """Every op of the int8 graph as a kernel call; ``overlapped_ops`` names the ops whose output the
-    plan lays over an input."""
+    plan lays over an input. ``depthwise_row_ring``: the plan's in-place depthwise buffers are rows
+    (planner option ``depthwise_row_buffer``), so overlapped depthwise ops take the row-ring kernel."""
     layers = []
     for index, op in enumerate(graph.ops):
         lower = _LOWER.get(op.kind)
         if lower is None:
             raise unsupported(graph, index, op, "no C kernel for this op kind")
-        layers.append(lower(graph, index, op, target, op.name in overlapped_ops))
+        overlapped = op.name in overlapped_ops
+        if op.kind is OpKind.DEPTHWISE_CONV_2D and overlapped and depthwise_row_ring:
+            layers.append(lower_depthwise(graph, index, op, target, True, row_ring=True))
+        else:
+            layers.append(lower(graph, index, op, target, overlapped))
     return layers
 
 
@@ -72,8 +77,9 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     """Generate the C project of ``graph`` for ``target`` (nothing is written to disk).
 
     ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
-    kernel (no scratch beyond the channel plane; slower); by default only those whose padded-plane
-    scratch would grow the arena do."""
+    kernel (no scratch beyond the channel plane, or the row ring with ``plan_options``'
+    ``depthwise_row_buffer``; slower); by default only those whose padded-plane scratch would grow
+    the arena do."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
@@ -87,8 +93,8 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
         # The padded-plane depthwise kernel is in-place safe, so an in-place depthwise op takes the
         # in-place kernel (which needs only the plan's H x W channel plane) only when it is planeless.
         overlapped = frozenset(producer[o.output] for o in plan.overlaps)
-        return tuple(lower_graph(int8_graph, target,
-                                 overlapped - (multi_channel_dw - planeless)))
+        return tuple(lower_graph(int8_graph, target, overlapped - (multi_channel_dw - planeless),
+                                 plan_options.depthwise_row_buffer))
 
     def covered(plan: ArenaPlan, layers) -> bool:
         return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and

@@ -11,6 +11,11 @@ The constants are computed here, in Python, with the same functions the referenc
 The requantisation takes the fast DSP form (SMMULR + branch-free rounding shift) only when the target
 has the DSP extension, every shift is negative, and |acc| < 2^29 is proved for every channel from
 |bias'| + 128 * sum |w|; otherwise the exact TFLite form.
+
+Int4 weights (``DType.INT4``, values in [-8, 7]) are emitted packed two per byte, low nibble first, and
+the convolution kernels take an ``int4`` variant that unpacks them (a pair of output channels' rows into
+scratch for the matrix cores, a channel's taps for the depthwise kernel); the in-place depthwise
+kernels have no such variant, so those layers keep their weights one per byte.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import math
 import numpy as np
 
 from ..analysis.cost import op_macs
-from ..ir import ConvAttrs, FullyConnectedAttrs, Graph, Op, OpKind
+from ..analysis.row_ring import row_ring_rows
+from ..frontends.tflite_schema import pack_int4
+from ..ir import ConvAttrs, DType, FullyConnectedAttrs, Graph, Op, OpKind
 from ..quant.fixedpoint import calculate_activation_range_quantized, conv_channel_multipliers
 from ..runtime.kernels_conv import fully_connected_multipliers
 from .kernels import REQUANT_PARAMS, KernelSpec
@@ -46,6 +53,14 @@ def _weights_and_bias(graph: Graph, index: int, op: Op, out_channels: int,
     else:
         bias = np.zeros(out_channels, dtype=np.int64)
     return weights, bias
+
+
+def _weight_array(index: int, values: np.ndarray, int4: bool) -> ConstArray:
+    """The weights as a const int8 array: one value per byte, or with ``int4`` two values per byte
+    (low nibble first, in the order of ``values`` flattened)."""
+    if int4:
+        return ConstArray(c_ident(index, "w"), "int8_t", np.frombuffer(pack_int4(values), np.int8))
+    return ConstArray(c_ident(index, "w"), "int8_t", values.astype(np.int8))
 
 
 def _requant_constants(index: int, bias_folded: np.ndarray, abs_weight_sum: np.ndarray,
@@ -114,22 +129,25 @@ def _lower_conv_weights(graph: Graph, index: int, op: Op, weights: np.ndarray, b
     out_zp, act_min, act_max = _clamp(graph, op)
     arrays, fast = _requant_constants(index, bias_folded, np.abs(flat).sum(axis=1), multiplier, shift,
                                       target, per_channel=True, out_zp=out_zp)
-    w_arr = ConstArray(c_ident(index, "w"), "int8_t", flat.astype(np.int8))
+    int4 = graph.tensors[op.inputs[1]].dtype is DType.INT4
+    w_arr = _weight_array(index, flat, int4)
     pads = attrs.pads
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
     requant_args = (w_arr, *arrays, out_zp, act_min, act_max)
     full = int(act_min == -128 and act_max == 127)
-    suffix = _FORM[fast] + ("_full" if full else "")
+    suffix = _FORM[fast] + ("_full" if full else "") + ("_w4" if int4 else "")
     if pointwise:
         spec = KernelSpec(
             f"mf_conv1x1_{cin}x{cout}_{suffix}", "conv_1x1",
             "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int16_t *xbuf",
-            {"cin": cin, "cout": cout, "fast": int(fast), "full": full})
+            {"cin": cin, "cout": cout, "fast": int(fast), "full": full, "int4": int(int4)})
         n_pixels = x_t.shape[0] * x_t.shape[1] * x_t.shape[2]
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), n_pixels, *requant_args,
                 Buffer("scratch", op.name, "int16_t"))
-        return LayerCall(op.name, op.kind.value, spec, args, 8 * cin, op_macs(graph, op),
+        # int16 rows of four pixels, then (int4) two unpacked weight rows.
+        scratch = 8 * cin + (2 * cin if int4 else 0)
+        return LayerCall(op.name, op.kind.value, spec, args, scratch, op_macs(graph, op),
                          note="pointwise overlap" if overlapped else "")
     if overlapped:
         raise unsupported(graph, index, op, "an overlap on a non-pointwise convolution")
@@ -141,13 +159,15 @@ def _lower_conv_weights(graph: Graph, index: int, op: Op, weights: np.ndarray, b
         "const int8_t *in, int8_t *out, int32_t H, int32_t W, int32_t OH, int32_t OW, int32_t pt, "
         "int32_t pl, int32_t in_zp, " + REQUANT_PARAMS + ", int16_t *xbuf",
         {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "cin": cin, "cout": cout,
-         "fast": int(fast), "full": full})
+         "fast": int(fast), "full": full, "int4": int(int4)})
     if x_t.shape[0] != 1:
         raise unsupported(graph, index, op, "batch size other than 1")
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), x_t.shape[1], x_t.shape[2],
             y_t.shape[1], y_t.shape[2], pads.top, pads.left, x_zp, *requant_args,
             Buffer("scratch", op.name, "int16_t"))
-    return LayerCall(op.name, op.kind.value, spec, args, 5 * k, op_macs(graph, op))
+    # Two int16 im2col rows and the gather row, then (int4) two unpacked filter rows.
+    return LayerCall(op.name, op.kind.value, spec, args, 5 * k + (2 * k if int4 else 0),
+                     op_macs(graph, op))
 
 
 def depthwise_plane(graph: Graph, op: Op) -> tuple[int, int]:
@@ -181,8 +201,11 @@ def dsp_row_program(ky: int, kw: int, sw: int, outputs: int) -> list[str]:
     return lines
 
 
-def lower_depthwise(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -> LayerCall:
-    """DEPTHWISE_CONV_2D: channel-plane kernel, unrolled over the window (in place when planned)."""
+def lower_depthwise(graph: Graph, index: int, op: Op, target: Target, overlapped: bool,
+                    row_ring: bool = False) -> LayerCall:
+    """DEPTHWISE_CONV_2D: channel-plane kernel, unrolled over the window (in place when planned).
+    ``row_ring`` (with ``overlapped``): the in-place kernel whose overlap buffer is a ring of output
+    rows (`analysis.row_ring`, planner option ``depthwise_row_buffer``) instead of a channel plane."""
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(graph, index, op, (x_t.name, y_t.name))
     attrs = op.attrs
@@ -209,22 +232,26 @@ def lower_depthwise(graph: Graph, index: int, op: Op, target: Target, overlapped
     out_zp, act_min, act_max = _clamp(graph, op)
     arrays, fast = _requant_constants(index, bias_folded, np.abs(taps).sum(axis=0), multiplier, shift,
                                       target, per_channel=True, out_zp=out_zp)
-    w_arr = ConstArray(c_ident(index, "w"), "int8_t", taps.astype(np.int8))
-    if overlapped:
-        return _lower_depthwise_inplace(graph, index, op, w_arr, arrays, fast, out_zp, act_min, act_max)
+    int4 = graph.tensors[op.inputs[1]].dtype is DType.INT4
+    if overlapped:  # the in-place kernels read int8 weights (no int4 variant)
+        w_arr = _weight_array(index, taps, False)
+        return _lower_depthwise_inplace(graph, index, op, w_arr, arrays, fast, out_zp, act_min, act_max,
+                                        row_ring)
+    w_arr = _weight_array(index, taps, int4)
     sh, sw = attrs.stride
     ph, pw = depthwise_plane(graph, op)
     full = int(act_min == -128 and act_max == 127)
     channels = x_t.shape[3]
     spec = KernelSpec(
-        f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}_{_FORM[fast]}{'_full' if full else ''}",
+        f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}_{_FORM[fast]}{'_full' if full else ''}"
+        f"{'_w4' if int4 else ''}",
         "depthwise",
         "const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult, "
         "const int32_t *shift, const int32_t *round, int32_t H, int32_t W, int32_t OH, int32_t OW, int32_t pt, "
         "int32_t pl, int32_t PH, int32_t in_zp, int32_t out_zp, int32_t act_min, "
         "int32_t act_max, int16_t *plane",
         {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dm": dm, "fast": int(fast), "full": full,
-         "channels": channels, "pw": pw,
+         "channels": channels, "pw": pw, "int4": int(int4),
          "dsp_pair": [dsp_row_program(ky, kw, sw, 2) for ky in range(kh)],
          "dsp_single": [dsp_row_program(ky, kw, sw, 1) for ky in range(kh)]})
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
@@ -235,28 +262,38 @@ def lower_depthwise(graph: Graph, index: int, op: Op, target: Target, overlapped
 
 
 def _lower_depthwise_inplace(graph: Graph, index: int, op: Op, w_arr: ConstArray, arrays: list,
-                             fast: int, out_zp: int, act_min: int, act_max: int) -> LayerCall:
+                             fast: int, out_zp: int, act_min: int, act_max: int,
+                             row_ring: bool = False) -> LayerCall:
     """In-place depthwise (output at the input's offset): the only buffer is the planner's H x W
-    channel plane (its overlap buffer), so the layer needs no memory beyond the analytic figure."""
+    channel plane (its overlap buffer), so the layer needs no memory beyond the analytic figure.
+    With ``row_ring`` that buffer is a ring of `row_ring_rows` output rows instead."""
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     attrs = op.attrs
     _, kh, kw, _ = graph.tensors[op.inputs[1]].shape
     sh, sw = attrs.stride
     full = int(act_min == -128 and act_max == 127)
     channels, width = x_t.shape[3], x_t.shape[2]
+    constants = {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "fast": fast, "full": full,
+                 "channels": channels, "width": width}
+    if row_ring:
+        rows = row_ring_rows(x_t.shape[1], width, y_t.shape[1], y_t.shape[2], sh, attrs.pads.top)
+        constants["rows"] = rows
+        name = f"mf_dwrr_{kh}x{kw}_s{sh}x{sw}_c{channels}_w{width}_r{rows}"
+    else:
+        name = f"mf_dwip_{kh}x{kw}_s{sh}x{sw}_c{channels}_w{width}"
     spec = KernelSpec(
-        f"mf_dwip_{kh}x{kw}_s{sh}x{sw}_c{channels}_w{width}_{_FORM[fast]}{'_full' if full else ''}",
-        "depthwise_inplace",
+        f"{name}_{_FORM[fast]}{'_full' if full else ''}",
+        "depthwise_rowring" if row_ring else "depthwise_inplace",
         "const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult, "
         "const int32_t *shift, const int32_t *round, int32_t H, int32_t OH, "
         "int32_t OW, int32_t pt, int32_t pl, int32_t in_zp, int32_t out_zp, int32_t act_min, "
-        "int32_t act_max, int8_t *plane",
-        {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "fast": fast, "full": full, "channels": channels,
-         "width": width})
+        f"int32_t act_max, int8_t *{'ring' if row_ring else 'plane'}",
+        constants)
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
             y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
             x_t.quant.zero_point[0], out_zp, act_min, act_max, Buffer("overlap", op.name))
-    return LayerCall(op.name, op.kind.value, spec, args, 0, op_macs(graph, op), note="in place")
+    return LayerCall(op.name, op.kind.value, spec, args, 0, op_macs(graph, op),
+                     note="in place, row ring" if row_ring else "in place")
 
 
 def lower_fully_connected(graph: Graph, index: int, op: Op, target: Target,

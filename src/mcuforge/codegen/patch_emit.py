@@ -229,7 +229,10 @@ def _overlapped_ops(graph: Graph, plan: ArenaPlan) -> set[str]:
 def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                      plan_options: PlanOptions = PlanOptions(),
                      model_name: str | None = None) -> GeneratedModel:
-    """The C project of ``graph`` under the patch schedule ``config`` (nothing written to disk)."""
+    """The C project of ``graph`` under the patch schedule ``config`` (nothing written to disk).
+    In-place depthwise ops keep the channel-plane kernel here (``depthwise_row_buffer`` is ignored:
+    patch ops are lowered per patch while the plan is sized on the largest one)."""
+    plan_options = replace(plan_options, depthwise_row_buffer=False)
     edges = strip_edge_conversions(graph)
     g = edges.graph
     geometry = patch_geometry(g, config)

@@ -14,12 +14,15 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..analysis.memory import memory_profile
 from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
+from ..planner.arena import PlanOptions
 from .build import build, section_sizes
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .qemu import run_qemu
@@ -60,6 +63,10 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
                         "scratch_bytes is the arena growth it caused",
         "scratch_requested_bytes": sum(layer.scratch_bytes for layer in model.layers),
         "peak_activation_bytes": plan.peak_activation_bytes,
+        # The MCUNetV2 paper's convention: the network input is read from the caller's buffer.
+        "peak_activation_bytes_input_streamed": memory_profile(
+            graph, replace(plan.options.memory_options, count_network_input=False)).peak_activation_bytes,
+        "depthwise_row_buffer": plan.options.depthwise_row_buffer,
         "gap_bytes": plan.gap_bytes,
         "planner": plan.algorithm,
         "overlaps": sorted(f"{o.kind.value}:{o.output}" for o in plan.overlaps),
@@ -138,17 +145,19 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
+    ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
+    keep the channel-plane in-place depthwise kernel).
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
     target = get_target(target_name)
     if patch is None:
-        model = generate(graph, target)
+        model = generate(graph, target, plan_options)
     else:  # a `planner.patch.PatchConfig` (codegen/patch_emit.py)
         from .patch_emit import generate_patched
-        model = generate_patched(graph, target, patch)
+        model = generate_patched(graph, target, patch, plan_options)
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
         raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
     out_dir = Path(out_dir)

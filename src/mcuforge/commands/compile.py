@@ -18,6 +18,7 @@ from ..codegen.project import compile_model
 from ..codegen.targets import TARGETS
 from ..errors import McuforgeError
 from ..frontends.load import load_graph
+from ..planner.arena import PlanOptions
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
           "mib": 1024 ** 2}
@@ -42,8 +43,11 @@ def parse_bytes(text: str) -> int:
                    "Nx1@SPLIT[+halo-full] (row strips up to block SPLIT, halos recomputed or "
                    "cached; the C runs row strips).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
+@click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
+              help="In-place depthwise convs keep a ring of output rows (default for layer-based "
+                   "schedules) or a whole channel plane (DESIGN.md's convention; patch schedules).")
 def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str,
-            no_measure: bool) -> None:
+            no_measure: bool, depthwise_row_buffer: bool | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
     sram_bytes = parse_bytes(sram) if sram is not None else None
     source = str(Path(model).resolve()) if Path(model).exists() else model
@@ -52,8 +56,14 @@ def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str
     if patch != "none":
         from ..codegen.patch_emit import resolve_c_patch
         schedule = resolve_c_patch(graph, patch, sram_bytes)
+        if schedule is not None and depthwise_row_buffer:
+            raise McuforgeError("--depthwise-row-buffer: the patch-based C keeps the channel-plane "
+                                "in-place depthwise kernel; use it with layer-based schedules")
+    if depthwise_row_buffer is None:
+        depthwise_row_buffer = schedule is None
     report = compile_model(graph, out_dir, target, sram_bytes, source=source, measure=not no_measure,
-                           patch=schedule)
+                           patch=schedule,
+                           plan_options=PlanOptions(depthwise_row_buffer=depthwise_row_buffer))
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..analysis.memory import MemoryOptions
 from ..analysis.profile import ProfileReport, profile_graph
 from ..frontends.load import load_graph
 from ..targets import TARGETS, get_target
@@ -61,12 +62,18 @@ def print_profile(report: ProfileReport, target_name: str | None, console: Conso
               show_default=True, help="Halo treatment: recompute (none) or cache; 'any' lets "
                                       "auto/min-memory pick.")
 @click.option("--sram", default=None, help="SRAM budget for --patch auto (bytes, or with K/M).")
+@click.option("--overlap-pointwise", is_flag=True,
+              help="--patch: let 1x1 convs write over their input (vMCU), as `compile` does.")
+@click.option("--depthwise-row-buffer", is_flag=True,
+              help="--patch: in-place depthwise convs keep a ring of output rows instead of a "
+                   "whole channel plane.")
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
             target: str | None, plot_path: str | None, patch: str, halo: str,
-            sram: str | None) -> None:
+            sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool) -> None:
     """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory."""
     graph = load_graph(model, resolution, width)
     report = profile_graph(graph)
+    options = MemoryOptions(overlap_pointwise=overlap_pointwise, depthwise_row_buffer=depthwise_row_buffer)
     plan = None
     if patch != "none":
         from dataclasses import replace
@@ -74,9 +81,9 @@ def command(model: str, resolution: int | None, width: float | None, as_json: bo
         from ..planner.patch_report import patch_summary, resolve_patch
         from .compile import parse_bytes
         budget = parse_bytes(sram) if sram else (get_target(target).sram_bytes if target else None)
-        plan = resolve_patch(graph, patch, halo, budget)
+        plan = resolve_patch(graph, patch, halo, budget, options)
         if plan is not None:
-            report = replace(report, patch=patch_summary(graph, plan))
+            report = replace(report, patch=patch_summary(graph, plan, options))
     if plot_path:
         from ..report.plots import plot_block_memory  # matplotlib only when a plot is asked for
         limit = get_target(target).sram_bytes if target else None
@@ -94,7 +101,7 @@ def command(model: str, resolution: int | None, width: float | None, as_json: bo
         print_profile(report, target, Console())
         if plan is not None:
             from ..planner.patch_report import print_patch
-            print_patch(graph, plan, Console())
+            print_patch(graph, plan, Console(), options)
         elif patch != "none":
             click.echo(f"--patch {patch}: layer-based execution is best (no patch schedule)")
         if plot_path:

@@ -36,8 +36,8 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 @click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128).")
 @click.option("--weight-decay", type=float, help="Default: 5e-5 SGD / 0.05 AdamW.")
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
-@click.option("--no-augment", is_flag=True, help="No random crop or flip.")
-@click.option("--no-crop", is_flag=True, help="No random crop (flips stay where the data allow them).")
+@click.option("--no-augment", is_flag=True, help="No augmentation (no flip, no crop).")
+@click.option("--crop", is_flag=True, help="Add a random crop (pad 1/8, zeros) to the flips; for long runs.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads (keep it equal when resuming).")
 @click.option("--out", "-o", "run_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -49,7 +49,7 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(model: str, dataset: str, epochs: int, resolution: int | None, width: float | None,
             in_channels: str | None, batch_size: int, optimizer: str, lr: float | None,
-            weight_decay: float | None, label_smoothing: float, no_augment: bool, no_crop: bool, seed: int,
+            weight_decay: float | None, label_smoothing: float, no_augment: bool, crop: bool, seed: int,
             threads: int | None, run_dir: Path | None, resume: bool, checkpoint_every: int | None,
             limit_train: int | None, quiet: bool, as_json: bool) -> None:
     """Train MODEL (a zoo name or a spec string) on a data set, with checkpoints and exact resume."""
@@ -60,7 +60,7 @@ def command(model: str, dataset: str, epochs: int, resolution: int | None, width
     config = TrainConfig(
         resolution=spec.resolution, in_channels=spec.in_channels, epochs=epochs, batch_size=batch_size,
         optimizer=optimizer, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
-        augment=not no_augment, random_crop=not no_crop, seed=seed, threads=threads,
+        augment=not no_augment, random_crop=crop, seed=seed, threads=threads,
         checkpoint_every_steps=checkpoint_every, progress=not quiet and not as_json,
     )
     if not quiet and not as_json:

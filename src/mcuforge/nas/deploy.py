@@ -112,6 +112,9 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
     from ..quant.ptq import quantize_spec_net
 
     graph = quantize_spec_net(model, calibration_batches(train_set, spec, calibration_samples, config.seed))
+    from ..frontends.tflite_writer import write_tflite
+
+    write_tflite(graph, run_dir / "model_int8.tflite")
     acc8, scored = int8_accuracy(graph, test_set, spec, int8_test_samples)
     log(f"  float test accuracy {float_acc:.2%}, int8 {acc8:.2%} ({scored} test images, reference runtime)")
     report = None

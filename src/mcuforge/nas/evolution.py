@@ -24,7 +24,7 @@ import json
 import os
 import random
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 

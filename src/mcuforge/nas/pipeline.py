@@ -92,7 +92,8 @@ def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: i
               f"FLOPs CDF of satisfying samples ({constraints.sram_bytes // 1024} kB SRAM, "
               f"{constraints.flash_bytes // 1024} kB Flash{', patch' if settings.patch else ''})")
     write_json_atomic({"chosen": ranked[0].space.to_dict(), "seconds": seconds, "ms_per_sample": per_sample_ms,
-                       "spaces": [s.to_dict() for s in ranked]}, path)
+                       "spaces": [s.to_dict() for s in ranked],
+                       "fitting_macs": {s.space.name: sorted(s.fitting_macs) for s in ranked}}, path)
     return ranked[0].space
 
 
@@ -327,8 +328,8 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     if settings.finetune_train_samples and settings.finetune_train_samples < len(train_full):
         ft_set = train_full.subset(list(range(settings.finetune_train_samples)))
     ft_config = TrainConfig(resolution=space.resolution, in_channels=space.in_channels,
-                            epochs=settings.finetune_epochs, batch_size=settings.batch_size, lr=0.03,
-                            warmup_epochs=0.0, seed=settings.seed, threads=settings.threads,
+                            epochs=settings.finetune_epochs, batch_size=settings.batch_size,
+                            warmup_epochs=0.3, seed=settings.seed, threads=settings.threads,
                             progress=settings.progress)
     compile_core = target.core if settings.compile and winner_measure.schedule == "layer-based" else None
     if settings.compile and compile_core is None:
@@ -347,7 +348,8 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
         "supernet": {"history": sn_history, "epochs": sn_config.epochs,
                      "train_samples": min(len(train_part), sn_config.train_samples or len(train_part))},
         "evolution": {"history": state.history, "evaluations": state.evaluations, "best_fitness": state.best()[1],
-                      "best": state.best()[0].key(), "seconds": evo_seconds, "curve": _best_curve(state)},
+                      "best": state.best()[0].key(), "seconds": evo_seconds, "curve": _best_curve(state),
+                      "candidates": _candidate_points(state, feasible)},
         "random_search": baseline,
         "winner": {"spec": winner_spec.to_string(), "arch": best_arch.to_dict(), "held_out_accuracy": best_fitness,
                    **winner_measure.to_dict(),
@@ -358,6 +360,17 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     }
     write_report(report, run_dir)
     return report
+
+
+def _candidate_points(state, feasible: FeasibilityCache) -> list[dict]:
+    """Every evaluated candidate's held-out accuracy beside its peak SRAM and MACs (for the report's
+    accuracy-memory plot)."""
+    points = []
+    for key, fitness in state.cache.items():
+        measurement = feasible.measurement(state.archs[key])
+        points.append({"arch": key, "fitness": fitness, "peak_sram_bytes": measurement.peak_sram_bytes,
+                       "macs": measurement.macs, "schedule": measurement.schedule})
+    return points
 
 
 def _best_curve(state) -> list[float]:

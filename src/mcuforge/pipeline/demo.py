@@ -43,6 +43,11 @@ class DemoSettings:
     preset: str = "quick"
     mcu_images: int = 1000
     threads: int | None = None
+    # The built-in default keeps the search small enough to finish in minutes on two cores: widths up
+    # to 0.5, resolutions 32 and 48, a short supernet phase.
+    widths: tuple[float, ...] | None = (0.2, 0.3, 0.4, 0.5)
+    resolutions: tuple[int, ...] | None = (32, 48)
+    supernet_train_samples: int | None = 4000
 
     def limits(self) -> tuple[int, int]:
         """(SRAM, Flash) budget in bytes: the target's unless given."""
@@ -65,15 +70,18 @@ def stage_search(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     resume = search_dir.exists() and any(search_dir.iterdir())
     nas_settings = preset_settings(settings.preset, dataset=settings.dataset, target=settings.target,
                                    sram_bytes=sram, flash_bytes=flash, patch=True, compile=False,
-                                   threads=settings.threads)
+                                   threads=settings.threads, widths=settings.widths,
+                                   resolutions=settings.resolutions,
+                                   supernet_train_samples=settings.supernet_train_samples)
     report = run_search(nas_settings, search_dir, resume=resume, log=log)
     if report is None:
         raise McuforgeError("the search returned no report")
-    stage1 = report["stage1"]
-    spaces = {entry["name"]: entry.get("macs", []) for entry in stage1.get("spaces", [])}
+    fitting = report["stage1"]["fitting_macs"]
+    top_spaces = [entry["space"] for entry in report["stage1"]["spaces"][:6]]  # ranked best first
+    spaces = {name: fitting[name] for name in top_spaces if fitting.get(name)}
     candidates = [{"sram_bytes": item["peak_sram_bytes"], "accuracy": item["fitness"],
-                   "kind": item.get("origin", "evolution")}
-                  for item in report["evolution"]["history"] if "peak_sram_bytes" in item]
+                   "kind": "evolution, layer-based" if item["schedule"] == "layer-based" else "evolution, patch-based"}
+                  for item in report["evolution"]["candidates"]]
     deployed = report["deploy"]
     save_stage(settings.run_dir, "train", {"spec": deployed["spec"], "epochs": deployed["epochs"],
                                            "float_accuracy": deployed["float_accuracy"],

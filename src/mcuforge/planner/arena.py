@@ -77,20 +77,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """Settings of one plan. The first two and ``count_network_input`` are the memory conventions
-    (the analytic peak is computed under the same ones); ``alignment`` is the offset granularity in
-    bytes; graphs with at most ``exact_search_max_tensors`` items also get the exact search."""
+    """Settings of one plan. The first two, ``count_network_input`` and ``depthwise_row_buffer`` are
+    the memory conventions (the analytic peak is computed under the same ones); ``alignment`` is the
+    offset granularity in bytes; graphs with at most ``exact_search_max_tensors`` items also get the
+    exact search."""
 
     inplace_depthwise: bool = True
     overlap_pointwise: bool = True
     alignment: int = 4
     exact_search_max_tensors: int = 12
     count_network_input: bool = True
+    depthwise_row_buffer: bool = False
 
     @property
     def memory_options(self) -> MemoryOptions:
         """The analysis conventions that match these options."""
-        return MemoryOptions(self.inplace_depthwise, self.overlap_pointwise, self.count_network_input)
+        return MemoryOptions(self.inplace_depthwise, self.overlap_pointwise, self.count_network_input,
+                             self.depthwise_row_buffer)
 
 
 @dataclass(frozen=True)

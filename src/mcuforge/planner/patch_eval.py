@@ -14,6 +14,7 @@ from ..analysis.memory import MemoryOptions, memory_profile
 from ..analysis.liveness import lifetimes
 from ..analysis.overlap import _ELEMENTWISE, Overlap, OverlapKind
 from ..analysis.receptive import AxisPatch, receptive_field
+from ..analysis.row_ring import row_ring_bytes
 from ..ir import Graph, Op, Tensor
 from .halo_cache import HaloCacheLayout, halo_cache_layout
 from .patch import PatchConfig, PatchGeometry, PatchStage, patch_geometry
@@ -227,6 +228,10 @@ class _StageLiveness:
                 if overlap.kind is OverlapKind.INPLACE_DEPTHWISE:
                     element = self.channel_bytes[overlap.input] // self.graph.tensor(overlap.input).shape[3]
                     extra = sizes[overlap.input][0] * sizes[overlap.input][1] * element
+                    if self.options.depthwise_row_buffer:
+                        attrs = self.graph.op(entry.op_name).attrs
+                        extra = row_ring_bytes(*sizes[overlap.input], *sizes[overlap.output],
+                                               attrs.stride[0], attrs.pads.top, element)
                 elif overlap.kind is OverlapKind.POINTWISE:
                     extra = self.channel_bytes[overlap.input]
                 else:

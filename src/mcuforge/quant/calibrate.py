@@ -78,9 +78,11 @@ def _as_input(batch: object) -> torch.Tensor:
 @torch.no_grad()
 def calibrate(model: SpecNet, batches: Iterable[object], observer: str = "minmax"
               ) -> dict[str, tuple[float, float]]:
-    """Run ``batches`` (float NCHW model inputs, or (inputs, labels) pairs) through ``model`` in
-    eval mode and return the observed (low, high) range of every activation, by op name, with the
-    graph input under ``"input"``."""
+    """Run ``batches`` (float NCHW model inputs, or (inputs, labels) pairs; a single 4-D tensor is
+    one batch) through ``model`` in eval mode and return the observed (low, high) range of every
+    activation, by op name, with the graph input under ``"input"``."""
+    if isinstance(batches, torch.Tensor) and batches.dim() == 4:
+        batches = [batches]
     layers = layer_modules(model)
     observers = {name: make_observer(observer) for name in (INPUT, *layers)}
     handles = []

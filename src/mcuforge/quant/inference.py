@@ -2,9 +2,9 @@
 
 `quantize_input` applies the graph input's quantisation to float model input exactly as TFLite's
 QUANTIZE does (``round(x / scale) + zero_point``, rounding half away from zero, saturated to int8).
-`widen_int4` stores int4 weights as int8 tensors with the same values: the arithmetic of every
-kernel is unchanged (int4 only changes how weights are stored), so a runtime without int4 storage
-computes the int4 model exactly. `with_batch` rewrites every activation's leading (batch) dimension so that the reference runtime,
+`widen_int4` stores int4 weights as int8 tensors with the same values (the arithmetic of every
+kernel is unchanged: int4 only changes how weights are stored) for consumers without int4 storage;
+the reference runtime itself runs int4 weights directly. `with_batch` rewrites every activation's leading (batch) dimension so that the reference runtime,
 whose kernels take any batch, runs many images in one call; weights are untouched, so the result per
 image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
 runtime in such batches.
@@ -64,11 +64,9 @@ def widen_int4(graph: Graph) -> Graph:
 
 def int8_logits(graph: Graph, inputs: np.ndarray, batch_size: int = 250) -> np.ndarray:
     """Run int8 NHWC ``inputs`` [N, H, W, C] through the reference runtime, ``batch_size`` images
-    per call; returns the int8 outputs stacked [N, ...]. Int4 weights run widened to int8
-    (`widen_int4`; identical arithmetic)."""
+    per call; returns the int8 outputs stacked [N, ...]."""
     from ..runtime.reference import Interpreter
 
-    graph = widen_int4(graph)
     outputs = []
     interpreters: dict[int, Interpreter] = {}
     for first in range(0, len(inputs), batch_size):

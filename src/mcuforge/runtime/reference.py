@@ -6,7 +6,8 @@ schedules are checked against. It is a plain interpreter: an environment maps te
 arrays; constants come from the graph; each op reads its inputs from the environment and writes its
 output there (`run_op`). `Interpreter.invoke` validates the inputs and returns the graph outputs.
 
-Activations are int8 with per-tensor quantisation; weights may be per-channel. Float tensors appear
+Activations are int8 with per-tensor quantisation; weights may be per-channel, and int8 or
+int4 (int4 values sit unpacked in an int8 array, so the kernels are the same). Float tensors appear
 only at QUANTIZE inputs and DEQUANTIZE outputs (float-I/O models). Anything else raises
 `UnsupportedOpError` naming the op.
 """
@@ -66,7 +67,9 @@ def _check_int8(graph: Graph, op: Op, names: Sequence[str]) -> None:
 
 def _conv_like(graph: Graph, op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
     x_name, w_name = op.inputs[0], op.inputs[1]
-    _check_int8(graph, op, [x_name, w_name, op.outputs[0]])
+    _check_int8(graph, op, [x_name, op.outputs[0]])
+    if graph.tensor(w_name).dtype is not DType.INT4:  # int4 weights arrive unpacked (int8 values)
+        _check_int8(graph, op, [w_name])
     bias = _array(graph, env, op.inputs[2]) if len(op.inputs) > 2 else None
     args = (_array(graph, env, x_name), _array(graph, env, w_name), bias, op.attrs,
             _quant(graph, op, x_name), _quant(graph, op, w_name), _quant(graph, op, op.outputs[0]))

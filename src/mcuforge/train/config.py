@@ -28,6 +28,9 @@ class TrainConfig:
     it were killed; nothing is saved), for tests. ``checkpoint_every_steps`` adds mid-epoch
     checkpoints to the one written at the end of every epoch. ``augment`` switches all augmentation
     on or off; ``random_crop`` and ``hflip`` (None: where the data set allows it) each part of it.
+    The random crop is off by default: on 10-epoch runs it costs accuracy (Fashion-MNIST,
+    MobileNetV2-w0.35 r32: 89.4 % with crop + flip, 91.0 % flip only, 91.2 % with no augmentation);
+    turn it on for longer runs on natural images (CIFAR).
     """
 
     resolution: int | tuple[int, int]
@@ -41,7 +44,7 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.1
     augment: bool = True
-    random_crop: bool = True
+    random_crop: bool = False
     hflip: bool | None = None
     seed: int = 0
     channels_last: bool = True
