@@ -228,4 +228,4 @@ def test_fashion_mnist_mobilenet_v2_w035_r32_reaches_90_percent(tmp_path):
     spec = importlib.util.spec_from_file_location("train_fashion_mnist", script)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    assert benchmark.main(["--epochs", "10", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert benchmark.main(["--epochs", "10", "--threads", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 0

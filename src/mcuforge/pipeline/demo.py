@@ -105,7 +105,9 @@ def _int8_graph(settings: DemoSettings):
 
 def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     """Generate, build and measure the C project with the best patch schedule under the SRAM limit."""
+    from ..analysis.memory import MemoryOptions
     from ..analysis.profile import profile_graph
+    from ..planner.patch_report import resolve_patch
     from ..codegen.emit import generate
     from ..codegen.patch_emit import generate_patched, resolve_c_patch
     from ..codegen.project import compile_model
@@ -123,13 +125,19 @@ def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     model = generate(graph, codegen_target(core)) if schedule is None else \
         generate_patched(graph, codegen_target(core), schedule)
     layer_blocks = [(b.name, b.peak_activation_bytes) for b in profile_graph(graph).blocks]
-    patch_blocks = report.get("patch", {}).get("blocks") if schedule is not None else None
+    # Per-block memory of the compiled patch schedule, or, when layer-based execution fits, of the
+    # smallest-peak schedule for comparison (analytic).
+    patch_option = schedule.to_string() if schedule is not None else "min-memory"
+    patch_plan = resolve_patch(graph, patch_option, "none", None, MemoryOptions())
+    patch_blocks = list(patch_plan.per_block) if patch_plan is not None else None
     placements = [(p.name, p.offset, p.size, p.first, p.last) for p in model.plan.placements.values()]
     log(f"compiled ({report['schedule']}): arena {report['arena_bytes']:,} B, measured SRAM "
         f"{report.get('measured_sram_bytes', 0):,} B, Flash {report.get('flash_bytes', 0):,} B")
     return {**{k: v for k, v in report.items() if not isinstance(v, dict)},
             "clock_hz": get_target(settings.target).clock_hz, "core": core,
-            "blocks_layer": layer_blocks, "blocks_patch": patch_blocks, "arena_placements": placements}
+            "blocks_layer": layer_blocks, "blocks_patch": patch_blocks,
+            "patch_schedule_shown": patch_plan.config.to_string() if patch_plan is not None else None,
+            "arena_placements": placements}
 
 
 def stage_mcu(settings: DemoSettings, log: Callable[[str], None]) -> dict:

@@ -78,7 +78,8 @@ def _memory_section(compiled: dict, figures: Path, target_sram: int | None) -> S
     if compiled.get("blocks_layer"):
         series["layer-based"] = [tuple(row) for row in compiled["blocks_layer"]]
     if compiled.get("blocks_patch"):
-        series["patch-based"] = [tuple(row) for row in compiled["blocks_patch"]]
+        label = f"patch-based {compiled.get('patch_schedule_shown') or ''}".strip()
+        series[label] = [tuple(row) for row in compiled["blocks_patch"]]
     if series:
         plots.plot_block_memory(series, figures / "block_memory.png", "Peak activation memory per block",
                                 target_sram)

@@ -45,6 +45,7 @@ def atomic_torch_save(payload: Any, path: str | Path) -> None:
             torch.save(payload, stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; a saved model is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

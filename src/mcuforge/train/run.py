@@ -117,6 +117,7 @@ def write_result_json(path: Path, spec: NetSpec, config: TrainConfig, dataset_na
     with os.fdopen(handle, "w") as stream:
         json.dump(payload, stream, indent=2)
         stream.write("\n")
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
 
 
