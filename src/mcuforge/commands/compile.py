@@ -9,7 +9,6 @@ no output folder.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -18,18 +17,9 @@ from ..codegen.project import compile_model
 from ..codegen.targets import TARGETS
 from ..errors import McuforgeError
 from ..frontends.load import load_graph
+from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
-          "mib": 1024 ** 2}
-
-
-def parse_bytes(text: str) -> int:
-    """``320000``, ``320K``, ``320kB`` (1 kB = 1024 B) or ``1M`` as a number of bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise McuforgeError(f"--sram {text!r}: expected a byte count such as 262144, 256K or 1M")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 @click.command("compile")

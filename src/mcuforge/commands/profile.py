@@ -11,7 +11,7 @@ from rich.table import Table
 from ..analysis.memory import MemoryOptions
 from ..analysis.profile import ProfileReport, profile_graph
 from ..frontends.load import load_graph
-from ..targets import TARGETS, get_target
+from ..targets import TARGETS, get_target, parse_bytes
 
 
 def _kb(value: int) -> str:
@@ -79,7 +79,6 @@ def command(model: str, resolution: int | None, width: float | None, as_json: bo
         from dataclasses import replace
 
         from ..planner.patch_report import patch_summary, resolve_patch
-        from .compile import parse_bytes
         budget = parse_bytes(sram) if sram else (get_target(target).sram_bytes if target else None)
         plan = resolve_patch(graph, patch, halo, budget, options)
         if plan is not None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from ..errors import McuforgeError, ModelFileError
 from ..frontends.tflite import read_tflite
 from ..runtime.reference import Interpreter, RuntimeInputError
@@ -44,14 +44,7 @@ def write_outputs_atomically(path: Path, names: list[str], arrays: list[np.ndarr
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise McuforgeError(f"{path}: folder {directory} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 @click.command("run")

@@ -18,7 +18,6 @@ file is written atomically (a temporary file in the same folder, then ``os.repla
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import tflite
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
+from ..atomic import write_bytes_atomic
 from ..errors import InvalidGraphError, ModelFileError, UnsupportedOpError
 from ..ir import ConvAttrs, DType, Graph, Op, OpKind, PadAttrs, Pads, PoolAttrs, QuantParams
 from ..ir.ops import Attrs
@@ -62,18 +62,9 @@ def write_tflite(graph: Graph, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     data = serialize_tflite(graph)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_bytes_atomic(path, data, make_parents=False)
     except OSError as exc:
         raise ModelFileError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ModelFileError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
     return path
 
 

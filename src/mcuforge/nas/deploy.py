@@ -125,7 +125,7 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
         log(f"  compiled for {target_core}: measured SRAM {report.get('measured_sram_bytes', 0):,} B "
             f"(arena {report['arena_bytes']:,} B), Flash {report.get('flash_bytes', 0):,} B")
     out = DeployResult(spec.to_string(), float_acc, acc8, scored, train_seconds, config.epochs, report)
-    from .evolution import write_json_atomic
+    from ..atomic import write_json_atomic
 
-    write_json_atomic({**out.to_dict(), "compile_report": report}, done)
+    write_json_atomic(done, {**out.to_dict(), "compile_report": report})
     return out

@@ -21,13 +21,12 @@ uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import write_json_atomic
 from ..errors import McuforgeError
 from .space import ArchConfig, SearchSpace
 
@@ -83,23 +82,6 @@ class SearchState:
         return cls(values["generation"], [ArchConfig.from_dict(a) for a in values["population"]],
                    dict(values["cache"]), {k: ArchConfig.from_dict(a) for k, a in values["archs"].items()},
                    list(values["history"]), (version, tuple(internal), gauss))
-
-
-def write_json_atomic(payload: dict, path: str | Path) -> None:
-    """Write ``payload`` as JSON through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=1)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def constrained(draw: Callable[[], ArchConfig], feasible: Feasible, max_tries: int) -> ArchConfig:
@@ -183,7 +165,7 @@ def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: Evo
         state.generation += 1
         state.rng_state = rng.getstate()
         if state_path is not None:
-            write_json_atomic(state.to_dict(), state_path)
+            write_json_atomic(state_path, state.to_dict())
         if on_generation is not None:
             on_generation(record)
     # The last generation's children are scored too, so every generation's offspring counts.
@@ -191,7 +173,7 @@ def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: Evo
         _score(state, arch, fitness)
     state.rng_state = rng.getstate()
     if state_path is not None:
-        write_json_atomic(state.to_dict(), state_path)
+        write_json_atomic(state_path, state.to_dict())
     return state
 
 

@@ -25,7 +25,7 @@ from ..analysis.cost import op_macs
 from ..errors import McuforgeError
 from ..frontends.spec_torch import build_torch
 from ..ir import Graph
-from .evolution import write_json_atomic
+from ..atomic import write_json_atomic
 from .fitness import recalibrate_bn
 from .latency import LatencyModel, op_class_of, tflm_linear_model
 from .space import SearchSpace
@@ -115,5 +115,5 @@ def codegen_latency_model(space: SearchSpace, core: str, cache: str | Path | Non
                    + (f"; {', '.join(kept)} kept TFLite Micro's figure (undetermined)" if kept else ""))
     model = LatencyModel(coefficients, "codegen-unicorn", description)
     if cache is not None:
-        write_json_atomic(model.to_dict() | {"samples": [[m, c] for m, c in samples]}, cache)
+        write_json_atomic(cache, model.to_dict() | {"samples": [[m, c] for m, c in samples]})
     return model

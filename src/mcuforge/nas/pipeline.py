@@ -25,7 +25,8 @@ from ..targets import get_target
 from ..train.config import TrainConfig
 from .constraints import Constraints, Measurement, measure
 from .deploy import deploy
-from .evolution import EvolutionConfig, evolve, random_search, write_json_atomic
+from ..atomic import write_json_atomic
+from .evolution import EvolutionConfig, evolve, random_search
 from .fitness import SubnetScorer, split_holdout
 from .latency import LatencyModel, tflm_linear_model
 from .sandwich import SupernetTrainConfig, init_distributed, supernet_checkpoint_path, train_supernet
@@ -63,7 +64,7 @@ def _check_resumable(run_dir: Path, settings: SearchSettings, resume: bool) -> N
                      if k not in RESUME_FREE and json.loads(json.dumps(v)) != saved.get(k)]
         if differing:
             raise McuforgeError(f"{run_dir}: settings differ from the earlier run's ({', '.join(differing)})")
-    write_json_atomic(settings.to_dict(), path)
+    write_json_atomic(path, settings.to_dict())
 
 
 def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: int, num_classes: int,
@@ -91,9 +92,9 @@ def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: i
     plot_cdfs(ranked, run_dir / "space_cdf.png",
               f"FLOPs CDF of satisfying samples ({constraints.sram_bytes // 1024} kB SRAM, "
               f"{constraints.flash_bytes // 1024} kB Flash{', patch' if settings.patch else ''})")
-    write_json_atomic({"chosen": ranked[0].space.to_dict(), "seconds": seconds, "ms_per_sample": per_sample_ms,
+    write_json_atomic(path, {"chosen": ranked[0].space.to_dict(), "seconds": seconds, "ms_per_sample": per_sample_ms,
                        "spaces": [s.to_dict() for s in ranked],
-                       "fitting_macs": {s.space.name: sorted(s.fitting_macs) for s in ranked}}, path)
+                       "fitting_macs": {s.space.name: sorted(s.fitting_macs) for s in ranked}})
     return ranked[0].space
 
 
@@ -162,7 +163,7 @@ def _apply_budget(settings: SearchSettings, space: SearchSpace, train_part, scor
         if ctx.is_main:
             costs = _measure_costs(space, train_part, scorer_for, settings.batch_size)
             plan = plan_for_budget(settings, remaining_s, len(train_part), *costs).to_dict()
-            write_json_atomic(plan, plan_path)
+            write_json_atomic(plan_path, plan)
         if ctx.distributed:  # every process must train on the same amounts
             shared = [plan]
             torch.distributed.broadcast_object_list(shared, src=0)
@@ -209,7 +210,7 @@ def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetSco
         c = baseline["confirmation"]
         log(f"  the two winners on {c['images']} other held-out images: evolution {c['evolution']:.2%}, "
             f"random {c['random']:.2%}")
-    write_json_atomic(baseline, run_dir / "random.json")
+    write_json_atomic(run_dir / "random.json", baseline)
     return state, seconds, baseline
 
 
@@ -314,7 +315,7 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
             log("checking the best candidates on a real build (generated C, arm-none-eabi-gcc, QEMU)")
             arch, tried = verify_on_device_build(ranked, space, scorer, train_part, settings, target.core, log)
             verification = {"arch": arch.to_dict(), "attempts": tried}
-            write_json_atomic(verification, verified_path)
+            write_json_atomic(verified_path, verification)
         best_arch = ArchConfig.from_dict(verification["arch"])
         best_fitness = state.cache[best_arch.key()]
 

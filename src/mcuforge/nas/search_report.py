@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .evolution import write_json_atomic
+from ..atomic import write_json_atomic
 
 
 def _kb(value: int | None) -> str:
@@ -103,7 +103,7 @@ def markdown(report: dict) -> str:
 def write_report(report: dict, run_dir: str | Path) -> None:
     """Write report.json, report.md and search_curve.png into ``run_dir`` (atomically)."""
     run_dir = Path(run_dir)
-    write_json_atomic(report, run_dir / "report.json")
+    write_json_atomic(run_dir / "report.json", report)
     plot_search_curve(report, run_dir / "search_curve.png")
     text = markdown(report)
     temporary = run_dir / ".report.md.tmp"

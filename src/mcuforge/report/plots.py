@@ -4,8 +4,6 @@ CDFs (TinyNAS FLOPs distributions) and scatter/Pareto plots (search points, patc
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,21 +12,17 @@ import matplotlib.patches
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..atomic import atomic_open  # noqa: E402
+
 
 def save_figure(figure, path: str | Path) -> Path:
-    """Save ``figure`` to ``path`` atomically (temp file + rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(suffix=path.suffix or ".png", dir=path.parent)
-    os.close(handle)
+    """Save ``figure`` as PNG to ``path`` atomically and close it."""
     try:
-        figure.savefig(temp, dpi=120, bbox_inches="tight")
-        os.replace(temp, path)
+        with atomic_open(path, "wb") as stream:
+            figure.savefig(stream, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return path
+    return Path(path)
 
 
 def plot_block_memory(series: dict[str, list[tuple[str, int]]], path: str | Path, title: str,

@@ -12,10 +12,8 @@ earlier checkpoint untouched.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_open
 from ..errors import ModelFileError
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -36,22 +35,9 @@ def checkpoint_path(run_dir: str | Path) -> Path:
 
 
 def atomic_torch_save(payload: Any, path: str | Path) -> None:
-    """``torch.save(payload, path)`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; a saved model is an ordinary file
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
+    """``torch.save(payload, path)`` atomically (`mcuforge.atomic`)."""
+    with atomic_open(path, "wb") as stream:
+        torch.save(payload, stream)
 
 def rng_states() -> dict[str, Any]:
     """The current states of torch's, numpy's and Python's global generators."""

@@ -10,8 +10,6 @@ resolution).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from ..errors import ModelFileError
 from ..frontends.dsl import NetSpec, parse_spec
 from ..frontends.load import load_spec
 from ..frontends.spec_torch import build_torch
+from ..atomic import write_json_atomic
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig, TrainResult
 from .loop import TrainHooks, train
@@ -113,12 +112,7 @@ def write_result_json(path: Path, spec: NetSpec, config: TrainConfig, dataset_na
         "training_seconds": sum(stats.seconds for stats in result.history),
         "config": config.to_dict(),
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-        stream.write("\n")
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    write_json_atomic(path, payload, indent=2)
 
 
 def load_splits(dataset: str, resolution: int, limit_train: int | None = None
