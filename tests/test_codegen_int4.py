@@ -4,6 +4,8 @@ Each convolution kernel's int4 variant, on one-op graphs whose weights are int4 
 [-8, 7] range, odd channel counts and odd filter lengths so that rows start mid-byte), and an int4 PTQ
 zoo model, compiled for the host with AddressSanitizer + UBSan and for Cortex-M7 under QEMU, must
 equal the reference runtime bit for bit. The int4 model's weight bytes are about half the int8 one's.
+In-place depthwise layers (channel-plane and row-ring kernels, which have no int4 variant) store their
+int4 weights one per byte and stay bit-exact.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mcuforge.codegen.emit import generate, total_weight_bytes
 from mcuforge.codegen.project import compile_model
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir import DType, Graph, OpKind, Pads
+from mcuforge.planner.arena import PlanOptions
 from mcuforge.quant.ptq import quantize_spec_net
 from test_codegen_kernels import conv_graph, depthwise_graph
 from test_quant_ptq import SPECS, inputs, random_net
@@ -80,6 +83,23 @@ def test_int4_model_halves_the_weight_bytes() -> None:
     # The conv weights halve; biases, multipliers, shifts and the int8 classifier do not.
     assert bytes8 - bytes4 >= 0.45 * w8
     assert bytes4 < 0.75 * bytes8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row_ring", [False, True])
+def test_int4_in_place_depthwise_matches_reference(row_ring: bool, tmp_path) -> None:
+    int4, _ = int4_and_int8_models()
+    options = PlanOptions(depthwise_row_buffer=row_ring)
+    model = generate(int4, TARGETS["cortex-m7"], options, in_place_depthwise_kernel=True)
+    in_place = [layer for layer in model.layers if layer.kernel is not None
+                and layer.kernel.template.startswith("depthwise_") and "in place" in layer.note]
+    assert in_place  # these kernels have no int4 variant: their weights are stored one per byte
+    for layer in in_place:
+        w_t = int4.tensors[int4.op(layer.op_name).inputs[1]]
+        assert w_t.dtype is DType.INT4 and layer.arrays[0].values.nbytes == w_t.num_elements
+    mismatches = differential_run(int4, tmp_path, qemu=False, count=1, plan_options=options,
+                                  in_place_depthwise_kernel=True)
+    assert mismatches == {"host-asan": 0}
 
 
 @pytest.mark.slow

@@ -14,8 +14,9 @@ has the DSP extension, every shift is negative, and |acc| < 2^29 is proved for e
 
 Int4 weights (``DType.INT4``, values in [-8, 7]) are emitted packed two per byte, low nibble first, and
 the convolution kernels take an ``int4`` variant that unpacks them (a pair of output channels' rows into
-scratch for the matrix cores, a channel's taps for the depthwise kernel); the in-place depthwise
-kernels have no such variant, so those layers keep their weights one per byte.
+scratch for the matrix cores, a channel's taps for the depthwise kernel). The in-place depthwise
+kernels (channel plane or row ring) have no int4 variant: those layers, and fully connected ones, keep
+one weight per byte (same values, so the results are unchanged; only their Flash is not halved).
 """
 
 from __future__ import annotations
@@ -233,11 +234,11 @@ def lower_depthwise(graph: Graph, index: int, op: Op, target: Target, overlapped
     arrays, fast = _requant_constants(index, bias_folded, np.abs(taps).sum(axis=0), multiplier, shift,
                                       target, per_channel=True, out_zp=out_zp)
     int4 = graph.tensors[op.inputs[1]].dtype is DType.INT4
-    if overlapped:  # the in-place kernels read int8 weights (no int4 variant)
-        w_arr = _weight_array(index, taps, False)
+    # The in-place kernels read one weight per byte (no int4 variant): int4 values are stored widened.
+    w_arr = _weight_array(index, taps, int4 and not overlapped)
+    if overlapped:
         return _lower_depthwise_inplace(graph, index, op, w_arr, arrays, fast, out_zp, act_min, act_max,
                                         row_ring)
-    w_arr = _weight_array(index, taps, int4)
     sh, sw = attrs.stride
     ph, pw = depthwise_plane(graph, op)
     full = int(act_min == -128 and act_max == 127)

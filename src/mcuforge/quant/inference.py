@@ -4,9 +4,9 @@
 QUANTIZE does (``round(x / scale) + zero_point``, rounding half away from zero, saturated to int8).
 `widen_int4` stores int4 weights as int8 tensors with the same values (the arithmetic of every
 kernel is unchanged: int4 only changes how weights are stored) for consumers without int4 storage;
-the reference runtime itself runs int4 weights directly. `with_batch` rewrites every activation's leading (batch) dimension so that the reference runtime,
-whose kernels take any batch, runs many images in one call; weights are untouched, so the result per
-image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
+the reference runtime itself runs int4 weights directly. `with_batch` rewrites every activation's
+leading (batch) dimension so that the reference runtime, whose kernels take any batch, runs many
+images in one call; weights are untouched, so the result per image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
 runtime in such batches.
 """
 
