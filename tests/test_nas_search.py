@@ -21,16 +21,9 @@ from mcuforge.nas.settings import SearchSettings, plan_for_budget, preset_settin
 from mcuforge.nas.space import SearchSpace
 from mcuforge.nas.supernet import SuperNet
 
+from test_nas_supernet import one_thread  # noqa: F401  (autouse: tiny convs on one thread)
+
 SPACE = SearchSpace(0.2, 32, in_channels=1, num_classes=10)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs run far faster on one thread than on oversubscribed cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def synthetic(count: int, seed: int = 0) -> ArrayDataset:

@@ -19,28 +19,15 @@ from hypothesis import strategies as st
 
 from mcuforge.analysis.liveness import lifetimes
 from mcuforge.analysis.memory import memory_profile
-from mcuforge.ir import (RELU6, ConvAttrs, DType, ElementwiseAttrs, FullyConnectedAttrs, Graph, OpKind,
-                         Pads, PoolAttrs, ReshapeAttrs)
+from mcuforge.ir import DType, ElementwiseAttrs, FullyConnectedAttrs, Graph, OpKind, PoolAttrs, ReshapeAttrs
 from mcuforge.ir.builder import GraphBuilder
 from mcuforge.planner.arena import ArenaPlan, PlanError, PlanOptions, plan_arena, verify_plan
+
+from test_planner import conv  # the same int8 conv builder as the hand-written planner tests
 
 # MCUFORGE_PLANNER_EXAMPLES=2000 for a longer hunt; 80 keeps the suite fast.
 SETTINGS = settings(max_examples=int(os.environ.get("MCUFORGE_PLANNER_EXAMPLES", "80")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def _conv(b: GraphBuilder, x: str, out_c: int, kernel: int, stride: int, depthwise: bool) -> str:
-    in_c = b.shape(x)[3]
-    if depthwise:
-        weight = b.constant("w", (1, kernel, kernel, in_c), DType.INT8)
-        out_c = in_c
-    else:
-        weight = b.constant("w", (out_c, kernel, kernel, in_c), DType.INT8)
-    bias = b.constant("b", (out_c,), DType.INT32)
-    h, w = b.shape(x)[1:3]
-    pads = Pads.same(h, w, (kernel, kernel), (stride, stride)) if kernel > 1 else Pads()
-    kind = OpKind.DEPTHWISE_CONV_2D if depthwise else OpKind.CONV_2D
-    return b.op(kind, [x, weight, bias], ConvAttrs(stride=(stride, stride), pads=pads, clamp=RELU6))
 
 
 STEPS = ["pointwise", "conv3x3", "depthwise", "block", "branch_add", "skip_add", "reshape", "pool",
@@ -59,19 +46,19 @@ def random_graphs(draw) -> Graph:
         step = draw(st.sampled_from(STEPS))
         _, h, w, c = b.shape(x)
         if step == "pointwise":
-            x = _conv(b, x, draw(st.integers(1, 24)), 1, 1, False)
+            x = conv(b, x, draw(st.integers(1, 24)), 1, 1, False)
         elif step == "conv3x3":
-            x = _conv(b, x, draw(st.integers(1, 16)), 3, draw(st.sampled_from([1, 2])), False)
+            x = conv(b, x, draw(st.integers(1, 16)), 3, draw(st.sampled_from([1, 2])), False)
         elif step == "depthwise":
-            x = _conv(b, x, 0, 3, draw(st.sampled_from([1, 2])), True)
+            x = conv(b, x, 0, 3, draw(st.sampled_from([1, 2])), True)
         elif step == "block":
-            e = _conv(b, x, c * draw(st.integers(1, 4)), 1, 1, False)
-            d = _conv(b, e, 0, 3, 1, True)
-            p = _conv(b, d, c, 1, 1, False)
+            e = conv(b, x, c * draw(st.integers(1, 4)), 1, 1, False)
+            d = conv(b, e, 0, 3, 1, True)
+            p = conv(b, d, c, 1, 1, False)
             pair = [x, p] if draw(st.booleans()) else [p, x]
             x = b.op(OpKind.ADD, pair, ElementwiseAttrs())
         elif step == "branch_add":
-            y = _conv(b, x, c, draw(st.sampled_from([1, 3])), 1, False)
+            y = conv(b, x, c, draw(st.sampled_from([1, 3])), 1, False)
             x = b.op(OpKind.ADD, [x, y], ElementwiseAttrs())
         elif step == "skip_add":
             same = [t for t in earlier if b.shape(t) == b.shape(x) and t != x]
