@@ -130,3 +130,26 @@ def test_reference_models_patch_c_on_cortex_m7_under_qemu(tmp_path, capsys, mode
                                      + report["scratch_bytes"])
     capsys.readouterr()
     assert main(["verify", str(out), "--random", "1"]) == 0
+
+
+def test_resnet8_row_strips_read_whole_rows_under_a_strided_1x1_shortcut(tmp_path, capsys):
+    """ResNet-8's 1x1 stride-2 shortcut reads columns 0, 2, ..., 30 of a 32-wide tensor: the C
+    passes it whole rows; the strips run bit-exact and at the analytic peak."""
+    path = str(require_reference_file("models/mlperf_tiny/pretrainedResnet_quant.tflite"))
+    out = tmp_path / "r8"
+    assert main(["compile", path, "-o", str(out), "--target", "host", "--patch", "16x1@block2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["peak_activation_bytes"] == 25_088 < report["layer_peak_activation_bytes"] // 1.9
+    assert report["gap_bytes"] == 0
+    capsys.readouterr()
+    assert main(["verify", str(out), "--random", "1"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+
+
+def test_cached_residual_add_that_cannot_write_in_place_is_refused_before_planning(tmp_path):
+    from mcuforge.frontends.load import load_graph
+    graph = load_graph(str(require_reference_file("models/mlperf_tiny/pretrainedResnet_quant.tflite")))
+    with pytest.raises(UnsupportedOpError, match=r"add_3 writes over its input.*without \+halo-full"):
+        resolve_c_patch(graph, "16x1@block2+halo-full")
+    config = resolve_c_patch(graph, "min-memory")  # skips such schedules
+    assert config is not None and config.halo == "none" and config.grid[1] == 1

@@ -30,8 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from ..analysis.overlap import _ELEMENTWISE, OverlapKind
+from ..analysis.receptive import OpRead, axis_window
 from ..errors import UnsupportedOpError
-from ..ir import DType, Graph, Op, Tensor
+from ..ir import DType, Graph, Op, OpKind, Tensor
 from ..planner.arena import ArenaPlan, PlanOptions, TensorPlacement, plan_arena
 from ..planner.halo_cache import halo_cache_layout
 from ..planner.patch import PatchConfig, PatchGeometry, parse_patch_option, patch_geometry
@@ -59,10 +61,60 @@ def check_c_patch_support(graph: Graph, geometry: PatchGeometry) -> None:
     for op in geometry.stage_ops(graph):
         for read in col.reads[op.name]:
             width = graph.tensor(read.tensor).shape[2]
-            if read.interval.start != 0 or read.interval.stop != width:
+            if read.interval.start != 0 or (read.interval.stop != width
+                                            and not _trailing_columns_unused(graph, op, read, width)):
                 raise UnsupportedOpError(f"op {op.name} reads columns [{read.interval.start}, "
                                          f"{read.interval.stop}) of {read.tensor} (width {width}); "
                                          "the generated C needs full-width windows")
+        if op.kind in _ELEMENTWISE and not _cached_elementwise_aligned(graph, geometry, op):
+            raise UnsupportedOpError(
+                f"--patch {config.to_string()}: {op.kind.value} {op.name} writes over its input, "
+                "but its cached rows sit above the input rows in some strip; the generated C "
+                "needs them aligned (try the schedule without +halo-full)")
+        for name in op.outputs:
+            if name != geometry.stage.split and col.buffers[name].size != graph.tensor(name).shape[2]:
+                raise UnsupportedOpError(f"the patch stage keeps columns [{col.buffers[name].start}, "
+                                         f"{col.buffers[name].stop}) of {name} (width "
+                                         f"{graph.tensor(name).shape[2]}); the generated C needs "
+                                         "full-width buffers")
+
+
+_WINDOWED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D)
+
+
+def _cached_elementwise_aligned(graph: Graph, geometry: PatchGeometry, op: Op) -> bool:
+    """For an element-wise op whose output has a row cache: whether some input it may write over
+    starts, in every strip, as many rows into its buffer as the output's fresh rows start into the
+    output's buffer (the condition `_check_cached_overlaps` checks on the plan)."""
+    out = op.outputs[0]
+    if out == geometry.stage.split or geometry.config.halo != "full":
+        return True
+    entry = halo_cache_layout(graph, geometry).of(out)
+    if entry is None or not entry.halo_rows:
+        return True
+    for name in graph.activation_inputs(op):
+        if name == geometry.stage.input:
+            continue
+        if all(next(r for r in row.reads[op.name] if r.tensor == name).interval.start
+               - row.buffers[name].start == row.fresh[out].start - row.buffers[out].start
+               for row in geometry.rows):
+            return True
+    return False
+
+
+def _trailing_columns_unused(graph: Graph, op: Op, read: OpRead, width: int) -> bool:
+    """Whether ``op`` computes the same output columns from the full ``width`` as from the columns
+    ``[0, read.stop)`` it needs: a strided window whose last input columns fall between its taps
+    (a 1x1 stride-2 convolution of an even width reads columns 0, 2, ..., width - 2). The kernel
+    then reads whole rows, so its window stays a contiguous run of bytes."""
+    if op.kind not in _WINDOWED:
+        return False
+    window = axis_window(graph, op, 2)
+    pad = read.pad_before + read.pad_after
+    needed = read.interval.size
+    return (read.pad_after == 0
+            and (needed + pad - window.kernel) // window.stride
+            == (width + pad - window.kernel) // window.stride)
 
 
 def _key(op: Op, patch: int, role: str) -> str:
@@ -226,6 +278,32 @@ def _overlapped_ops(graph: Graph, plan: ArenaPlan) -> set[str]:
     return {producer[o.output] for o in plan.overlaps}
 
 
+def _check_cached_overlaps(plan: ArenaPlan, layout, ops: list[Op],
+                           patch_ops: list[list[_PatchOp]]) -> None:
+    """Refuse overlaps the row caches would break. An element-wise op (the residual ADD) may write
+    over an input whose rows are cached too, when in every patch its fresh output rows start where
+    the input rows it reads start: each byte is then read before it is written, and the cached rows
+    filled in above them afterwards land on input rows no later op reads."""
+    producer = {op.outputs[0]: k for k, op in enumerate(ops)}
+    for overlap in plan.overlaps:
+        entry = layout.of(overlap.output)
+        if entry is None or not entry.halo_rows:
+            continue
+        k = producer[overlap.output]
+        aligned = overlap.kind is OverlapKind.ELEMENTWISE and overlap.output_offset == 0
+        for per_patch in patch_ops if aligned else ():
+            item = per_patch[k]
+            reads = [anchor for key, anchor in item.anchors.items()
+                     if anchor[0] == "local" and anchor[1] == overlap.input and ":in" in key]
+            out = next(anchor for key, anchor in item.anchors.items() if key.endswith(":out"))
+            if not reads or any(read[2] != out[2] for read in reads):
+                aligned = False
+                break
+        if not aligned:
+            raise UnsupportedOpError(f"{overlap.kind.value} overlap on {overlap.output}, whose rows "
+                                     "are cached: not supported by the generated C")
+
+
 def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                      plan_options: PlanOptions = PlanOptions(),
                      model_name: str | None = None) -> GeneratedModel:
@@ -258,11 +336,7 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
         stage_options, local_plan = _plan_stage(largest, plan_options, stage_scratch)
     local_overlapped = _overlapped_ops(largest, local_plan)
     layout = halo_cache_layout(g, geometry)
-    for overlap in local_plan.overlaps:
-        entry = layout.of(overlap.output)
-        if entry is not None and entry.halo_rows:
-            raise UnsupportedOpError(f"{overlap.kind.value} overlap on {overlap.output}, whose rows "
-                                     "are cached: not supported by the generated C")
+    _check_cached_overlaps(local_plan, layout, ops, patch_ops)
     local_bytes = _with_caches(local_plan.arena_bytes, layout.total_bytes, plan_options.alignment)
 
     rest = _rest_graph(g, geometry)
@@ -350,6 +424,9 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     return GeneratedModel(g, edges, tuple(layers), plan, target, files)
 
 
+ROW_STRIPS_MAX = 16  # the most row strips `auto` / `min-memory` try for the generated C
+
+
 def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
                     plan_options: PlanOptions = PlanOptions()) -> PatchConfig | None:
     """The schedule ``--patch`` names for the generated C: None for ``none`` (or when ``auto`` keeps
@@ -364,8 +441,9 @@ def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
         check_c_patch_support(g, patch_geometry(g, parsed))
         return parsed
     options = plan_options.memory_options
-    search = search_patches(g, options, halo_modes=("none",), grids="rows")
+    search = search_patches(g, options, halo_modes=("none",), grids="rows", max_grid=ROW_STRIPS_MAX)
     cached = search_patches(g, options, halo_modes=("full",), grids="rows",  # as generated:
+                            max_grid=ROW_STRIPS_MAX,
                             stage_options=replace(options, overlap_pointwise=False))
     supported = [search.layer_based]
     for candidate in search.candidates + cached.candidates:
