@@ -53,7 +53,10 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 @click.option("--supernet-epochs", type=click.IntRange(min=1))
 @click.option("--population", type=click.IntRange(min=4))
 @click.option("--generations", type=click.IntRange(min=1))
-@click.option("--finetune-epochs", type=click.IntRange(min=1))
+@click.option("--finetune-epochs", type=click.IntRange(min=1),
+              help="Epochs of the winner's final training.")
+@click.option("--winner-init", type=click.Choice(["scratch", "supernet"]),
+              help="Train the winner from fresh weights (default) or fine-tune its supernet weights.")
 @click.option("--no-random", is_flag=True, help="Skip the random-search comparison.")
 @click.option("--no-compile", is_flag=True, help="Stop after int8 quantisation.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -66,7 +69,7 @@ def command(dataset: str, target: str, sram: str | None, flash: str | None, late
             latency_model: str, patch: bool, time_budget: str | None, preset: str, widths: str | None,
             resolutions: str | None,
             samples: int | None, supernet_epochs: int | None, population: int | None,
-            generations: int | None, finetune_epochs: int | None, no_random: bool, no_compile: bool,
+            generations: int | None, finetune_epochs: int | None, winner_init: str | None, no_random: bool, no_compile: bool,
             seed: int, threads: int | None, run_dir: Path | None, resume: bool, quiet: bool) -> None:
     """Search a network for DATASET that fits the target's SRAM and Flash (TinyNAS)."""
     from ..nas.pipeline import run_search
@@ -80,7 +83,7 @@ def command(dataset: str, target: str, sram: str | None, flash: str | None, late
         latency_ms=latency_ms, latency_model=latency_model, patch=patch or None, widths=_floats(widths),
         resolutions=tuple(int(r) for r in resolution_list) if resolution_list else None,
         space_samples=samples, supernet_epochs=supernet_epochs, population=population,
-        generations=generations, finetune_epochs=finetune_epochs,
+        generations=generations, finetune_epochs=finetune_epochs, winner_init=winner_init,
         compare_random=False if no_random else None, compile=False if no_compile else None,
         time_budget_s=parse_duration(time_budget) if time_budget else None, seed=seed, threads=threads,
         progress=not quiet)

@@ -21,6 +21,7 @@ import torch
 
 from ..data.registry import load_dataset
 from ..errors import McuforgeError
+from ..frontends.spec_torch import build_torch
 from ..targets import get_target
 from ..train.config import TrainConfig
 from .constraints import Constraints, Measurement, measure
@@ -284,7 +285,10 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     from .supernet import SuperNet
     torch.manual_seed(settings.seed)
     supernet = SuperNet(space)
+    # Warm up over a tenth of the run (at most half an epoch): a one-epoch supernet otherwise spends
+    # half its steps below the peak learning rate.
     sn_config = SupernetTrainConfig(epochs=settings.supernet_epochs, batch_size=settings.batch_size,
+                                    warmup_epochs=min(0.5, 0.1 * settings.supernet_epochs),
                                     train_samples=settings.supernet_train_samples, seed=settings.seed,
                                     threads=settings.threads, progress=settings.progress)
     log(f"stage 2: supernet of {space.name} (sandwich rule, {sn_config.epochs} epochs on "
@@ -324,18 +328,25 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     log(f"winner {winner_spec.to_string()}\n  held-out accuracy (supernet weights) {best_fitness:.2%}, "
         f"{winner_measure.macs / 1e6:.2f} MMACs, peak SRAM {winner_measure.peak_sram_bytes:,} B "
         f"({winner_measure.schedule}), Flash {winner_measure.flash_bytes:,} B")
-    model = scorer.subnet(best_arch)
+    if settings.winner_init == "supernet":
+        model = scorer.subnet(best_arch)
+    else:
+        torch.manual_seed(settings.seed)
+        model = build_torch(winner_spec)
     ft_set = train_full
     if settings.finetune_train_samples and settings.finetune_train_samples < len(train_full):
         ft_set = train_full.subset(list(range(settings.finetune_train_samples)))
     ft_config = TrainConfig(resolution=space.resolution, in_channels=space.in_channels,
                             epochs=settings.finetune_epochs, batch_size=settings.batch_size,
-                            warmup_epochs=0.3, seed=settings.seed, threads=settings.threads,
+                            warmup_epochs=0.3 if settings.winner_init == "supernet" else 0.5,
+                            seed=settings.seed, threads=settings.threads,
                             progress=settings.progress)
     compile_core = target.core if settings.compile and winner_measure.schedule == "layer-based" else None
     if settings.compile and compile_core is None:
         log("  (not compiled: the generated C runs layer by layer, this network needs its patch schedule)")
-    log(f"fine-tuning the winner for {ft_config.epochs} epochs on {len(ft_set)} images, then int8 + compile")
+    start = "its supernet weights" if settings.winner_init == "supernet" else "scratch"
+    log(f"training the winner for {ft_config.epochs} epochs from {start} on {len(ft_set)} images, "
+        "then int8 + compile")
     deployed = deploy(model, winner_spec, ft_set, test_set, ft_config, run_dir / "winner",
                       target_core=compile_core, sram_bytes=settings.sram_bytes, resume=resume,
                       int8_test_samples=settings.int8_test_samples, dataset_name=settings.dataset, log=log)

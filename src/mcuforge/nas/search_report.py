@@ -88,7 +88,7 @@ def markdown(report: dict) -> str:
               f"`{w['schedule']}` {_kb(w['peak_sram_bytes'])}"
               + ("" if w["layer_based_fits"] else " — layer-based execution could NOT fit this network"),
               f"- float test accuracy {d['float_accuracy']:.2%}, int8 {d['int8_accuracy']:.2%} "
-              f"({d['int8_test_samples']} test images, bit-exact reference runtime), fine-tuned {d['epochs']} epoch(s)"]
+              f"({d['int8_test_samples']} test images, bit-exact reference runtime), trained {d['epochs']} epoch(s)"]
     if d.get("compile"):
         cr = d["compile"]
         lines.append(f"- generated C for {cr.get('target')}: measured SRAM {_kb(cr.get('measured_sram_bytes'))} "
