@@ -85,9 +85,13 @@ def int8_accuracy(graph, dataset: ArrayDataset, spec: NetSpec, samples: int | No
 def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: ArrayDataset,
            config: TrainConfig, run_dir: str | Path, *, target_core: str | None, sram_bytes: int | None,
            resume: bool = False, calibration_samples: int = 500, int8_test_samples: int | None = None,
-           dataset_name: str = "", log=print) -> DeployResult:
+           dataset_name: str = "", patch: bool = False, log=print) -> DeployResult:
     """Train ``model`` (its spec is ``spec``) and take it through steps 1-4 (module doc); the compile step
-    is skipped when ``target_core`` is None. Results are cached in ``run_dir/deploy.json``."""
+    is skipped when ``target_core`` is None. With ``patch`` the C runs the patch schedule that
+    ``--patch auto`` picks under ``sram_bytes`` (`codegen.patch_emit.resolve_c_patch`). A network
+    the C cannot build (no schedule it runs fits, or an op without a kernel) is logged with the
+    reason and left uncompiled (``compile_error`` in deploy.json). Results are cached in
+    ``run_dir/deploy.json``."""
     run_dir = Path(run_dir)
     done = run_dir / "deploy.json"
     if resume and done.exists():
@@ -117,15 +121,24 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
     write_tflite(graph, run_dir / "model_int8.tflite")
     acc8, scored = int8_accuracy(graph, test_set, spec, int8_test_samples)
     log(f"  float test accuracy {float_acc:.2%}, int8 {acc8:.2%} ({scored} test images, reference runtime)")
-    report = None
+    report, compile_error = None, None
     if target_core is not None:
+        from ..codegen.patch_emit import resolve_c_patch
         from ..codegen.project import compile_model
 
-        report = compile_model(graph, run_dir / "c", target_core, sram_bytes, source=spec.to_string())
-        log(f"  compiled for {target_core}: measured SRAM {report.get('measured_sram_bytes', 0):,} B "
-            f"(arena {report['arena_bytes']:,} B), Flash {report.get('flash_bytes', 0):,} B")
+        try:
+            schedule = resolve_c_patch(graph, "auto", sram_bytes) if patch else None
+            report = compile_model(graph, run_dir / "c", target_core, sram_bytes, source=spec.to_string(),
+                                   patch=schedule)
+        except McuforgeError as error:
+            compile_error = str(error)
+            log(f"  not compiled: {compile_error}")
+        else:
+            log(f"  compiled for {target_core} ({report.get('schedule', 'layer')}): measured SRAM "
+                f"{report.get('measured_sram_bytes', 0):,} B (arena {report['arena_bytes']:,} B), "
+                f"Flash {report.get('flash_bytes', 0):,} B")
     out = DeployResult(spec.to_string(), float_acc, acc8, scored, train_seconds, config.epochs, report)
     from ..atomic import write_json_atomic
 
-    write_json_atomic(done, {**out.to_dict(), "compile_report": report})
+    write_json_atomic(done, {**out.to_dict(), "compile_report": report, "compile_error": compile_error})
     return out

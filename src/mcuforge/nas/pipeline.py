@@ -341,15 +341,14 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
                             warmup_epochs=0.3 if settings.winner_init == "supernet" else 0.5,
                             seed=settings.seed, threads=settings.threads,
                             progress=settings.progress)
-    compile_core = target.core if settings.compile and winner_measure.schedule == "layer-based" else None
-    if settings.compile and compile_core is None:
-        log("  (not compiled: the generated C runs layer by layer, this network needs its patch schedule)")
+    compile_core = target.core if settings.compile else None
     start = "its supernet weights" if settings.winner_init == "supernet" else "scratch"
     log(f"training the winner for {ft_config.epochs} epochs from {start} on {len(ft_set)} images, "
         "then int8 + compile")
     deployed = deploy(model, winner_spec, ft_set, test_set, ft_config, run_dir / "winner",
                       target_core=compile_core, sram_bytes=settings.sram_bytes, resume=resume,
-                      int8_test_samples=settings.int8_test_samples, dataset_name=settings.dataset, log=log)
+                      int8_test_samples=settings.int8_test_samples, dataset_name=settings.dataset,
+                      patch=winner_measure.schedule != "layer-based", log=log)
     from .search_report import write_report
 
     report = {
