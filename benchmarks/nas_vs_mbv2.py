@@ -1,6 +1,6 @@
 """TinyNAS vs MobileNetV2 on Fashion-MNIST under 64 kB SRAM / 256 kB Flash (STM32F412 core).
 
-    .venv/bin/python benchmarks/nas_vs_mbv2.py                 # the full comparison (about 45 min, 2 cores)
+    .venv/bin/python benchmarks/nas_vs_mbv2.py                 # the full comparison (40-min search budget)
     .venv/bin/python benchmarks/nas_vs_mbv2.py --short         # a few minutes: same steps, less training
     .venv/bin/python benchmarks/nas_vs_mbv2.py --resume        # continue an interrupted run
 
@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-budget", type=float, default=40.0,
+                        help="minutes for the whole search (full version; 0: the fixed FULL amounts): the "
+                             "supernet, search and final-training amounts are planned from measured costs")
     parser.add_argument("--patch-search", action="store_true", help="also run a quick search with --patch")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--train-samples", type=int, help="cap the supernet and fine-tuning (and baseline) "
@@ -116,7 +119,9 @@ def main() -> None:
     target = get_target("stm32f412")
     settings = SearchSettings(SRAM, FLASH, dataset="fashion-mnist", target=target.name, seed=args.seed,
                               threads=args.threads, progress=False, compile=not args.no_compile,
-                              resolutions=(32, 48, 64), **amounts)
+                              resolutions=(32, 48, 64),
+                              time_budget_s=args.time_budget * 60 if args.time_budget and not args.short else None,
+                              **amounts)
     print(f"TinyNAS vs MobileNetV2, Fashion-MNIST, {SRAM // 1024} kB SRAM / {FLASH // 1024} kB Flash, "
           f"{target.name} ({target.core}), {args.threads} threads{' (short version)' if args.short else ''}")
     report = run_search(settings, args.out / "nas", resume=args.resume, log=print)

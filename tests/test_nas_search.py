@@ -17,7 +17,7 @@ from mcuforge.data.dataset import ArrayDataset
 from mcuforge.frontends.spec_graph import build_graph
 from mcuforge.nas.fitness import SubnetScorer, accuracy, recalibrate_bn, split_holdout
 from mcuforge.nas.latency import calibrate_from_codegen, op_class_of
-from mcuforge.nas.settings import SearchSettings, plan_for_budget, preset_settings
+from mcuforge.nas.settings import SHARES, SearchSettings, plan_for_budget, preset_settings
 from mcuforge.nas.space import SearchSpace
 from mcuforge.nas.supernet import SuperNet
 
@@ -79,7 +79,9 @@ def test_budget_plan_scales_with_the_budget():
     assert small.population * (small.generations + 1) <= large.population * (large.generations + 1)
     # the planned amounts fit the shares of the budget they were given
     steps = small.supernet_train_samples * settings.supernet_epochs / settings.batch_size
-    assert steps * 1.0 <= 0.5 * 600 + 1
+    assert steps * 1.0 <= SHARES["supernet"] * 600 + 1
+    evaluations = small.population * (small.generations + 1) * 2  # evolution and random search
+    assert evaluations * 1.0 <= SHARES["search"] * 600 + 2 * small.population
 
 
 def test_settings_round_trip_and_presets():

@@ -123,6 +123,7 @@ def _measure_costs(space: SearchSpace, data, scorer_factory, batch: int) -> tupl
     sandwich_s = step(sandwich)
     plain_s = step([space.sample(rng)])
     scorer = scorer_factory(probe)
+    scorer(space.sample(rng))  # warm-up (first-call allocations)
     started = time.perf_counter()
     scorer(space.sample(rng))
     return sandwich_s, time.perf_counter() - started, plain_s

@@ -4,8 +4,9 @@
 training subset, small population); ``full`` is MCUNet's recipe scaled to a CPU (1000 samples per space,
 more supernet epochs, population 20 x 10 generations). With ``time_budget_s`` the amounts of work are
 derived from measured costs instead (`plan_for_budget`): the budget is shared out as supernet training
-50%, search 15% (split between evolution and, when compared, random search), fine-tuning 20%, and the
-rest for quantisation, int8 scoring and compilation.
+35%, search 30% (split between evolution and, when compared, random search: enough evaluations for
+several generations), the winner's final training 25%, and the rest for quantisation, int8 scoring
+and compilation.
 """
 
 from __future__ import annotations
@@ -114,17 +115,26 @@ class BudgetPlan:
                        generations=self.generations, finetune_train_samples=self.finetune_train_samples)
 
 
+# Shares of a time budget (module doc); the remaining 10% is for quantisation, scoring and the build.
+SHARES = {"supernet": 0.35, "search": 0.30, "final_training": 0.25}
+MIN_GENERATIONS, MIN_POPULATION = 3, 8
+
+
 def plan_for_budget(settings: SearchSettings, budget_s: float, train_size: int, sandwich_step_s: float,
                     fitness_s: float, train_step_s: float) -> BudgetPlan:
     """Share ``budget_s`` seconds out (module doc) given the measured cost of one sandwich step (global
     batch), one fitness evaluation and one plain training step."""
     batch = settings.batch_size
-    supernet_steps = 0.50 * budget_s / max(sandwich_step_s, 1e-6)
+    supernet_steps = SHARES["supernet"] * budget_s / max(sandwich_step_s, 1e-6)
     supernet_samples = int(min(train_size, supernet_steps * batch / settings.supernet_epochs))
-    evaluations = 0.15 * budget_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
-    generations = max(1, min(settings.generations, int(evaluations // max(4, settings.population)) - 1))
-    population = max(4, min(settings.population, int(evaluations // (generations + 1))))
-    finetune_steps = 0.20 * budget_s / max(train_step_s, 1e-6)
+    evaluations = SHARES["search"] * budget_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
+    # Several generations matter more than a wide population: evolution with one generation is
+    # hardly more than random sampling. Aim for the settings' population; when the evaluations do
+    # not allow MIN_GENERATIONS of it, shrink the population (down to MIN_POPULATION) first.
+    population = max(MIN_POPULATION, min(settings.population,
+                                         int(evaluations // (MIN_GENERATIONS + 1))))
+    generations = max(1, min(settings.generations, int(evaluations // population) - 1))
+    finetune_steps = SHARES["final_training"] * budget_s / max(train_step_s, 1e-6)
     finetune_samples = int(min(train_size, finetune_steps * batch / settings.finetune_epochs))
     return BudgetPlan(max(batch, supernet_samples), population, generations, max(batch, finetune_samples),
                       sandwich_step_s, fitness_s, train_step_s)
