@@ -42,11 +42,11 @@ def test_float_io_model_runs_bit_exact(tmp_path):
 
 
 def test_unsupported_op_names_the_operator():
-    b = Int8Builder("mul", 12)
+    b = Int8Builder("add", 12)
     x = b.x((1, 2, 2, 3))
-    x2 = b.input("x2", (1, 2, 2, 3), DType.INT8, q(0.1, 0))
-    y = b.op(OpKind.MUL, [x, x2], ElementwiseAttrs(), dtype=DType.INT8, quant=q(0.1, 0))
-    with pytest.raises(UnsupportedOpError, match=r"MUL at operator #0"):
+    x2 = b.input("x2", (1, 1, 1, 3), DType.INT8, q(0.1, 0))
+    y = b.op(OpKind.ADD, [x, x2], ElementwiseAttrs(), dtype=DType.INT8, quant=q(0.1, 0))
+    with pytest.raises(UnsupportedOpError, match=r"ADD at operator #0.*broadcast"):
         generate(b.finish([y]), TARGETS["host"])
 
 

@@ -1,6 +1,10 @@
 """Lowering of the ops without weights: ADD, pooling, MEAN, PAD, RESHAPE, SOFTMAX, TRANSPOSE and
-CONCATENATION. Parameters are computed exactly as the reference runtime's kernels compute them
-(`runtime.kernels_elementwise`, `kernels_pool`, `kernels_misc`)."""
+CONCATENATION here; RELU, RELU6, HARD_SWISH, LOGISTIC, int8 -> int8 QUANTIZE, MUL (with
+broadcasting), ADD / MUL with a one-valued constant operand and RESIZE_NEAREST_NEIGHBOR in
+`lower_elementwise` (unary ops as per-layer 256-entry tables computed with the reference runtime).
+`LOWER_MISC` maps all of these op kinds to their lowering. Parameters are computed exactly as the
+reference runtime's kernels compute them (`runtime.kernels_elementwise`, `kernels_pool`,
+`kernels_misc`)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from ..quant.fixedpoint import (calculate_activation_range_quantized, calculate_
                                 preprocess_softmax_scaling, quantize_multiplier_scalar)
 from .kernels import KernelSpec
 from .layers import Buffer, LayerCall, require_int8, unsupported
+from .lower_elementwise import LOWER_ELEMENTWISE, lower_binary_scalar, scalar_constant_operand
 from .targets import Target
 
 _ADD_LEFT_SHIFT = 20
@@ -28,7 +33,11 @@ def _io(graph: Graph, op: Op) -> tuple[Buffer, Buffer]:
 
 
 def lower_add(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -> LayerCall:
-    """ADD of two same-shape int8 tensors (the output may overlap either input)."""
+    """ADD of two same-shape int8 tensors (the output may overlap either input), or of a tensor and
+    a one-valued constant (a 256-entry table, `lower_elementwise`)."""
+    position = scalar_constant_operand(graph, op)
+    if position is not None:
+        return lower_binary_scalar(graph, index, op, target, overlapped, position)
     a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
     require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
     if not (a_t.shape == b_t.shape == y_t.shape):
@@ -213,4 +222,5 @@ LOWER_MISC = {
     OpKind.SOFTMAX: lower_softmax,
     OpKind.TRANSPOSE: lower_transpose,
     OpKind.CONCATENATION: lower_concat,
+    **LOWER_ELEMENTWISE,
 }
