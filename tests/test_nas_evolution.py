@@ -85,3 +85,10 @@ def test_search_state_checkpoint_and_resume(tmp_path):
     assert resumed.evaluations == uninterrupted.evaluations
     # Cached fitness values are not recomputed after a resume.
     assert len(calls) == len(set(calls)) and len(calls) < uninterrupted.evaluations
+
+
+def test_evolution_starts_no_generation_after_its_time_limit():
+    config = EvolutionConfig(population=8, generations=50, seed=0)
+    state = evolve(SPACE, synthetic_fitness, feasible, config, time_limit_s=0.0)
+    assert len(state.history) == 1  # the first generation always runs
+    assert state.evaluations == 8 + 6  # the first population and the one bred from it

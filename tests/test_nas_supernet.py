@@ -144,3 +144,18 @@ def test_supernet_training_resumes_exactly(tmp_path):
     from mcuforge.errors import McuforgeError
     with pytest.raises(McuforgeError, match="exists"):
         train_supernet(SuperNet(SPACE), tiny_dataset(), config, run_dir=tmp_path)
+
+
+def test_supernet_training_stops_at_its_time_limit_with_a_decayed_learning_rate(tmp_path):
+    from mcuforge.nas.sandwich import SupernetTrainConfig, load_supernet, train_supernet
+    from test_nas_ddp import tiny_dataset
+
+    config = SupernetTrainConfig(epochs=50, batch_size=16, lr=0.05, progress=False, checkpoint_every_steps=None,
+                                 train_samples=32, num_random=0, time_limit_s=0.0)
+    torch.manual_seed(0)
+    history = train_supernet(SuperNet(SPACE), tiny_dataset(), config, run_dir=tmp_path)
+    assert len(history) == 1 and history[0]["steps"] == 1 and history[0]["stopped_by_time_limit"]
+    _, state = load_supernet(tmp_path / "supernet.pt")
+    assert state["epoch"] == 50 and state["seconds_spent"] > 0
+    # the clock was past the limit: the cosine is at its end, not at the first step's value
+    assert all(group["lr"] == pytest.approx(0.0, abs=1e-9) for group in state["optimizer"]["param_groups"])

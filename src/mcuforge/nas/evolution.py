@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -131,8 +132,12 @@ def _novel_child(draw: Callable[[], ArchConfig], feasible: Feasible, state: Sear
 
 def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: EvolutionConfig = EvolutionConfig(),
            state_path: str | Path | None = None, resume: bool = False,
-           on_generation: Callable[[dict], None] | None = None) -> SearchState:
-    """Run the evolutionary search (module doc) and return its final state (``state.best()``)."""
+           on_generation: Callable[[dict], None] | None = None,
+           time_limit_s: float | None = None) -> SearchState:
+    """Run the evolutionary search (module doc) and return its final state (``state.best()``).
+    With ``time_limit_s`` no new generation starts once that many seconds (of this call) are
+    spent; the children already bred are still scored."""
+    started = time.perf_counter()
     rng = random.Random(config.seed)
     state = SearchState()
     if resume and state_path is not None and Path(state_path).exists():
@@ -144,6 +149,8 @@ def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: Evo
     parents_count = max(1, round(config.parent_ratio * config.population))
     mutations = round(config.mutate_ratio * config.population)
     while state.generation < config.generations:
+        if time_limit_s is not None and time.perf_counter() - started >= time_limit_s and state.history:
+            break
         scored = sorted(state.population, key=lambda a: -_score(state, a, fitness))
         parents = scored[:parents_count]
         best_arch, best_fitness = state.best()

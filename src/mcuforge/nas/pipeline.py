@@ -11,6 +11,7 @@ after it.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -31,7 +32,7 @@ from .evolution import EvolutionConfig, evolve, random_search
 from .fitness import SubnetScorer, split_holdout
 from .latency import LatencyModel, tflm_linear_model
 from .sandwich import SupernetTrainConfig, init_distributed, supernet_checkpoint_path, train_supernet
-from .settings import RESUME_FREE, SearchSettings, plan_for_budget
+from .settings import RESERVE_SHARE, RESUME_FREE, SHARES, SearchSettings, plan_for_budget
 from .space import DEFAULT_WIDTHS, ArchConfig, SearchSpace, default_resolutions
 from .space_opt import plot_cdfs, rank_spaces
 
@@ -179,6 +180,38 @@ def _apply_budget(settings: SearchSettings, space: SearchSpace, train_part, scor
     return settings
 
 
+def _share(settings: SearchSettings, stage: str) -> float | None:
+    """Seconds of the time budget that ``stage`` may take (None without a budget)."""
+    return None if settings.time_budget_s is None else SHARES[stage] * settings.time_budget_s
+
+
+def _final_training_samples(settings: SearchSettings, model: torch.nn.Module, data, resolution: int,
+                            in_channels: int, elapsed_s: float, log) -> int | None:
+    """Under a time budget: the planned final-training samples, fewer when the time left (less the
+    last tenth of the budget, kept for quantisation, scoring and the build) would not train them
+    all at the training-step cost measured now on ``model``. None (all) without a budget."""
+    planned = settings.finetune_train_samples
+    if settings.time_budget_s is None:
+        return planned
+    from ..data.transforms import train_batch
+
+    images, labels = data.batch(list(range(min(settings.batch_size, len(data)))))
+    x = train_batch(images, resolution, in_channels, torch.Generator().manual_seed(0))
+    probe = copy.deepcopy(model).train()
+    seconds = []
+    for _ in range(2):  # the first step warms up
+        started = time.perf_counter()
+        torch.nn.functional.cross_entropy(probe(x), labels).backward()
+        seconds.append(time.perf_counter() - started)
+    left = settings.time_budget_s * (1 - RESERVE_SHARE) - elapsed_s
+    affordable = int(max(0.0, left) / max(seconds[-1], 1e-6) * settings.batch_size / settings.finetune_epochs)
+    samples = max(settings.batch_size, min(planned or len(data), affordable))
+    if planned is None or samples < planned:
+        log(f"  time left {left / 60:.1f} min: the final training uses {samples} images "
+            f"({seconds[-1]:.2f} s per step now)")
+    return samples
+
+
 def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetScorer, feasible: FeasibilityCache,
                  confirm: SubnetScorer | None, run_dir: Path, resume: bool, log):
     """Evolutionary search (evolution.json), then random search with as many evaluations (random.json)
@@ -194,7 +227,9 @@ def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetSco
     config = EvolutionConfig(population=settings.population, generations=settings.generations, seed=settings.seed)
     log(f"evolutionary search: population {config.population}, {config.generations} generations")
     started = time.perf_counter()
+    search_s = _share(settings, "search")
     state = evolve(space, fitness, feasible, config, run_dir / "evolution.json", resume,
+                   time_limit_s=None if search_s is None else search_s / (2 if settings.compare_random else 1),
                    on_generation=lambda r: log(f"  generation {r['generation']}: best {r['best_fitness']:.2%}, "
                                                f"mean {r['population_mean']:.2%}, {r['evaluations']} evaluated"))
     seconds = time.perf_counter() - started
@@ -290,6 +325,7 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     # half its steps below the peak learning rate.
     sn_config = SupernetTrainConfig(epochs=settings.supernet_epochs, batch_size=settings.batch_size,
                                     warmup_epochs=min(0.5, 0.1 * settings.supernet_epochs),
+                                    time_limit_s=_share(settings, "supernet"),
                                     train_samples=settings.supernet_train_samples, seed=settings.seed,
                                     threads=settings.threads, progress=settings.progress)
     log(f"stage 2: supernet of {space.name} (sandwich rule, {sn_config.epochs} epochs on "
@@ -335,8 +371,10 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
         torch.manual_seed(settings.seed)
         model = build_torch(winner_spec)
     ft_set = train_full
-    if settings.finetune_train_samples and settings.finetune_train_samples < len(train_full):
-        ft_set = train_full.subset(list(range(settings.finetune_train_samples)))
+    ft_samples = _final_training_samples(settings, model, train_full, space.resolution, space.in_channels,
+                                         time.perf_counter() - started, log)
+    if ft_samples and ft_samples < len(train_full):
+        ft_set = train_full.subset(list(range(ft_samples)))
     ft_config = TrainConfig(resolution=space.resolution, in_channels=space.in_channels,
                             epochs=settings.finetune_epochs, batch_size=settings.batch_size,
                             warmup_epochs=0.3 if settings.winner_init == "supernet" else 0.5,

@@ -15,6 +15,10 @@ reads its share of every epoch through a `DistributedSampler`; the per-process b
 Each of the four backward passes all-reduces the accumulated gradients, which averages every pass's
 contribution across processes. Only rank 0 writes checkpoints and prints progress.
 
+With ``time_limit_s`` (a search under ``--time-budget``) training stops when that many seconds are
+spent, wherever it is, and the learning-rate cosine follows the clock when the clock is ahead of the
+steps (`_Clock`), so the deadline holds on a busy machine too.
+
 Checkpoints (``supernet.pt`` in the run folder, atomic) hold the weights, optimizer and scheduler,
 the position (epoch, step), the history and the config; ``resume`` continues from the exact step.
 """
@@ -67,6 +71,7 @@ class SupernetTrainConfig:
     threads: int | None = None
     checkpoint_every_steps: int | None = 50
     stop_after_steps: int | None = None
+    time_limit_s: float | None = None
     progress: bool = True
 
     def to_dict(self) -> dict:
@@ -81,7 +86,7 @@ class SupernetTrainConfig:
 
 
 # Fields that may change between a run and its resumption.
-_RESUME_FREE = {"threads", "checkpoint_every_steps", "stop_after_steps", "progress"}
+_RESUME_FREE = {"threads", "checkpoint_every_steps", "stop_after_steps", "time_limit_s", "progress"}
 
 
 @dataclass(frozen=True)
@@ -158,8 +163,44 @@ def _sandwich_losses(model, supernet: SuperNet, x, labels, archs, config: Supern
     return first_loss, correct
 
 
-def _optimizer(supernet: SuperNet, config: SupernetTrainConfig, steps_per_epoch: int):
-    """SGD with Nesterov momentum (no weight decay on 1-D tensors) and a per-step warm-up + cosine."""
+class _Clock:
+    """Seconds spent training (earlier sessions of a resumed run included) against an optional time
+    limit. The learning-rate schedule follows whichever is further along, the steps or the time:
+    without a limit, or when the steps finish first, it is the usual per-step schedule; when time is
+    short, the cosine reaches zero as the limit does, so a run cut by its deadline still ends with a
+    decayed learning rate. Under DDP the processes share the largest elapsed time (one all-reduce per
+    step), so they follow the same schedule and stop at the same step."""
+
+    def __init__(self, limit_s: float | None, spent_s: float, distributed: bool):
+        self.limit_s, self.spent_s, self.distributed = limit_s, spent_s, distributed
+        self.started = time.perf_counter()
+        self.elapsed_s = spent_s
+
+    def tick(self) -> None:
+        """Update the elapsed time (agreed on by every process)."""
+        elapsed = self.spent_s + time.perf_counter() - self.started
+        if self.distributed and self.limit_s is not None:
+            shared = torch.tensor([elapsed], dtype=torch.float64)
+            dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+            elapsed = float(shared.item())
+        self.elapsed_s = elapsed
+
+    @property
+    def expired(self) -> bool:
+        """Whether the time limit is reached."""
+        return self.limit_s is not None and self.elapsed_s >= self.limit_s
+
+    def progress_step(self, step: int, total: int) -> int:
+        """The schedule position: ``step``, or further along when time runs short."""
+        if self.limit_s is None:
+            return step
+        fraction = 1.0 if self.limit_s <= 0 else min(1.0, self.elapsed_s / self.limit_s)
+        return max(step, int(total * fraction))
+
+
+def _optimizer(supernet: SuperNet, config: SupernetTrainConfig, steps_per_epoch: int, clock: _Clock):
+    """SGD with Nesterov momentum (no weight decay on 1-D tensors) and a per-step warm-up + cosine
+    (time-aware, `_Clock`)."""
     decayed = [p for p in supernet.parameters() if p.ndim > 1]
     plain = [p for p in supernet.parameters() if p.ndim <= 1]
     optimizer = torch.optim.SGD([{"params": decayed, "weight_decay": config.weight_decay},
@@ -167,7 +208,8 @@ def _optimizer(supernet: SuperNet, config: SupernetTrainConfig, steps_per_epoch:
                                 lr=config.lr, momentum=config.momentum, nesterov=True)
     total = config.epochs * steps_per_epoch
     warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_factor(s, total, warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_factor(clock.progress_step(s, total), total, warmup))
     return optimizer, scheduler
 
 
@@ -181,7 +223,7 @@ def _restore(path: Path, config: SupernetTrainConfig, supernet: SuperNet, optimi
     supernet.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    return state["epoch"], state["step"], list(state["history"])
+    return state["epoch"], state["step"], list(state["history"]), float(state.get("seconds_spent", 0.0))
 
 
 def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTrainConfig,
@@ -195,10 +237,12 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
     sampler = DistributedSampler(range(len(data)), num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=config.seed, drop_last=True)
     steps_per_epoch = max(1, len(sampler) // local_batch)
-    optimizer, scheduler = _optimizer(supernet, config, steps_per_epoch)
+    clock = _Clock(config.time_limit_s, 0.0, ctx.distributed)
+    optimizer, scheduler = _optimizer(supernet, config, steps_per_epoch, clock)
     epoch, step, history = 0, 0, []
     if resume and path is not None and path.exists():
-        epoch, step, history = _restore(path, config, supernet, optimizer, scheduler)
+        epoch, step, history, spent = _restore(path, config, supernet, optimizer, scheduler)
+        clock.spent_s = clock.elapsed_s = spent
     elif path is not None and path.exists():
         raise McuforgeError(f"{path} exists: resume it or remove it to start a new supernet")
     model = supernet
@@ -213,7 +257,8 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
             atomic_torch_save({"format": FORMAT, "space": supernet.space.to_dict(), "model": supernet.state_dict(),
                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                "epoch": epoch_now, "step": step_now, "history": history,
-                               "train_config": config.to_dict(), "world_size": ctx.world_size}, path)
+                               "train_config": config.to_dict(), "world_size": ctx.world_size,
+                               "seconds_spent": clock.elapsed_s}, path)
 
     old_threads = torch.get_num_threads()
     if config.threads:
@@ -241,6 +286,7 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
                     optimizer.zero_grad(set_to_none=True)
                     loss, correct = _sandwich_losses(model, supernet, x, labels, archs, config)
                     optimizer.step()
+                    clock.tick()
                     scheduler.step()
                     step += 1
                     steps_done += 1
@@ -249,12 +295,22 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
                     if config.stop_after_steps is not None and steps_done >= config.stop_after_steps:
                         save(epoch, step)
                         return history
+                    if clock.expired:
+                        break
                     if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
                         save(epoch, step)
             record = {"epoch": epoch + 1, "train_loss_largest": loss_sum / max(1, seen),
                       "train_accuracy_largest": correct_sum / max(1, seen),
-                      "seconds": time.perf_counter() - started, "steps": steps_per_epoch,
+                      "seconds": time.perf_counter() - started, "steps": step,
                       "world_size": ctx.world_size}
+            if clock.expired:  # the time limit ends the training here (an incomplete epoch counts)
+                record["stopped_by_time_limit"] = True
+                history.append(record)
+                epoch, step = config.epochs, 0
+                save(epoch, step)
+                if on_epoch is not None:
+                    on_epoch(record)
+                break
             history.append(record)
             epoch, step = epoch + 1, 0
             save(epoch, step)

@@ -6,7 +6,10 @@ more supernet epochs, population 20 x 10 generations). With ``time_budget_s`` th
 derived from measured costs instead (`plan_for_budget`): the budget is shared out as supernet training
 35%, search 30% (split between evolution and, when compared, random search: enough evaluations for
 several generations), the winner's final training 25%, and the rest for quantisation, int8 scoring
-and compilation.
+and compilation. The shares are also deadlines (`pipeline.run_search`), since costs measured at the
+start do not hold on a machine whose load changes: the supernet training stops at its share, no
+new generation starts after the evolution's, and the final training's images are re-planned from
+the time left and the step cost measured just before it.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class BudgetPlan:
 
 # Shares of a time budget (module doc); the remaining 10% is for quantisation, scoring and the build.
 SHARES = {"supernet": 0.35, "search": 0.30, "final_training": 0.25}
+RESERVE_SHARE = 1.0 - sum(SHARES.values())
 MIN_GENERATIONS, MIN_POPULATION = 3, 8
 
 
