@@ -135,8 +135,8 @@ def main() -> None:
           f"MobileNetV2 gets {epochs}")
     train_set = load_dataset("fashion-mnist", "train")
     test_set = load_dataset("fashion-mnist", "test")
-    if settings.finetune_train_samples:
-        train_set = train_set.subset(list(range(settings.finetune_train_samples)))
+    if report["final_training_samples"] < len(train_set):  # the images the winner was trained on
+        train_set = train_set.subset(list(range(report["final_training_samples"])))
     print(f"baseline: MobileNetV2 w{width} r{resolution} ({measure(spec, constraints).macs / 1e6:.2f} MMACs), "
           f"{epochs} epochs from scratch on {len(train_set)} images")
     torch.manual_seed(args.seed)

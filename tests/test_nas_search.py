@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import random
 import struct
 
@@ -17,7 +18,8 @@ from mcuforge.data.dataset import ArrayDataset
 from mcuforge.frontends.spec_graph import build_graph
 from mcuforge.nas.fitness import SubnetScorer, accuracy, recalibrate_bn, split_holdout
 from mcuforge.nas.latency import calibrate_from_codegen, op_class_of
-from mcuforge.nas.settings import SHARES, SearchSettings, plan_for_budget, preset_settings
+from mcuforge.nas.settings import (MIN_GENERATIONS, MIN_POPULATION, SearchSettings, plan_search,
+                                   preset_settings)
 from mcuforge.nas.space import SearchSpace
 from mcuforge.nas.supernet import SuperNet
 
@@ -71,17 +73,13 @@ def test_scorer_is_deterministic_and_leaves_the_supernet_alone():
     assert accuracy(scorer.subnet(arch), scorer.holdout_images, scorer.holdout_labels) == first
 
 
-def test_budget_plan_scales_with_the_budget():
+def test_search_plan_keeps_several_generations_when_time_is_short():
     settings = preset_settings("full", sram_bytes=65536, flash_bytes=262144)
-    small = plan_for_budget(settings, 600, 55000, sandwich_step_s=1.0, fitness_s=1.0, train_step_s=0.25)
-    large = plan_for_budget(settings, 2400, 55000, sandwich_step_s=1.0, fitness_s=1.0, train_step_s=0.25)
-    assert small.supernet_train_samples < large.supernet_train_samples <= 55000
-    assert small.population * (small.generations + 1) <= large.population * (large.generations + 1)
-    # the planned amounts fit the shares of the budget they were given
-    steps = small.supernet_train_samples * settings.supernet_epochs / settings.batch_size
-    assert steps * 1.0 <= SHARES["supernet"] * 600 + 1
-    evaluations = small.population * (small.generations + 1) * 2  # evolution and random search
-    assert evaluations * 1.0 <= SHARES["search"] * 600 + 2 * small.population
+    assert plan_search(settings, 10_000, fitness_s=1.0) == (settings.population, settings.generations)
+    population, generations = plan_search(settings, 240, fitness_s=2.0)  # 60 evaluations each
+    assert MIN_POPULATION <= population < settings.population and generations >= MIN_GENERATIONS
+    assert population * (generations + 1) <= 60
+    assert plan_search(settings, 10, fitness_s=5.0) == (MIN_POPULATION, 1)  # never nothing
 
 
 def test_settings_round_trip_and_presets():
@@ -134,6 +132,24 @@ def test_tiny_search_end_to_end_and_resume(tmp_path, capsys):
     assert main(argv) == 2  # refuses to overwrite an earlier search
     assert main(argv + ["--resume"]) == 0
     assert json.loads((tmp_path / "run" / "report.json").read_text())["winner"] == report["winner"]
+
+
+@pytest.mark.slow
+def test_tiny_search_under_a_time_budget(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write_idx(folder, "train", synthetic(600))
+    _write_idx(folder, "t10k", synthetic(200, seed=1))
+    started = time.perf_counter()
+    argv = ["search", "--dataset", str(folder), "--preset", "quick", "--sram", "64KB", "--flash", "256KB",
+            "--samples", "20", "--widths", "0.2", "--resolutions", "32", "--threads", "1", "--no-compile",
+            "--time-budget", "1m", "-q", "-o", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert time.perf_counter() - started < 120
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert plan["population"] >= 8 and plan["seconds_per_fitness"] > 0
+    assert 0 < report["final_training_samples"] <= 600
 
 
 def test_latency_rates_fit_recovers_known_rates():

@@ -2,8 +2,8 @@
 
 Every stage leaves its result in the run folder and is skipped on ``resume`` when that result is
 there: ``latency_model.json`` (with a latency limit), ``stage1.json`` (+ ``space_cdf.png``),
-``plan.json`` (time-budget plan), ``supernet.pt``
-(resumes mid-epoch), ``evolution.json`` (resumes mid-search), ``random.json``, ``winner/`` (fine-tune
+``supernet.pt`` (resumes mid-epoch), ``plan.json`` (population and generations under a time
+budget), ``evolution.json`` (resumes mid-search), ``random.json``, ``winner/`` (training
 checkpoint, ``model.pt``, ``deploy.json``, the C project ``c/``), and finally ``report.json`` /
 ``report.md``. Under torchrun only the supernet training is distributed; ranks other than 0 stop
 after it.
@@ -32,7 +32,7 @@ from .evolution import EvolutionConfig, evolve, random_search
 from .fitness import SubnetScorer, split_holdout
 from .latency import LatencyModel, tflm_linear_model
 from .sandwich import SupernetTrainConfig, init_distributed, supernet_checkpoint_path, train_supernet
-from .settings import RESERVE_SHARE, RESUME_FREE, SHARES, SearchSettings, plan_for_budget
+from .settings import RESERVE_SHARE, RESUME_FREE, SHARES, SearchSettings, plan_search
 from .space import DEFAULT_WIDTHS, ArchConfig, SearchSpace, default_resolutions
 from .space_opt import plot_cdfs, rank_spaces
 
@@ -100,36 +100,6 @@ def stage_one(settings: SearchSettings, constraints: Constraints, in_channels: i
     return ranked[0].space
 
 
-def _measure_costs(space: SearchSpace, data, scorer_factory, batch: int) -> tuple[float, float, float]:
-    """Seconds of one sandwich step, one fitness evaluation and one plain training step (measured)."""
-    from .supernet import SuperNet
-    from ..data.transforms import train_batch
-
-    probe = SuperNet(space)
-    images, labels = data.batch(list(range(min(batch, len(data)))))
-    x = train_batch(images, space.resolution, space.in_channels, torch.Generator().manual_seed(0))
-    optimizer = torch.optim.SGD(probe.parameters(), lr=0.0)
-
-    def step(archs) -> float:
-        started = time.perf_counter()
-        for arch in archs:
-            probe.set_arch(arch)
-            torch.nn.functional.cross_entropy(probe(x), labels).backward()
-        optimizer.step()
-        return time.perf_counter() - started
-
-    rng = random.Random(0)
-    sandwich = [space.largest(), space.smallest(), space.sample(rng), space.sample(rng)]
-    step(sandwich)  # warm-up
-    sandwich_s = step(sandwich)
-    plain_s = step([space.sample(rng)])
-    scorer = scorer_factory(probe)
-    scorer(space.sample(rng))  # warm-up (first-call allocations)
-    started = time.perf_counter()
-    scorer(space.sample(rng))
-    return sandwich_s, time.perf_counter() - started, plain_s
-
-
 def _latency_model(settings: SearchSettings, target, run_dir: Path, log) -> LatencyModel:
     """The latency model the settings ask for: calibrated on generated code (cached in the run folder),
     falling back to the TFLite Micro linear model when the Cortex-M toolchain is missing."""
@@ -154,30 +124,27 @@ def _latency_model(settings: SearchSettings, target, run_dir: Path, log) -> Late
     return model
 
 
-def _apply_budget(settings: SearchSettings, space: SearchSpace, train_part, scorer_for, run_dir: Path,
-                  resume: bool, ctx, remaining_s: float, log) -> SearchSettings:
-    """``settings`` with the amounts of work planned for ``remaining_s`` seconds (plan.json; rank 0
-    measures and plans, the other processes receive the plan)."""
-    plan_path = run_dir / "plan.json"
-    if resume and plan_path.exists():
-        plan = json.loads(plan_path.read_text())
+def _search_plan(settings: SearchSettings, scorer: SubnetScorer, space: SearchSpace, run_dir: Path,
+                 resume: bool, log) -> SearchSettings:
+    """Under a time budget: ``settings`` with the population and generations `plan_search` gives for
+    the search's share at the fitness cost measured now (plan.json, reused on resume)."""
+    if settings.time_budget_s is None:
+        return settings
+    path = run_dir / "plan.json"
+    if resume and path.exists():
+        plan = json.loads(path.read_text())
     else:
-        plan = None
-        if ctx.is_main:
-            costs = _measure_costs(space, train_part, scorer_for, settings.batch_size)
-            plan = plan_for_budget(settings, remaining_s, len(train_part), *costs).to_dict()
-            write_json_atomic(plan_path, plan)
-        if ctx.distributed:  # every process must train on the same amounts
-            shared = [plan]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            plan = shared[0]
-    settings = replace(settings, supernet_train_samples=plan["supernet_train_samples"],
-                       population=plan["population"], generations=plan["generations"],
-                       finetune_train_samples=plan["finetune_train_samples"])
-    log(f"time budget {settings.time_budget_s / 60:.0f} min: supernet on {settings.supernet_train_samples} "
-        f"samples x {settings.supernet_epochs} epochs, population {settings.population} x "
-        f"{settings.generations} generations, fine-tune on {settings.finetune_train_samples} samples")
-    return settings
+        rng = random.Random(settings.seed)
+        scorer(space.sample(rng))  # warm-up
+        started = time.perf_counter()
+        scorer(space.sample(rng))
+        seconds = time.perf_counter() - started
+        population, generations = plan_search(settings, _share(settings, "search"), seconds)
+        plan = {"seconds_per_fitness": seconds, "population": population, "generations": generations}
+        write_json_atomic(path, plan)
+    log(f"time budget {settings.time_budget_s / 60:.0f} min: {plan['seconds_per_fitness']:.1f} s per "
+        f"fitness evaluation -> population {plan['population']} x {plan['generations']} generations")
+    return replace(settings, population=plan["population"], generations=plan["generations"])
 
 
 def _share(settings: SearchSettings, stage: str) -> float | None:
@@ -314,9 +281,6 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     def scorer_for(net):
         return SubnetScorer.from_data(net, train_part, holdout, settings.recalibration_samples, settings.seed)
 
-    if settings.time_budget_s is not None:
-        settings = _apply_budget(settings, space, train_part, scorer_for, run_dir, resume, ctx,
-                                 settings.time_budget_s - (time.perf_counter() - started), log)
 
     from .supernet import SuperNet
     torch.manual_seed(settings.seed)
@@ -342,6 +306,7 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     feasible = FeasibilityCache(space, constraints, latency, target)
     confirm = SubnetScorer.from_data(supernet, train_part, confirmation, settings.recalibration_samples,
                                      settings.seed) if confirmation is not None else None
+    settings = _search_plan(settings, scorer, space, run_dir, resume, log)
     state, evo_seconds, baseline = search_stage(settings, space, scorer, feasible, confirm, run_dir, resume, log)
     best_arch, best_fitness = state.best()
     verification = None
@@ -406,6 +371,7 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
                    "layer_based_fits": winner_measure.peak_layer_bytes <= constraints.activation_budget_bytes},
         "device_check": verification,
         "deploy": deployed.to_dict(),
+        "final_training_samples": len(ft_set),
         "seconds": time.perf_counter() - started,
     }
     write_report(report, run_dir)

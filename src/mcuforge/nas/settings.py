@@ -3,18 +3,18 @@
 ``quick`` searches a Fashion-MNIST-size problem in a few minutes on two CPU cores (small supernet
 training subset, small population); ``full`` is MCUNet's recipe scaled to a CPU (1000 samples per space,
 more supernet epochs, population 20 x 10 generations). With ``time_budget_s`` the amounts of work are
-derived from measured costs instead (`plan_for_budget`): the budget is shared out as supernet training
-35%, search 30% (split between evolution and, when compared, random search: enough evaluations for
-several generations), the winner's final training 25%, and the rest for quantisation, int8 scoring
-and compilation. The shares are also deadlines (`pipeline.run_search`), since costs measured at the
-start do not hold on a machine whose load changes: the supernet training stops at its share, no
-new generation starts after the evolution's, and the final training's images are re-planned from
-the time left and the step cost measured just before it.
+shared out as deadlines: supernet training 35% (it trains on the settings' images and epochs and
+stops at its deadline, its learning rate following the clock), search 30% (split between evolution and,
+when compared, random search; `plan_search` sizes the population from the fitness cost measured on
+the trained supernet, and no generation starts after the deadline), the winner's final training 25%
+(its images re-planned from the time left and the step cost measured just before it), and the rest
+for quantisation, int8 scoring and compilation. Costs are measured when each stage starts because
+the load of a shared machine changes during a run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import McuforgeError
 
@@ -96,49 +96,20 @@ def preset_settings(name: str, **overrides) -> SearchSettings:
     return SearchSettings(**values)
 
 
-@dataclass(frozen=True)
-class BudgetPlan:
-    """Amounts of work that fit a time budget, with the measured costs they come from."""
-
-    supernet_train_samples: int
-    population: int
-    generations: int
-    finetune_train_samples: int
-    seconds_per_sandwich_step: float
-    seconds_per_fitness: float
-    seconds_per_train_step: float
-
-    def to_dict(self) -> dict:
-        """JSON-ready form."""
-        return asdict(self)
-
-    def apply(self, settings: SearchSettings) -> SearchSettings:
-        """``settings`` with the planned amounts."""
-        return replace(settings, supernet_train_samples=self.supernet_train_samples, population=self.population,
-                       generations=self.generations, finetune_train_samples=self.finetune_train_samples)
-
-
-# Shares of a time budget (module doc); the remaining 10% is for quantisation, scoring and the build.
+# Shares of a time budget (module doc); the rest is for quantisation, scoring and the build.
 SHARES = {"supernet": 0.35, "search": 0.30, "final_training": 0.25}
 RESERVE_SHARE = 1.0 - sum(SHARES.values())
 MIN_GENERATIONS, MIN_POPULATION = 3, 8
 
 
-def plan_for_budget(settings: SearchSettings, budget_s: float, train_size: int, sandwich_step_s: float,
-                    fitness_s: float, train_step_s: float) -> BudgetPlan:
-    """Share ``budget_s`` seconds out (module doc) given the measured cost of one sandwich step (global
-    batch), one fitness evaluation and one plain training step."""
-    batch = settings.batch_size
-    supernet_steps = SHARES["supernet"] * budget_s / max(sandwich_step_s, 1e-6)
-    supernet_samples = int(min(train_size, supernet_steps * batch / settings.supernet_epochs))
-    evaluations = SHARES["search"] * budget_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
-    # Several generations matter more than a wide population: evolution with one generation is
-    # hardly more than random sampling. Aim for the settings' population; when the evaluations do
-    # not allow MIN_GENERATIONS of it, shrink the population (down to MIN_POPULATION) first.
-    population = max(MIN_POPULATION, min(settings.population,
-                                         int(evaluations // (MIN_GENERATIONS + 1))))
+def plan_search(settings: SearchSettings, search_s: float, fitness_s: float) -> tuple[int, int]:
+    """(population, generations) for ``search_s`` seconds of search at ``fitness_s`` seconds per
+    fitness evaluation (measured on the trained supernet), half of it for the random-search
+    comparison when that runs. Several generations matter more than a wide population (evolution
+    with one generation is hardly more than random sampling): the settings' population is kept only
+    when it leaves MIN_GENERATIONS; otherwise it shrinks, down to MIN_POPULATION. Both stay within the
+    settings' amounts; the evolution's deadline still holds if the costs grow."""
+    evaluations = search_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
+    population = max(MIN_POPULATION, min(settings.population, int(evaluations // (MIN_GENERATIONS + 1))))
     generations = max(1, min(settings.generations, int(evaluations // population) - 1))
-    finetune_steps = SHARES["final_training"] * budget_s / max(train_step_s, 1e-6)
-    finetune_samples = int(min(train_size, finetune_steps * batch / settings.finetune_epochs))
-    return BudgetPlan(max(batch, supernet_samples), population, generations, max(batch, finetune_samples),
-                      sandwich_step_s, fitness_s, train_step_s)
+    return population, generations
