@@ -203,8 +203,10 @@ def test_int4_weights_halve_weight_flash() -> None:
     assert 0.5 < flash4 / flash8 < 0.7, (flash4, flash8)
 
 
-def test_blocks_without_an_int8_export_are_a_clear_error() -> None:
+def test_blocks_without_a_qat_export_are_a_clear_error() -> None:
+    # PTQ handles MobileNetV3 (tests/test_quant_mobilenet_v3.py); QAT does not yet.
     from mcuforge.errors import UnsupportedOpError
+    from mcuforge.quant.qat import prepare_qat
     spec = get_spec("mobilenet-v3-small", resolution=32, width=0.5, num_classes=10)
     with pytest.raises(UnsupportedOpError, match="squeeze-excite|h-swish"):
-        quantize_spec_net(build_torch(spec).eval(), [inputs(spec, 2)])
+        prepare_qat(build_torch(spec).eval(), [inputs(spec, 2)])

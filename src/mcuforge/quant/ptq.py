@@ -13,7 +13,15 @@ The scheme is TFLite's full-integer one:
   ``clamp`` (the range is also cut to the clamp, so ReLU6 outputs never exceed [0, 6]);
 - the residual ADD has its own output quantisation; the global pool is AVERAGE_POOL_2D with its
   input's quantisation (TFLite requires equal input and output parameters); the classifier is a
-  FULLY_CONNECTED producing int8 logits.
+  FULLY_CONNECTED producing int8 logits;
+- MobileNetV3's ops: HARD_SWISH gets the calibrated range of the activation's output (its input is
+  the conv's output, calibrated before the activation); squeeze-excite's MEAN, its reduce and
+  expand convs (plain biased convs, no batch norm) and the gating MUL get calibrated ranges. The
+  hard sigmoid ``relu6(s + 3) * (1/6)`` is ADD of a constant 3 (fused RELU6) and MUL by a constant
+  1/6; each constant is a one-element int8 tensor quantised as an activation of range [0, v]
+  (scale ``v / 255``, zero point -128, value 127: exact up to float32), and the two outputs have
+  the fixed ranges [0, 6] (scale 6/255) and [0, 1] (scale 1/255), zero point -128, so that the
+  MUL by 1/6 maps codes one to one and the sigmoid's whole range is kept whatever calibration saw.
 
 The graph has the structure and names of the analytic graph of the same spec
 (`frontends/spec_graph.build_graph`): every op of that graph gets its weights, bias and output
@@ -35,16 +43,21 @@ from torch import nn
 
 from ..errors import McuforgeError, UnsupportedOpError
 from ..frontends.spec_graph import build_graph
-from ..frontends.spec_torch import Classifier, ConvBNAct, InvertedResidual, SpecNet
+from ..frontends.spec_torch import Classifier, ConvBNAct, SpecNet
 from ..ir import DType, Graph, Op, OpKind, QuantParams, Tensor, validate
-from .bn_fold import folded_conv
-from .calibrate import INPUT, calibrate, layer_modules
+from .bn_fold import fold_weights, folded_conv
+from .calibrate import INPUT, calibrate, weight_modules
 from .inference import with_batch
 from .observers import activation_quant_params, clamp_range
 from .qat import learned_ranges
 from .weights import quantize_bias, quantize_weights, weight_dtype
 
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
+# Ops whose output quantisation comes from their calibrated range (cut to a fused clamp).
+_CALIBRATED = (OpKind.ADD, OpKind.MUL, OpKind.MEAN, OpKind.HARD_SWISH)
+# The hard sigmoid's ops with a constant operand (by the last part of the op name): the constant's
+# real value and the op's fixed output range.
+_CONSTANT_OPERAND_OPS = {"hsig_add": (3.0, (0.0, 6.0)), "hsig_scale": (1.0 / 6.0, (0.0, 1.0))}
 
 
 def activation_ranges(model: SpecNet, calibration_batches: Iterable[object] | None,
@@ -80,9 +93,13 @@ def _torch_to_ir_weights(kind: OpKind, weight: torch.Tensor, ir_shape: tuple[int
 
 
 def _float_layer(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Folded float (weight, bias) of a conv block or a classifier."""
+    """Folded float (weight, bias) of a conv block, a plain squeeze-excite conv or a classifier."""
     if isinstance(module, ConvBNAct):
         return folded_conv(module)
+    if isinstance(module, nn.Conv2d):
+        with torch.no_grad():
+            weight, bias = fold_weights(module.weight, module.bias, None)
+        return weight.detach().float().clone(), bias.detach().float().clone()
     if isinstance(module, Classifier):
         linear = module.linear
         bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features)
@@ -98,7 +115,7 @@ class _Quantizer:
         self.graph = graph
         self.weight_clip = weight_clip
         self.int4_fc = int4_fc
-        self.layers = layer_modules(model)
+        self.layers = weight_modules(model)
         self.ranges = ranges
         self.weight_bits = weight_bits
         self.fc_per_channel = fc_per_channel
@@ -121,19 +138,51 @@ class _Quantizer:
         for op in self.graph.ops:
             if op.kind in _WEIGHTED:
                 self._weighted(op)
-            elif op.kind is OpKind.ADD:
-                self._set(op.outputs[0], activation_quant_params(*self._range(op.name)))
             elif op.kind is OpKind.AVERAGE_POOL_2D:
                 self._set(op.outputs[0], self.tensors[op.inputs[0]].quant)
+            elif op.kind in (OpKind.ADD, OpKind.MUL) and self._constant_operand(op) is not None:
+                self._with_constant(op)
+            elif op.kind in _CALIBRATED:
+                self._calibrated(op)
             else:
                 raise UnsupportedOpError(f"post-training quantisation does not handle "
                                          f"{op.kind.value} ({op.name})")
         return self.tensors
 
+    def _calibrated(self, op: Op) -> None:
+        """Output quantisation from the op's calibrated range, cut to its fused clamp."""
+        clamp = getattr(op.attrs, "clamp", None)
+        low, high = self._range(op.name)
+        if clamp is not None:
+            low, high = clamp_range(low, high, clamp)
+        self._set(op.outputs[0], activation_quant_params(low, high))
+
+    def _constant_operand(self, op: Op) -> str | None:
+        """The name of a constant operand of an ADD or MUL, if it has one."""
+        constants = [name for name in op.inputs if self.tensors[name].constant]
+        return constants[0] if constants else None
+
+    def _with_constant(self, op: Op) -> None:
+        """The hard sigmoid's ADD 3 / MUL 1/6: the constant's data and quantisation, and the op's
+        fixed output quantisation (see the module doc)."""
+        role = op.name.rsplit(".", 1)[-1]
+        if role not in _CONSTANT_OPERAND_OPS:
+            raise UnsupportedOpError(f"post-training quantisation does not handle "
+                                     f"{op.kind.value} with a constant operand ({op.name})")
+        value, (low, high) = _CONSTANT_OPERAND_OPS[role]
+        name = self._constant_operand(op)
+        tensor = self.tensors[name]
+        quant = activation_quant_params(min(value, 0.0), max(value, 0.0))
+        code = round(value / quant.scale[0]) + quant.zero_point[0]
+        data = np.full(tensor.shape, int(np.clip(code, -128, 127)), dtype=np.int8)
+        self._set(name, quant, DType.INT8, data)
+        low, high = clamp_range(low, high, op.attrs.clamp)
+        self._set(op.outputs[0], activation_quant_params(low, high))
+
     def _weighted(self, op: Op) -> None:
         x_name, w_name, b_name = op.inputs
         module = self.layers.get(op.name)
-        if module is None or isinstance(module, InvertedResidual):
+        if module is None:
             raise McuforgeError(f"no torch layer for op {op.name}")
         weight, bias = _float_layer(module)
         w_tensor = self.tensors[w_name]
