@@ -13,17 +13,22 @@ are contiguous, so the cache traffic is plain ``memmove`` calls between arena re
 
 The same bookkeeping runs in Python at generation time and checks that every cached row a strip
 needs is in the cache, mirroring `runtime/patch.py`, whose reference execution of the same
-schedule is bit-exact with layer-based execution.
+schedule is bit-exact with layer-based execution. `cached_elementwise_aligned` and
+`check_cached_overlaps` refuse the overlaps (an ADD written over its input) that the cache copies
+would break. Caches are rows of full-width buffers: grids with several columns recompute halos.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..analysis.overlap import OverlapKind
 from ..analysis.receptive import Interval
-from ..errors import McuforgeError
-from ..ir import Graph
-from ..planner.halo_cache import HaloCacheLayout
+from ..errors import McuforgeError, UnsupportedOpError
+from ..ir import Graph, Op
+from ..planner.arena import ArenaPlan
+from ..planner.halo_cache import HaloCacheLayout, halo_cache_layout
+from ..planner.patch import PatchGeometry
 
 
 @dataclass(frozen=True)
@@ -101,3 +106,50 @@ class RowCaches:
                 valid[row - new_start] = True
         self._held[name] = (new_start, valid)
         return copies
+
+
+def cached_elementwise_aligned(graph: Graph, geometry: PatchGeometry, op: Op) -> bool:
+    """For an element-wise op whose output has a row cache: whether some input it may write over
+    starts, in every strip, as many rows into its buffer as the output's fresh rows start into the
+    output's buffer (the condition `check_cached_overlaps` checks on the plan)."""
+    out = op.outputs[0]
+    if out == geometry.stage.split or geometry.config.halo != "full":
+        return True
+    entry = halo_cache_layout(graph, geometry).of(out)
+    if entry is None or not entry.halo_rows:
+        return True
+    for name in graph.activation_inputs(op):
+        if name == geometry.stage.input:
+            continue
+        if all(next(r for r in row.reads[op.name] if r.tensor == name).interval.start
+               - row.buffers[name].start == row.fresh[out].start - row.buffers[out].start
+               for row in geometry.rows):
+            return True
+    return False
+
+
+def check_cached_overlaps(plan: ArenaPlan, layout: HaloCacheLayout, ops: list[Op],
+                          patch_ops: list) -> None:
+    """Refuse overlaps the row caches would break. An element-wise op (the residual ADD) may write
+    over an input whose rows are cached too, when in every patch its fresh output rows start where
+    the input rows it reads start: each byte is then read before it is written, and the cached rows
+    filled in above them afterwards land on input rows no later op reads. ``patch_ops``: per patch
+    planned by ``plan``, the `patch_emit` items of the stage's ops (their ``anchors``)."""
+    producer = {op.outputs[0]: k for k, op in enumerate(ops)}
+    for overlap in plan.overlaps:
+        entry = layout.of(overlap.output)
+        if entry is None or not entry.halo_rows:
+            continue
+        k = producer[overlap.output]
+        aligned = overlap.kind is OverlapKind.ELEMENTWISE and overlap.output_offset == 0
+        for per_patch in patch_ops if aligned else ():
+            item = per_patch[k]
+            reads = [anchor for key, anchor in item.anchors.items()
+                     if anchor[0] == "local" and anchor[1] == overlap.input and ":in" in key]
+            out = next(anchor for key, anchor in item.anchors.items() if key.endswith(":out"))
+            if not reads or any(read[2] != out[2] for read in reads):
+                aligned = False
+                break
+        if not aligned:
+            raise UnsupportedOpError(f"{overlap.kind.value} overlap on {overlap.output}, whose rows "
+                                     "are cached: not supported by the generated C")
