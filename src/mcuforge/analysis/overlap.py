@@ -102,10 +102,16 @@ def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOption
             return Overlap(OverlapKind.INPLACE_DEPTHWISE, src.name, out.name, extra, 0)
         return None
     if op.kind in _ELEMENTWISE:
-        for name in candidates:
-            src = graph.tensors[name]
-            if src.shape == out.shape and src.dtype.bits == out.dtype.bits:
-                return Overlap(OverlapKind.ELEMENTWISE, name, out.name, 0, 0)
+        matching = [name for name in candidates if graph.tensors[name].shape == out.shape
+                    and graph.tensors[name].dtype.bits == out.dtype.bits]
+        if len(matching) > 1:
+            # Of two dying inputs, write over the older one (the residual stream of a block rather
+            # than the branch just computed): the stream then keeps its offset from block to block,
+            # which leaves the branch's region whole for the next block's expansion.
+            produced = {t: k for k, o in enumerate(graph.ops) for t in o.outputs}
+            matching.sort(key=lambda name: produced.get(name, -1))
+        if matching:
+            return Overlap(OverlapKind.ELEMENTWISE, matching[0], out.name, 0, 0)
         return None
     if op.kind is OpKind.CONV_2D and options.overlap_pointwise and _is_pointwise(graph, op):
         src = graph.tensors[op.inputs[0]]

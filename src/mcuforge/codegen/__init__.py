@@ -7,5 +7,5 @@
 - `build`, `qemu`, `unicorn_count` (with `elf`): build, run and measure the project.
 - `project.compile_model`: generate + build + measure into a folder with report.json.
 - `verify`, `samples`: bit-exact differential check against the reference runtime.
-- `patch_emit`: the same for patch-based schedules (row strips).
+- `patch_emit`: the same for patch-based schedules (any grid; halo caching in row strips).
 """

@@ -30,8 +30,8 @@ from ..planner.arena import PlanOptions
 @click.option("--sram", default=None, help="Available SRAM (bytes, or with K/M, 1K = 1024 B).")
 @click.option("--patch", default="none", show_default=True,
               help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
-                   "Nx1@SPLIT[+halo-full] (row strips up to block SPLIT, halos recomputed or "
-                   "cached; the C runs row strips).")
+                   "RxC@SPLIT (an R x C grid of the tensor after block SPLIT, halos recomputed; "
+                   "row strips Nx1@SPLIT may add +halo-full to cache them instead).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "

@@ -22,8 +22,8 @@ The stage's peak is the largest of these over all patches and ops; the total pea
 the stage's peak, the edge conversions' and the layer-based peak of the rest of the graph.
 
 Where each part runs: `runtime/patch.py` executes any schedule in the reference runtime (bit-exact
-with layer-based execution); `codegen/patch_emit.py` generates C for row strips (``N x 1`` grids)
-with recomputed or cached halos; `patch_search.py` searches schedules and `patch_report.py` prints them.
+with layer-based execution); `codegen/patch_emit.py` generates C for any grid with recomputed
+halos, and for row strips (``N x 1`` grids) with cached halos too; `patch_search.py` searches schedules and `patch_report.py` prints them.
 
 MACs: every op computes its fresh output region per patch; its MACs are its layer-based MACs per
 output pixel times the pixels computed, summed over patches. Recomputed halos make the patch stage

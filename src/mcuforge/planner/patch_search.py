@@ -70,7 +70,7 @@ def search_patches(graph: Graph, options: MemoryOptions = MemoryOptions(),
                    input_streamed: bool = False, grids: str = "square",
                    stage_options: MemoryOptions | None = None) -> PatchSearch:
     """Evaluate the candidate schedules of ``graph`` (see module docstring). ``grids`` is
-    ``square`` (n x n) or ``rows`` (n x 1 row strips, what the generated C runs);
+    ``square`` (n x n) or ``rows`` (n x 1 row strips, the grids whose halos the generated C caches);
     ``stage_options`` are the patch stage's memory conventions when they differ from ``options``."""
     if grids not in ("square", "rows"):
         raise McuforgeError(f"grids must be 'square' or 'rows', not {grids!r}")
