@@ -46,6 +46,17 @@ def test_quantize_writes_a_runnable_int8_tflite(trained, tmp_path, capsys) -> No
     assert np.load(tmp_path / "y.npy").shape == (1, 4)
 
 
+def test_quantize_evaluates_float_and_int8_accuracy(trained, tmp_path, capsys) -> None:
+    model, _ = trained
+    out = tmp_path / "model.tflite"
+    assert main(["quantize", str(model), "-o", str(out), "--calibration", "32", "--evaluate", "100"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    # the tiny test split has 16 images; accuracies are multiples of 1/16
+    assert line.startswith("top-1 on the first 16 test images") and "int8" in line
+    values = [float(v.rstrip("%,")) / 100 for v in line.split() if v.endswith("%") or v.endswith("%,")]
+    assert len(values) == 2 and all(round(v * 16, 6) == round(v * 16) for v in values)
+
+
 def test_quantize_int4_weights(trained, tmp_path) -> None:
     model, _ = trained
     out = tmp_path / "model4.tflite"

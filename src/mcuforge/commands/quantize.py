@@ -45,9 +45,12 @@ def _load_model(model: str):
               help="minmax, percentile (99.99th) or percentile:Q.")
 @click.option("--int4-fc", is_flag=True, help="With --bits 4, int4 classifier weights too "
               "(TFLite Micro cannot run them).")
+@click.option("--evaluate", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Score float and int8 (reference runtime) top-1 accuracy on the first N test "
+                   "images of the data set (0: skip).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def command(model: str, output: Path, dataset: str | None, calibration: int, bits: str,
-            observer: str, int4_fc: bool, seed: int) -> None:
+            observer: str, int4_fc: bool, evaluate: int, seed: int) -> None:
     """Quantise MODEL (a trained model.pt or a pretrained zoo name) to an int8 .tflite."""
     import numpy as np
 
@@ -87,3 +90,27 @@ def command(model: str, output: Path, dataset: str | None, calibration: int, bit
                f"(int{bits} weights), calibrated on {len(order)} images of {data_name}")
     click.echo(f"input: int8 {list(graph.tensor(graph.inputs[0]).shape)}, scale {quant.scale[0]:.8g}, "
                f"zero point {quant.zero_point[0]} (float input x = pixel / 127.5 - 1)")
+    if evaluate:
+        _evaluate(net, spec, graph, data_name, evaluate)
+
+
+def _evaluate(net, spec, graph, data_name: str, count: int) -> None:
+    """Print float and int8 top-1 accuracy on the first ``count`` test images."""
+    import torch
+
+    from ..data.registry import load_dataset
+    from ..data.transforms import eval_batch
+    from ..quant.inference import int8_accuracy
+
+    test_set = load_dataset(data_name, "test", image_size=(spec.resolution, spec.resolution))
+    count = min(count, len(test_set))
+    correct = 0
+    net.eval()
+    with torch.no_grad():
+        for first in range(0, count, 250):
+            images, labels = test_set.batch(list(range(first, min(first + 250, count))))
+            logits = net(eval_batch(images, spec.resolution, spec.in_channels))
+            correct += int((logits.argmax(1) == labels).sum())
+    int8, scored = int8_accuracy(graph, test_set, spec.resolution, spec.in_channels, count)
+    click.echo(f"top-1 on the first {scored} test images of {data_name}: float {correct / count:.2%}, "
+               f"int8 {int8:.2%} (reference runtime)")

@@ -25,6 +25,7 @@ from torch import nn
 from ..data.dataset import ArrayDataset
 from ..data.transforms import eval_batch
 from ..errors import McuforgeError
+from ..quant.inference import int8_accuracy
 from ..frontends.dsl import NetSpec
 from ..train.checkpoint import checkpoint_path
 from ..train.config import TrainConfig
@@ -66,22 +67,6 @@ def calibration_batches(dataset: ArrayDataset, spec: NetSpec, samples: int, seed
     return out
 
 
-def int8_accuracy(graph, dataset: ArrayDataset, spec: NetSpec, samples: int | None = None,
-                  batch: int = 250) -> tuple[float, int]:
-    """(accuracy, images scored) of the int8 ``graph`` on the first ``samples`` test images."""
-    from ..quant.inference import int8_logits, quantize_input
-
-    count = len(dataset) if samples is None else min(samples, len(dataset))
-    correct = 0
-    for first in range(0, count, batch):
-        indices = np.arange(first, min(first + batch, count))
-        images, labels = dataset.batch(indices)
-        x = quantize_input(graph, eval_batch(images, spec.resolution, spec.in_channels))
-        logits = int8_logits(graph, x, batch_size=len(indices)).reshape(len(indices), -1)
-        correct += int((logits.argmax(1) == labels.numpy()).sum())
-    return correct / max(1, count), count
-
-
 def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: ArrayDataset,
            config: TrainConfig, run_dir: str | Path, *, target_core: str | None, sram_bytes: int | None,
            resume: bool = False, calibration_samples: int = 500, int8_test_samples: int | None = None,
@@ -119,7 +104,7 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
     from ..frontends.tflite_writer import write_tflite
 
     write_tflite(graph, run_dir / "model_int8.tflite")
-    acc8, scored = int8_accuracy(graph, test_set, spec, int8_test_samples)
+    acc8, scored = int8_accuracy(graph, test_set, spec.resolution, spec.in_channels, int8_test_samples)
     log(f"  float test accuracy {float_acc:.2%}, int8 {acc8:.2%} ({scored} test images, reference runtime)")
     report, compile_error = None, None
     if target_core is not None:

@@ -76,3 +76,20 @@ def int8_logits(graph: Graph, inputs: np.ndarray, batch_size: int = 250) -> np.n
             interpreters[n] = Interpreter(with_batch(graph, n))
         outputs.append(interpreters[n].invoke([chunk])[0])
     return np.concatenate(outputs, axis=0)
+
+
+def int8_accuracy(graph: Graph, dataset, resolution: int, in_channels: int, samples: int | None = None,
+                  batch: int = 250) -> tuple[float, int]:
+    """(top-1 accuracy, images scored) of the int8 ``graph`` run by the reference runtime on the
+    first ``samples`` images of ``dataset`` (all by default), prepared as for evaluation."""
+    from ..data.transforms import eval_batch
+
+    count = len(dataset) if samples is None else min(samples, len(dataset))
+    correct = 0
+    for first in range(0, count, batch):
+        indices = np.arange(first, min(first + batch, count))
+        images, labels = dataset.batch(indices)
+        x = quantize_input(graph, eval_batch(images, resolution, in_channels))
+        logits = int8_logits(graph, x, batch_size=len(indices)).reshape(len(indices), -1)
+        correct += int((logits.argmax(1) == np.asarray(labels)).sum())
+    return correct / max(1, count), count
