@@ -133,6 +133,7 @@ class _Quantizer:
                                     data)
 
     def run(self) -> dict[str, Tensor]:
+        """Quantise every tensor of the graph, op by op; returns the tensors of the int8 graph."""
         (input_name,) = self.graph.inputs
         self._set(input_name, activation_quant_params(*self._range(INPUT)))
         for op in self.graph.ops:
