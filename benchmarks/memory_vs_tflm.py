@@ -14,8 +14,9 @@ counts the int8 network input; TFLite Micro's arena also holds the float I/O ten
 (``--models kws_ref_model.tflite,...`` for a subset, ``--json out.json`` to keep the figures).
 
 Each model is compiled twice: layer by layer, and with the patch schedule ``--patch min-memory``
-picks for the generated C (`codegen.patch_emit.resolve_c_patch`: the smallest analytic peak among
-the row-strip schedules the C runs; models without a convolutional first stage stay layer-based).
+picks for the generated C (`codegen.patch_emit.resolve_c_patch`: the smallest peak among the
+schedules the C runs, row strips and square grids; models without a convolutional first stage stay
+layer-based).
 The ratio to TFLite Micro is taken on the smaller of the two measured SRAM figures, and the schedule
 and its MAC overhead are printed beside it.
 """

@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-budget", type=float, default=40.0,
                         help="minutes for the whole search (full version; 0: the fixed FULL amounts): the "
-                             "supernet, search and final-training amounts are planned from measured costs")
+                             "supernet, search and final training stop at their shares of it (nas.settings)")
     parser.add_argument("--patch-search", action="store_true", help="also run a quick search with --patch")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--train-samples", type=int, help="cap the supernet and fine-tuning (and baseline) "

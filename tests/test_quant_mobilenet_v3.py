@@ -21,7 +21,7 @@ from mcuforge.quant.inference import int8_logits, quantize_input
 from mcuforge.quant.ptq import quantize_spec_net
 from mcuforge.quant.qat import prepare_qat
 from mcuforge.runtime.kernels_elementwise import add_int8, mul_int8
-from test_quant_ptq import inputs, random_net
+from test_quant_ptq import inputs, int8_and_float_logits, random_net
 
 # Squeeze-excite with ReLU and with h-swish, with and without expansion, a residual SE block,
 # an h-swish stem, head conv and hidden classifier layer (MobileNetV3's head).
@@ -181,11 +181,7 @@ def test_hard_sigmoid_ops_compute_hard_sigmoid(quantised) -> None:
 def test_int8_graph_tracks_the_float_model(quantised, name: str) -> None:
     spec, model, graph = quantised[name]
     x, labels = synthetic(spec, 128, seed=900)
-    q = int8_logits(graph, quantize_input(graph, x), batch_size=128)
-    out_q = graph.tensor(graph.outputs[0]).quant
-    logits = (q.astype(np.float64) - out_q.zero_point[0]) * out_q.scale[0]
-    with torch.no_grad():
-        expected = model(x).double().numpy()
+    logits, expected = int8_and_float_logits(model, graph, x)
     spread = expected.max() - expected.min()
     error = np.abs(logits - expected)
     # (the largest errors come from values beyond the calibrated ranges, which saturate)

@@ -49,6 +49,15 @@ def inputs(spec, count: int, seed: int = 1) -> torch.Tensor:
     return torch.rand(shape, generator=generator) * 2 - 1
 
 
+def int8_and_float_logits(model: SpecNet, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(dequantised logits of the int8 ``graph``, float logits of ``model``) on the batch ``x``."""
+    q = int8_logits(graph, quantize_input(graph, x), batch_size=len(x))
+    out_q = graph.tensor(graph.outputs[0]).quant
+    with torch.no_grad():
+        expected = model(x).double().numpy()
+    return (q.astype(np.float64) - out_q.zero_point[0]) * out_q.scale[0], expected
+
+
 def test_bn_folding_is_exact_for_one_layer() -> None:
     torch.manual_seed(3)
     for groups in (1, 8):
@@ -133,12 +142,7 @@ def test_int8_graph_tracks_the_float_model(name: str) -> None:
     for tensor in graph.tensors.values():
         if tensor.constant:
             assert tensor.data is not None and tensor.quant is not None
-    x = inputs(spec, 16)
-    q = int8_logits(graph, quantize_input(graph, x), batch_size=16)
-    out_q = graph.tensor(graph.outputs[0]).quant
-    logits = (q.astype(np.float64) - out_q.zero_point[0]) * out_q.scale[0]
-    with torch.no_grad():
-        expected = model(x).double().numpy()
+    logits, expected = int8_and_float_logits(model, graph, inputs(spec, 16))
     spread = expected.max() - expected.min()
     error = np.abs(logits - expected)
     assert error.max() < 0.03 * spread, (error.max(), spread)

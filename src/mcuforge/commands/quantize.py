@@ -96,21 +96,15 @@ def command(model: str, output: Path, dataset: str | None, calibration: int, bit
 
 def _evaluate(net, spec, graph, data_name: str, count: int) -> None:
     """Print float and int8 top-1 accuracy on the first ``count`` test images."""
-    import torch
-
     from ..data.registry import load_dataset
-    from ..data.transforms import eval_batch
     from ..quant.inference import int8_accuracy
+    from ..train.config import TrainConfig
+    from ..train.loop import evaluate
 
     test_set = load_dataset(data_name, "test", image_size=(spec.resolution, spec.resolution))
-    count = min(count, len(test_set))
-    correct = 0
-    net.eval()
-    with torch.no_grad():
-        for first in range(0, count, 250):
-            images, labels = test_set.batch(list(range(first, min(first + 250, count))))
-            logits = net(eval_batch(images, spec.resolution, spec.in_channels))
-            correct += int((logits.argmax(1) == labels).sum())
-    int8, scored = int8_accuracy(graph, test_set, spec.resolution, spec.in_channels, count)
-    click.echo(f"top-1 on the first {scored} test images of {data_name}: float {correct / count:.2%}, "
+    test_set = test_set.subset(list(range(min(count, len(test_set)))))
+    _, float_acc = evaluate(net, test_set, TrainConfig(resolution=spec.resolution,
+                                                       in_channels=spec.in_channels))
+    int8, scored = int8_accuracy(graph, test_set, spec.resolution, spec.in_channels)
+    click.echo(f"top-1 on the first {scored} test images of {data_name}: float {float_acc:.2%}, "
                f"int8 {int8:.2%} (reference runtime)")

@@ -32,7 +32,7 @@ from .evolution import EvolutionConfig, evolve, random_search
 from .fitness import SubnetScorer, split_holdout
 from .latency import LatencyModel, tflm_linear_model
 from .sandwich import SupernetTrainConfig, init_distributed, supernet_checkpoint_path, train_supernet
-from .settings import RESERVE_SHARE, RESUME_FREE, SHARES, SearchSettings, plan_search
+from .settings import RESERVE_SHARE, RESUME_FREE, SHARES, SearchSettings, evolution_seconds, plan_search
 from .space import DEFAULT_WIDTHS, ArchConfig, SearchSpace, default_resolutions
 from .space_opt import plot_cdfs, rank_spaces
 
@@ -196,7 +196,7 @@ def search_stage(settings: SearchSettings, space: SearchSpace, scorer: SubnetSco
     started = time.perf_counter()
     search_s = _share(settings, "search")
     state = evolve(space, fitness, feasible, config, run_dir / "evolution.json", resume,
-                   time_limit_s=None if search_s is None else search_s / (2 if settings.compare_random else 1),
+                   time_limit_s=None if search_s is None else evolution_seconds(settings, search_s),
                    on_generation=lambda r: log(f"  generation {r['generation']}: best {r['best_fitness']:.2%}, "
                                                f"mean {r['population_mean']:.2%}, {r['evaluations']} evaluated"))
     seconds = time.perf_counter() - started
@@ -281,7 +281,6 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     def scorer_for(net):
         return SubnetScorer.from_data(net, train_part, holdout, settings.recalibration_samples, settings.seed)
 
-
     from .supernet import SuperNet
     torch.manual_seed(settings.seed)
     supernet = SuperNet(space)
@@ -330,7 +329,8 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
     log(f"winner {winner_spec.to_string()}\n  held-out accuracy (supernet weights) {best_fitness:.2%}, "
         f"{winner_measure.macs / 1e6:.2f} MMACs, peak SRAM {winner_measure.peak_sram_bytes:,} B "
         f"({winner_measure.schedule}), Flash {winner_measure.flash_bytes:,} B")
-    if settings.winner_init == "supernet":
+    from_supernet = settings.winner_init == "supernet"
+    if from_supernet:
         model = scorer.subnet(best_arch)
     else:
         torch.manual_seed(settings.seed)
@@ -342,12 +342,12 @@ def run_search(settings: SearchSettings, run_dir: str | Path, resume: bool = Fal
         ft_set = train_full.subset(list(range(ft_samples)))
     ft_config = TrainConfig(resolution=space.resolution, in_channels=space.in_channels,
                             epochs=settings.finetune_epochs, batch_size=settings.batch_size,
-                            warmup_epochs=0.3 if settings.winner_init == "supernet" else 0.5,
+                            warmup_epochs=0.3 if from_supernet else 0.5,
                             seed=settings.seed, threads=settings.threads,
                             progress=settings.progress)
     compile_core = target.core if settings.compile else None
-    start = "its supernet weights" if settings.winner_init == "supernet" else "scratch"
-    log(f"training the winner for {ft_config.epochs} epochs from {start} on {len(ft_set)} images, "
+    log(f"training the winner for {ft_config.epochs} epochs from "
+        f"{'its supernet weights' if from_supernet else 'scratch'} on {len(ft_set)} images, "
         "then int8 + compile")
     deployed = deploy(model, winner_spec, ft_set, test_set, ft_config, run_dir / "winner",
                       target_core=compile_core, sram_bytes=settings.sram_bytes, resume=resume,

@@ -102,6 +102,12 @@ RESERVE_SHARE = 1.0 - sum(SHARES.values())
 MIN_GENERATIONS, MIN_POPULATION = 3, 8
 
 
+def evolution_seconds(settings: SearchSettings, search_s: float) -> float:
+    """The evolution's part of ``search_s`` seconds of search: half when random search is compared
+    at the same number of evaluations, all of it otherwise."""
+    return search_s / (2 if settings.compare_random else 1)
+
+
 def plan_search(settings: SearchSettings, search_s: float, fitness_s: float) -> tuple[int, int]:
     """(population, generations) for ``search_s`` seconds of search at ``fitness_s`` seconds per
     fitness evaluation (measured on the trained supernet), half of it for the random-search
@@ -109,7 +115,7 @@ def plan_search(settings: SearchSettings, search_s: float, fitness_s: float) -> 
     with one generation is hardly more than random sampling): the settings' population is kept only
     when it leaves MIN_GENERATIONS; otherwise it shrinks, down to MIN_POPULATION. Both stay within the
     settings' amounts; the evolution's deadline still holds if the costs grow."""
-    evaluations = search_s / max(fitness_s, 1e-6) / (2 if settings.compare_random else 1)
+    evaluations = evolution_seconds(settings, search_s) / max(fitness_s, 1e-6)
     population = max(MIN_POPULATION, min(settings.population, int(evaluations // (MIN_GENERATIONS + 1))))
     generations = max(1, min(settings.generations, int(evaluations // population) - 1))
     return population, generations
