@@ -46,12 +46,13 @@ from ..planner.patch import PatchConfig, PatchGeometry, parse_patch_option, patc
 from ..planner.patch_eval import PatchEvaluator
 from ..planner.patch_report import patch_summary
 from ..planner.patch_search import Candidate, choose, pareto_front, search_patches
+from ..planner.placement import align_up
 from ..runtime.patch import cropped_op
 from .edges import strip_edge_conversions
 from .emit import _LOWER, GeneratedModel, _render  # the layer-based generator's lowering and renderer
 from .layers import Buffer, LayerCall, with_row_pitches
 from .patch_halo_emit import RowCaches, cached_elementwise_aligned, check_cached_overlaps
-from .patch_plan import (align, empty_buffer, layout_regions, plan_patches, plan_stage, rest_graph,
+from .patch_plan import (empty_buffer, layout_regions, plan_patches, plan_stage, rest_graph,
                          with_caches)
 from .targets import Target
 
@@ -251,7 +252,7 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     arena, input_at, local_at = regions.arena_bytes, regions.input_offset, regions.local_offset
     rest_plan = regions.rest_plan
     rest_overlapped = _overlapped_ops(rest, rest_plan)
-    caches = RowCaches(g, layout, local_at + align(local_arena, plan_options.alignment))
+    caches = RowCaches(g, layout, local_at + align_up(local_arena, plan_options.alignment))
     bases = {"input": input_at, "split": rest_plan.placements[stage.split].offset}
 
     def shifted(mapping, delta, suffix=""):

@@ -24,6 +24,7 @@ from ..analysis.receptive import Interval
 from ..ir import DType, Graph, Op, Tensor
 from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from ..planner.patch import PatchGeometry
+from ..planner.placement import align_up
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ def layout_regions(rest: Graph, split: str, input_bytes: int, local_bytes: int,
         scratch={name: replace(p, offset=p.offset + shift) for name, p in alone.scratch.items()},
         overlap_buffers={name: replace(p, offset=p.offset + shift)
                          for name, p in alone.overlap_buffers.items()}))
-    a_in, a_local = align(input_bytes, options.alignment), align(local_bytes, options.alignment)
+    a_in = align_up(input_bytes, options.alignment)
+    a_local = align_up(local_bytes, options.alignment)
     trials = [((_INPUT, input_bytes), (_LOCAL, local_bytes)),
               ((_REGIONS, a_in + local_bytes),), ((_REGIONS, a_local + input_bytes),)]
     for k, regions in enumerate(trials):
@@ -213,33 +215,28 @@ def layout_regions(rest: Graph, split: str, input_bytes: int, local_bytes: int,
     return best
 
 
-def align(value: int, alignment: int) -> int:
-    """``value`` rounded up to a multiple of ``alignment``."""
-    return -(-value // alignment) * alignment
-
-
 def with_caches(local_bytes: int, cache_bytes: int, alignment: int) -> int:
     """Bytes of the patch-local region: the planned largest patch, then the row caches."""
-    return align(local_bytes, alignment) + cache_bytes if cache_bytes else local_bytes
+    return align_up(local_bytes, alignment) + cache_bytes if cache_bytes else local_bytes
 
 
 def combine_regions(input_bytes: int, local_bytes: int, split_offset: int, split_bytes: int,
-             rest_bytes: int, alignment: int) -> tuple[int, int, int, int]:
+                    rest_bytes: int, alignment: int) -> tuple[int, int, int, int]:
     """(arena bytes, input offset, local region offset, shift of the rest's layout): the network
     input and the patch-local region below or above the split tensor, smallest arena first."""
-    a_in, a_local = align(input_bytes, alignment), align(local_bytes, alignment)
+    a_in, a_local = align_up(input_bytes, alignment), align_up(local_bytes, alignment)
     best = None
     arrangements = [((), ("input", "local")), ((), ("local", "input")), (("input",), ("local",)),
                     (("local",), ("input",)), (("input", "local"), ()), (("local", "input"), ())]
     for below, above in arrangements:
         sizes = {"input": a_in, "local": a_local}
         need_below = sum(sizes[r] for r in below)
-        shift = align(max(0, need_below - split_offset), alignment)
+        shift = align_up(max(0, need_below - split_offset), alignment)
         split_at = split_offset + shift
         offsets, cursor = {}, 0
         for region in below:
             offsets[region], cursor = cursor, cursor + sizes[region]
-        cursor = align(split_at + split_bytes, alignment)
+        cursor = align_up(split_at + split_bytes, alignment)
         for region in above:
             offsets[region], cursor = cursor, cursor + sizes[region]
         raw = {"input": input_bytes, "local": local_bytes}  # only offsets need the alignment

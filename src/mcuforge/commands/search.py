@@ -69,7 +69,8 @@ def command(dataset: str, target: str, sram: str | None, flash: str | None, late
             latency_model: str, patch: bool, time_budget: str | None, preset: str, widths: str | None,
             resolutions: str | None,
             samples: int | None, supernet_epochs: int | None, population: int | None,
-            generations: int | None, finetune_epochs: int | None, winner_init: str | None, no_random: bool, no_compile: bool,
+            generations: int | None, finetune_epochs: int | None, winner_init: str | None,
+            no_random: bool, no_compile: bool,
             seed: int, threads: int | None, run_dir: Path | None, resume: bool, quiet: bool) -> None:
     """Search a network for DATASET that fits the target's SRAM and Flash (TinyNAS)."""
     from ..nas.pipeline import run_search

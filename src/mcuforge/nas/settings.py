@@ -20,8 +20,10 @@ from ..errors import McuforgeError
 
 
 # How the winner's final training starts: from fresh weights ("scratch", the default: with the short
-# supernet training a CPU affords, inherited weights train worse: on Fashion-MNIST the same winner
-# reached 78.2% after 2 epochs from its supernet weights and 87.2% after 3 from scratch), or from the
+# supernet training a CPU affords, inherited weights train worse: on Fashion-MNIST, 20,000 training
+# images, one winner reached 78.5% float after 1 supernet epoch + 2 fine-tuning epochs from its
+# supernet weights (`benchmarks/nas_vs_mbv2.py --train-samples 20000` before this default), and
+# 87.2% after 3 epochs from scratch (`mcuforge train SPEC -e 3 --limit-train 20000`)), or from the
 # weights it inherits from the supernet ("supernet", once-for-all's fine-tuning).
 WINNER_INITS = ("scratch", "supernet")
 
