@@ -27,8 +27,8 @@ import torch
 
 from mcuforge.data.registry import load_dataset
 from mcuforge.errors import McuforgeError
-from mcuforge.frontends.spec_torch import build_torch
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.spec_torch import build_torch
+from mcuforge.models.zoo import get_spec
 from mcuforge.nas.constraints import Constraints, measure
 from mcuforge.nas.deploy import deploy
 from mcuforge.nas.pipeline import run_search

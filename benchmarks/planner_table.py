@@ -61,7 +61,7 @@ def main() -> None:
         print(_row(name, read_tflite(path), args.alignment, head))
     if args.zoo:
         from mcuforge.frontends.load import load_graph
-        from mcuforge.frontends.zoo import list_models
+        from mcuforge.models.zoo import list_models
         for name in list_models():
             print(_row(f"zoo:{name}", load_graph(name), args.alignment, None))
 

@@ -42,7 +42,7 @@ from mcuforge.analysis.cost import graph_cost
 from mcuforge.data.registry import load_dataset
 from mcuforge.data.transforms import eval_batch
 from mcuforge.frontends.tflite_writer import serialize_tflite, write_tflite
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.zoo import get_spec
 from mcuforge.quant.inference import int8_logits, quantize_input
 from mcuforge.quant.ptq import quantize_spec_net
 from mcuforge.quant.qat import prepare_qat

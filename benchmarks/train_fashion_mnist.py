@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from mcuforge.data.registry import load_dataset
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.zoo import get_spec
 from mcuforge.train.config import TrainConfig
 from mcuforge.train.loop import TrainHooks
 from mcuforge.train.run import train_spec

@@ -316,10 +316,10 @@ def test_mobilenet_v3_small_compiles_and_verifies(tmp_path):
     int8 .tflite: `mcuforge compile --target host` and `mcuforge verify` (bit-exact with the
     reference runtime), and the reference runtime agrees with TFLite Micro on the same file."""
     from mcuforge.cli import main
-    from mcuforge.frontends.spec_graph import build_graph
+    from mcuforge.models.spec_graph import build_graph
     from mcuforge.frontends.tflite import read_tflite
     from mcuforge.frontends.tflite_writer import write_tflite
-    from mcuforge.frontends.zoo import get_spec
+    from mcuforge.models.zoo import get_spec
     from mcuforge.runtime.reference import Interpreter
 
     graph = quantise_randomly(build_graph(get_spec("mobilenet-v3-small", resolution=32, width=0.25)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mcuforge.errors import SpecError
-from mcuforge.frontends.dsl import make_divisible, parse_block, parse_spec, resolution_divisor
-from mcuforge.frontends.zoo import get_spec, list_models
+from mcuforge.models.dsl import make_divisible, parse_block, parse_spec, resolution_divisor
+from mcuforge.models.zoo import get_spec, list_models
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -1,4 +1,4 @@
-"""TFLite fixed-point arithmetic (mcuforge.quant.fixedpoint, mcuforge.quant.gemmlowp).
+"""TFLite fixed-point arithmetic (mcuforge.arith.fixedpoint, mcuforge.arith.gemmlowp).
 
 The vectorised int64 numpy functions are checked against scalar transcriptions of the C semantics in
 Python's unbounded integers (C division truncates toward zero; the nudge and mask formulas are
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcuforge.quant import gemmlowp
-from mcuforge.quant.fixedpoint import (INT32_MAX, INT32_MIN, calculate_activation_range_quantized,
+from mcuforge.arith import gemmlowp
+from mcuforge.arith.fixedpoint import (INT32_MAX, INT32_MIN, calculate_activation_range_quantized,
                                        calculate_input_radius, conv_channel_multipliers,
                                        downscale_int32_to_int16_multiplier,
                                        multiply_by_quantized_multiplier,

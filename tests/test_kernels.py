@@ -114,7 +114,7 @@ def test_tflm_uses_double_rounding(monkeypatch):
     variant of MultiplyByQuantizedMultiplier disagrees with it on an ordinary conv."""
     import functools
 
-    from mcuforge.quant import fixedpoint
+    from mcuforge.arith import fixedpoint
     from mcuforge.runtime import kernels_conv
     rng = np.random.default_rng(17)
     x = act("x", (1, 12, 12, 8), q(0.03, -2))

@@ -15,7 +15,7 @@ import torch
 
 from mcuforge.cli import main
 from mcuforge.data.dataset import ArrayDataset
-from mcuforge.frontends.spec_graph import build_graph
+from mcuforge.models.spec_graph import build_graph
 from mcuforge.nas.fitness import SubnetScorer, accuracy, recalibrate_bn, split_holdout
 from mcuforge.nas.latency import calibrate_from_codegen, op_class_of
 from mcuforge.nas.settings import (MIN_GENERATIONS, MIN_POPULATION, SearchSettings, plan_search,
@@ -168,7 +168,7 @@ def test_latency_rates_fit_recovers_known_rates():
 
 
 def test_flash_estimate_counts_specialised_kernels():
-    from mcuforge.frontends.dsl import parse_spec
+    from mcuforge.models.dsl import parse_spec
     from mcuforge.nas.constraints import CHANNEL_CONSTANT_BYTES, Constraints
     from mcuforge.nas.fast_profile import spec_figures
 

@@ -10,9 +10,9 @@ import pytest
 
 from mcuforge.analysis.cost import graph_cost
 from mcuforge.analysis.memory import MemoryOptions, memory_profile
-from mcuforge.frontends.dsl import parse_spec
-from mcuforge.frontends.spec_graph import build_graph
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.dsl import parse_spec
+from mcuforge.models.spec_graph import build_graph
+from mcuforge.models.zoo import get_spec
 from mcuforge.nas.constraints import DEFAULT_SRAM_RESERVE_BYTES, Constraints, measure
 from mcuforge.nas.fast_profile import UnsupportedSpecError, spec_figures
 from mcuforge.nas.space import ArchConfig, SearchSpace, default_resolutions

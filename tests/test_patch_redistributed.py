@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mcuforge.frontends.load import load_graph
-from mcuforge.frontends.zoo import get_spec, list_models
-from mcuforge.frontends.zoo_redistributed import PATCH_SPLIT
+from mcuforge.models.zoo import get_spec, list_models
+from mcuforge.models.zoo_redistributed import PATCH_SPLIT
 from mcuforge.planner.patch import PatchConfig, evaluate_patch
 
 

@@ -124,7 +124,7 @@ def test_published_mbv2_figures_are_the_arena(reference):
 
 
 def _zoo_models() -> list[str]:
-    from mcuforge.frontends.zoo import list_models
+    from mcuforge.models.zoo import list_models
     return list_models()
 
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from conftest import require_reference_file
 from mcuforge.errors import McuforgeError, UnknownModelError
-from mcuforge.frontends.spec_torch import build_torch
+from mcuforge.models.spec_torch import build_torch
 from mcuforge.frontends.tflite_writer import serialize_tflite
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.zoo import get_spec
 from mcuforge.quant.inference import int8_logits, quantize_input
 from mcuforge.quant.pretrained import PRETRAINED, load_mcunet_checkpoint, load_pretrained
 from mcuforge.quant.ptq import quantize_spec_net

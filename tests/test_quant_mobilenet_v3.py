@@ -11,10 +11,10 @@ import torch
 
 from mcuforge.cli import main
 from mcuforge.errors import UnsupportedOpError
-from mcuforge.frontends.dsl import parse_spec
-from mcuforge.frontends.spec_torch import SpecNet
+from mcuforge.models.dsl import parse_spec
+from mcuforge.models.spec_torch import SpecNet
 from mcuforge.frontends.tflite_writer import serialize_tflite, write_tflite
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.zoo import get_spec
 from mcuforge.ir import DType, OpKind, QuantParams
 from mcuforge.quant.calibrate import activation_points, calibrate, layer_modules
 from mcuforge.quant.inference import int8_logits, quantize_input

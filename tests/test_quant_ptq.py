@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mcuforge.analysis.cost import graph_cost
-from mcuforge.frontends.spec_torch import ConvBNAct, SpecNet, build_torch
-from mcuforge.frontends.zoo import get_spec
+from mcuforge.models.spec_torch import ConvBNAct, SpecNet, build_torch
+from mcuforge.models.zoo import get_spec
 from mcuforge.ir import DType, OpKind
 from mcuforge.quant.bn_fold import fold_batchnorm, folded_conv
 from mcuforge.quant.calibrate import calibrate, layer_modules

@@ -15,8 +15,8 @@ from mcuforge.cli import main
 from mcuforge.data.idx import load_idx_folder, write_idx
 from mcuforge.data.transforms import eval_batch, resize_and_convert, train_batch
 from mcuforge.errors import DatasetError, McuforgeError, ModelFileError
-from mcuforge.frontends.dsl import parse_spec
-from mcuforge.frontends.spec_torch import build_torch
+from mcuforge.models.dsl import parse_spec
+from mcuforge.models.spec_torch import build_torch
 from mcuforge.train import TrainConfig, TrainHooks, TrainingStopped, train
 from mcuforge.train.checkpoint import checkpoint_path, load_checkpoint
 from mcuforge.train.run import load_trained_model

@@ -13,9 +13,9 @@ from mcuforge.analysis.cost import graph_cost
 from mcuforge.analysis.memory import MemoryOptions, memory_profile
 from mcuforge.errors import SpecError, UnknownModelError
 from mcuforge.frontends.proxyless_json import load_config
-from mcuforge.frontends.spec_graph import build_graph
-from mcuforge.frontends.spec_torch import build_torch
-from mcuforge.frontends.zoo import CONFIG_OF_MODEL, get_spec, list_models
+from mcuforge.models.spec_graph import build_graph
+from mcuforge.models.spec_torch import build_torch
+from mcuforge.models.zoo import CONFIG_OF_MODEL, get_spec, list_models
 from mcuforge.reference import published_numbers
 
 from conftest import require_reference_file

@@ -1,7 +1,7 @@
 """Lowering of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED to specialised kernel calls.
 
 The constants are computed here, in Python, with the same functions the reference runtime uses
-(`quant.fixedpoint`, `runtime.kernels_conv`), so the C and the oracle share one definition:
+(`arith.fixedpoint`, `runtime.kernels_conv`), so the C and the oracle share one definition:
 
 - per-channel (multiplier, shift): `conv_channel_multipliers` / `fully_connected_multipliers`;
 - the clamp: `calculate_activation_range_quantized` of the fused activation;
@@ -27,9 +27,9 @@ import numpy as np
 
 from ..analysis.cost import op_macs
 from ..analysis.row_ring import row_ring_rows
-from ..frontends.tflite_schema import pack_int4
+from ..arith.int4 import pack_int4
 from ..ir import ConvAttrs, DType, FullyConnectedAttrs, Graph, Op, OpKind
-from ..quant.fixedpoint import calculate_activation_range_quantized, conv_channel_multipliers
+from ..arith.fixedpoint import calculate_activation_range_quantized, conv_channel_multipliers
 from ..runtime.kernels_conv import fully_connected_multipliers
 from .kernels import REQUANT_PARAMS, KernelSpec
 from .layers import Buffer, ConstArray, LayerCall, c_ident, require_int8, unsupported

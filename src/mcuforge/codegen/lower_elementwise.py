@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..ir import ElementwiseAttrs, Graph, Op, OpKind, ResizeAttrs, Tensor
-from ..quant.fixedpoint import calculate_activation_range_quantized, quantize_multiplier_scalar
+from ..arith.fixedpoint import calculate_activation_range_quantized, quantize_multiplier_scalar
 from ..runtime import kernels_elementwise as ref
 from ..runtime.kernels_misc import resize_nearest_neighbor
 from .kernels import KernelSpec

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir import (ConcatAttrs, ElementwiseAttrs, Graph, MeanAttrs, Op, OpKind, PadAttrs, PoolAttrs,
                   SoftmaxAttrs, TransposeAttrs)
-from ..quant.fixedpoint import (calculate_activation_range_quantized, calculate_input_radius,
+from ..arith.fixedpoint import (calculate_activation_range_quantized, calculate_input_radius,
                                 preprocess_softmax_scaling, quantize_multiplier_scalar)
 from .kernels import KernelSpec
 from .layers import Buffer, LayerCall, require_int8, unsupported

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis.profile import profile_graph
-from ..frontends.spec_graph import build_graph
-from ..frontends.zoo import get_spec, list_models, zoo_entry
+from ..models.spec_graph import build_graph
+from ..models.zoo import get_spec, list_models, zoo_entry
 from ..targets import TARGETS
 
 

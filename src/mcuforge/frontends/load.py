@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ..errors import McuforgeError, ModelFileError, UnknownModelError
 from ..ir import Graph
-from .dsl import NetSpec, parse_spec
+from ..models.dsl import NetSpec, parse_spec
 from .proxyless_json import load_config
-from .spec_graph import build_graph
-from .zoo import check_resolution, get_spec, list_models
+from ..models.spec_graph import build_graph
+from ..models.zoo import check_resolution, get_spec, list_models
 
 
 def load_spec(model: str, resolution: int | None = None, width: float | None = None,
@@ -32,7 +32,7 @@ def load_spec(model: str, resolution: int | None = None, width: float | None = N
         spec = spec.with_resolution(resolution)
     if num_classes is not None or in_channels is not None:
         from dataclasses import replace
-        from .zoo_families import set_classes
+        from ..models.zoo_families import set_classes
         spec = set_classes(replace(spec, in_channels=in_channels or spec.in_channels),
                            num_classes or spec.num_classes)
     check_resolution(spec, spec.name or model)

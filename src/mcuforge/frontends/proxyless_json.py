@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from .dsl import BlockSpec, NetSpec
+from ..models.dsl import BlockSpec, NetSpec
 
 _ACTS = {"relu6": "relu6", "relu": "relu", "h_swish": "hswish", "hswish": "hswish", None: "none"}
 

@@ -26,8 +26,8 @@ from functools import lru_cache
 
 from ..analysis.cost import REQUANT_BYTES_PER_CHANNEL
 from ..errors import McuforgeError
-from ..frontends.dsl import NetSpec
-from ..frontends.spec_graph import build_graph
+from ..models.dsl import NetSpec
+from ..models.spec_graph import build_graph
 from ..targets import Target
 from .fast_profile import spec_figures
 from .latency import LatencyModel

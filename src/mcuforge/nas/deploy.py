@@ -26,7 +26,7 @@ from ..data.dataset import ArrayDataset
 from ..data.transforms import eval_batch
 from ..errors import McuforgeError
 from ..quant.inference import int8_accuracy
-from ..frontends.dsl import NetSpec
+from ..models.dsl import NetSpec
 from ..train.checkpoint import checkpoint_path
 from ..train.config import TrainConfig
 from ..train.loop import train

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..frontends.spec_torch import activation
+from ..models.spec_torch import activation
 
 
 class DynamicBatchNorm2d(nn.Module):

@@ -1,7 +1,7 @@
 """Closed-form figures of a spec (MACs, parameters, Flash, peak activation SRAM) in under a millisecond.
 
 Search-space optimisation profiles hundreds of thousands of sampled networks, so building the IR graph
-(`frontends.spec_graph`) and sweeping lifetimes (`analysis.memory`) for each (several ms) is too slow.
+(`models.spec_graph`) and sweeping lifetimes (`analysis.memory`) for each (several ms) is too slow.
 This module walks the spec's blocks once and applies DESIGN.md's live-set rule directly; it gives the
 same numbers as ``memory_profile(build_graph(spec))`` and ``graph_cost(build_graph(spec))`` (tests
 check this on random samples), for specs made of ``cn``, ``ds``, ``ir`` (no squeeze-excite, no
@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.cost import REQUANT_BYTES_PER_CHANNEL
-from ..frontends.dsl import BlockSpec, NetSpec
-from ..frontends.spec_graph import has_residual, mid_channels
+from ..models.dsl import BlockSpec, NetSpec
+from ..models.spec_graph import has_residual, mid_channels
 
 
 class UnsupportedSpecError(ValueError):

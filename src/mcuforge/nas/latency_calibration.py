@@ -23,7 +23,7 @@ import torch
 
 from ..analysis.cost import op_macs
 from ..errors import McuforgeError
-from ..frontends.spec_torch import build_torch
+from ..models.spec_torch import build_torch
 from ..ir import Graph
 from ..atomic import write_json_atomic
 from .fitness import recalibrate_bn

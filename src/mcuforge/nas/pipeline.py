@@ -22,7 +22,7 @@ import torch
 
 from ..data.registry import load_dataset
 from ..errors import McuforgeError
-from ..frontends.spec_torch import build_torch
+from ..models.spec_torch import build_torch
 from ..targets import get_target
 from ..train.config import TrainConfig
 from .constraints import Constraints, Measurement, measure

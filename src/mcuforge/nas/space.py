@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..errors import McuforgeError
-from ..frontends.dsl import NetSpec, make_divisible, parse_spec
+from ..models.dsl import NetSpec, make_divisible, parse_spec
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)

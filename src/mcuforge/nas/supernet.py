@@ -22,8 +22,8 @@ import random
 import torch
 from torch import nn
 
-from ..frontends.dsl import BlockSpec, NetSpec
-from ..frontends.spec_torch import Classifier, ConvBNAct, GlobalPool, InvertedResidual, SpecNet, build_torch
+from ..models.dsl import BlockSpec, NetSpec
+from ..models.spec_torch import Classifier, ConvBNAct, GlobalPool, InvertedResidual, SpecNet, build_torch
 from .elastic import DynamicInvertedResidual
 from .space import FIRST_BLOCK_CHANNELS, STEM_CHANNELS, ArchConfig, SearchSpace
 

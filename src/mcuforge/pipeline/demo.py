@@ -147,7 +147,7 @@ def stage_mcu(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     from ..codegen.targets import get_target as codegen_target
     from ..data.registry import load_dataset
     from ..data.transforms import eval_batch
-    from ..frontends.dsl import parse_spec
+    from ..models.dsl import parse_spec
     from ..quant.inference import int8_logits, quantize_input
 
     graph = _int8_graph(settings)

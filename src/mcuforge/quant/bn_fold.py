@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..frontends.spec_torch import ConvBNAct, SpecNet
+from ..models.spec_torch import ConvBNAct, SpecNet
 
 
 def fold_weights(weight: torch.Tensor, bias: torch.Tensor | None,

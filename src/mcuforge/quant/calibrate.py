@@ -1,6 +1,6 @@
 """Where a `SpecNet`'s activations become int8 tensors, and calibration of their ranges.
 
-The int8 graph of a spec (`frontends/spec_graph.py`) names its ops after the spec's blocks: ``b0``
+The int8 graph of a spec (`models/spec_graph.py`) names its ops after the spec's blocks: ``b0``
 for a ``cn`` block, ``b3.expand`` / ``b3.dw`` / ``b3.project`` / ``b3.add`` inside an inverted
 residual, ``b1.dw`` / ``b1.pw`` in a depthwise-separable block, ``b19.pool`` and ``b20.fc``. A conv
 (or the classifier) with h-swish is the conv without activation followed by a HARD_SWISH op named
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import UnsupportedOpError
-from ..frontends.spec_torch import (Classifier, ConvBNAct, DepthwiseSeparable, GlobalPool,
+from ..models.spec_torch import (Classifier, ConvBNAct, DepthwiseSeparable, GlobalPool,
                                     InvertedResidual, SpecNet, SqueezeExcite)
 from .observers import make_observer
 

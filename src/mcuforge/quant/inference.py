@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..ir import DType, Graph, OpKind, ReshapeAttrs, Tensor, validate
-from ..quant.fixedpoint import round_half_away
+from ..arith.fixedpoint import round_half_away
 
 
 def quantize_input(graph: Graph, x: np.ndarray | torch.Tensor, layout: str = "NCHW") -> np.ndarray:

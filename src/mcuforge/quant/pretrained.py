@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from ..errors import McuforgeError, UnknownModelError
-from ..frontends.spec_torch import Classifier, ConvBNAct, InvertedResidual, SpecNet, build_torch
-from ..frontends.zoo import get_spec
+from ..models.spec_torch import Classifier, ConvBNAct, InvertedResidual, SpecNet, build_torch
+from ..models.zoo import get_spec
 from ..reference import reference_file
 
 # Zoo name -> checkpoint inside the reference folder (mit-han-lab/mcunet assets/pt_ckpt).

@@ -24,7 +24,7 @@ The scheme is TFLite's full-integer one:
   MUL by 1/6 maps codes one to one and the sigmoid's whole range is kept whatever calibration saw.
 
 The graph has the structure and names of the analytic graph of the same spec
-(`frontends/spec_graph.build_graph`): every op of that graph gets its weights, bias and output
+(`models/spec_graph.build_graph`): every op of that graph gets its weights, bias and output
 quantisation here. The graph input is int8; its quantisation (the tensor ``input``'s ``quant``) is
 how callers turn float images into model input (`quant/inference.quantize_input`).
 
@@ -42,8 +42,8 @@ import torch
 from torch import nn
 
 from ..errors import McuforgeError, UnsupportedOpError
-from ..frontends.spec_graph import build_graph
-from ..frontends.spec_torch import Classifier, ConvBNAct, SpecNet
+from ..models.spec_graph import build_graph
+from ..models.spec_torch import Classifier, ConvBNAct, SpecNet
 from ..ir import DType, Graph, Op, OpKind, QuantParams, Tensor, validate
 from .bn_fold import fold_weights, folded_conv
 from .calibrate import INPUT, calibrate, weight_modules

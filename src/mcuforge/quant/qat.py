@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..frontends.spec_graph import build_graph
-from ..frontends.spec_torch import Classifier, ConvBNAct, GlobalPool, SpecNet
+from ..models.spec_graph import build_graph
+from ..models.spec_torch import Classifier, ConvBNAct, GlobalPool, SpecNet
 from ..ir import NO_CLAMP, OpKind
 from .bn_fold import fold_batchnorm
 from .calibrate import INPUT, calibrate, layer_modules

@@ -25,7 +25,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ..ir import ConvAttrs, FullyConnectedAttrs, QuantParams
-from ..quant.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
+from ..arith.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
                                 multiply_by_quantized_multiplier, quantize_multiplier)
 from .windows import output_hw, pad_spatial, window_taps
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import QuantParams
-from ..quant import gemmlowp
-from ..quant.fixedpoint import (INT16_MIN, as_int64, calculate_activation_range_quantized,
+from ..arith import gemmlowp
+from ..arith.fixedpoint import (INT16_MIN, as_int64, calculate_activation_range_quantized,
                                 calculate_input_radius, downscale_int32_to_int16_multiplier,
                                 multiply_by_quantized_multiplier, quantize_multiplier_scalar,
                                 round_half_away, rounding_divide_by_pot,

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ConcatAttrs, PadAttrs, QuantParams, ResizeAttrs, SoftmaxAttrs, TransposeAttrs
-from ..quant import gemmlowp
-from ..quant.fixedpoint import (as_int64, calculate_activation_range_quantized,
+from ..arith import gemmlowp
+from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
                                 calculate_input_radius,
                                 multiply_by_quantized_multiplier_greater_than_one,
                                 preprocess_softmax_scaling, round_half_away,

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ..ir import MeanAttrs, PoolAttrs, QuantParams
-from ..quant.fixedpoint import (calculate_activation_range_quantized,
+from ..arith.fixedpoint import (calculate_activation_range_quantized,
                                 multiply_by_quantized_multiplier, quantize_multiplier_scalar,
                                 trunc_div)
 from .windows import output_hw, pad_spatial, window_taps

@@ -20,9 +20,9 @@ from torch import nn
 from ..data.dataset import ArrayDataset
 from ..data.registry import load_dataset
 from ..errors import ModelFileError
-from ..frontends.dsl import NetSpec, parse_spec
+from ..models.dsl import NetSpec, parse_spec
 from ..frontends.load import load_spec
-from ..frontends.spec_torch import build_torch
+from ..models.spec_torch import build_torch
 from ..atomic import write_json_atomic
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig, TrainResult

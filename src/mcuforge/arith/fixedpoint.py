@@ -20,7 +20,7 @@ Conventions:
 
 The gemmlowp fixed-point transcendental functions used by int8 SOFTMAX and LOGISTIC
 (``exp_on_negative_values``, ``one_over_one_plus_x_for_x_in_0_1``, ``logistic``) live in
-`mcuforge.quant.gemmlowp`.
+`mcuforge.arith.gemmlowp`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ networks are transcribed (by `frontends/proxyless_json.py`, then written out her
 mit-han-lab/mcunet's JSON configs; `tests/test_zoo.py` proves each transcription gives the same MACs,
 parameters and memory as the config it comes from.
 
-    >>> from mcuforge.frontends.zoo import get_spec, list_models
+    >>> from mcuforge.models.zoo import get_spec, list_models
     >>> get_spec("mobilenet-v2", width=0.35, resolution=144).to_string()[:28]
     'res144 in3 cls1000 | cn_k3_s'
 """
