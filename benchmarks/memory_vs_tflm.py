@@ -3,7 +3,7 @@
 For each model: `mcuforge compile` for Cortex-M7 (arena from the planner; .data/.bss from
 arm-none-eabi-size; painted-stack high-water under QEMU; instructions of one inference in unicorn),
 TFLite Micro's arena measured in the same run with the tflite-micro pip interpreter
-(`analysis.tflm.measure_tflm_arena`: head = planned tensors, tail = persistent allocations), and the
+(`rivals.tflm.measure_tflm_arena`: head = planned tensors, tail = persistent allocations), and the
 figures of reference/numbers.json: TinyEngine's planner on the MCUNet models
 (``tinyengine_planner_measured``) and TFLite Micro + CMSIS-NN on Cortex-M7 (``tflm_cmsis_nn_cortex_m7``:
 instructions counted the same way, SRAM = arena + bss + data + stack). 1 kB = 1024 B.
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mcuforge.analysis.tflm import measure_tflm_arena
+from mcuforge.rivals.tflm import measure_tflm_arena
 from mcuforge.codegen.patch_emit import resolve_c_patch
 from mcuforge.codegen.project import compile_model
 from mcuforge.errors import McuforgeError

@@ -35,7 +35,7 @@ from mcuforge.nas.pipeline import run_search
 from mcuforge.nas.settings import SearchSettings, preset_settings
 from mcuforge.nas.space import DEFAULT_WIDTHS, SearchSpace
 from mcuforge.nas.space_opt import rank_spaces
-from mcuforge.targets import get_target
+from mcuforge.targets import get_board
 from mcuforge.train.config import TrainConfig
 
 SRAM, FLASH = 64 * 1024, 256 * 1024
@@ -116,7 +116,7 @@ def main() -> None:
         amounts["supernet_train_samples"] = amounts["finetune_train_samples"] = args.train_samples
     if args.int8_test_samples:
         amounts["int8_test_samples"] = args.int8_test_samples
-    target = get_target("stm32f412")
+    target = get_board("stm32f412")
     settings = SearchSettings(SRAM, FLASH, dataset="fashion-mnist", target=target.name, seed=args.seed,
                               threads=args.threads, progress=False, compile=not args.no_compile,
                               resolutions=(32, 48, 64),

@@ -4,7 +4,7 @@ head (reference/numbers.json, measured with the tflite-micro interpreter) where 
 
     .venv/bin/python benchmarks/planner_table.py [--zoo] [--alignment 4]
 
-Conventions (DESIGN.md): int8 activations, network input counted, in-place depthwise on, edge float
+Conventions (docs/architecture.md): int8 activations, network input counted, in-place depthwise on, edge float
 tensors of QUANTIZE/DEQUANTIZE not counted (TFLite Micro counts them), 1 kB = 1024 B.
 """
 
@@ -29,7 +29,8 @@ def _row(name: str, graph, alignment: int, tflm_head: int | None) -> str:
     seconds = 0.0
     for overlap_pointwise in (False, True):
         start = time.perf_counter()
-        plan = plan_arena(graph, PlanOptions(overlap_pointwise=overlap_pointwise, alignment=alignment))
+        plan = plan_arena(graph, PlanOptions(alignment=alignment).with_conventions(
+            overlap_pointwise=overlap_pointwise))
         verify_plan(graph, plan)
         seconds += time.perf_counter() - start
         cells.append(f"{plan.peak_activation_bytes:>10,} {plan.arena_bytes:>10,} {plan.gap_bytes:>6,}")

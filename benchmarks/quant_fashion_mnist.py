@@ -128,13 +128,13 @@ def c_outputs(graph, tflite_path: Path, images: np.ndarray, out_dir: Path, qemu_
     from mcuforge.codegen.build import build, run_host
     from mcuforge.codegen.project import compile_model
     from mcuforge.codegen.qemu import run_qemu
-    from mcuforge.codegen.targets import get_target
+    from mcuforge.codegen.targets import get_core
 
     compile_model(graph, out_dir, "cortex-m7", source=str(tflite_path), measure=False)
     out_bytes = graph.tensor(graph.outputs[0]).nbytes
     host = run_host(build(out_dir, "host"), images.tobytes(), out_bytes, len(images), timeout_s=1800)
     elf = build(out_dir, "cortex-m7")
-    run = run_qemu(elf, get_target("cortex-m7"), images[:qemu_count].tobytes(), out_bytes,
+    run = run_qemu(elf, get_core("cortex-m7"), images[:qemu_count].tobytes(), out_bytes,
                    qemu_count, timeout_s=3600)
     shape = (-1, out_bytes)
     return (np.frombuffer(host, np.int8).reshape(shape),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_reference_file
-from mcuforge.analysis.tflm import measure_tflm_arena, parse_allocations
+from mcuforge.rivals.tflm import measure_tflm_arena, parse_allocations
 from mcuforge.cli import main
 from mcuforge.errors import ModelFileError
 from mcuforge.frontends.tflite import read_tflite

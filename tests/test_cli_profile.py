@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from conftest import require_reference_file
 from mcuforge.cli import main
 
 
@@ -43,6 +44,33 @@ def test_profile_table_and_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "247,808" in out and "STM32F746" in out and "fit" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_patch_split_accepts_either_block_spelling(capsys):
+    """A zoo graph names its blocks b0, b1, ... and a .tflite graph block0, block1, ...; --patch
+    takes either spelling for either, and reports the graph's own name."""
+    assert main(["profile", "mobilenet-v2", "--patch", "4x4@b4", "--json"]) == 0
+    by_zoo_spelling = json.loads(capsys.readouterr().out)
+    assert main(["profile", "mobilenet-v2", "--patch", "4x4@block4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_zoo_spelling
+    assert by_zoo_spelling["patch"]["schedule"] == "4x4@b4"
+
+
+def test_tflite_patch_split_accepts_the_zoo_spelling(capsys):
+    model = str(require_reference_file("models/tflite_micro/person_detect.tflite"))
+    assert main(["profile", model, "--patch", "4x1@block4", "--json"]) == 0
+    by_tflite_spelling = json.loads(capsys.readouterr().out)
+    assert main(["profile", model, "--patch", "4x1@b4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_tflite_spelling
+    assert by_tflite_spelling["patch"]["schedule"] == "4x1@block4"
+
+
+def test_profile_accepts_the_zoo_name_spellings_users_type(capsys):
+    assert main(["profile", "mobilenet-v2", "--json"]) == 0
+    canonical = json.loads(capsys.readouterr().out)
+    for typed in ("mobilenet_v2", "mobilenetv2", "MobileNetV2"):
+        assert main(["profile", typed, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == canonical
 
 
 def test_profile_json_config_and_spec_string(reference, capsys):

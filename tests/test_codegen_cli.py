@@ -84,6 +84,14 @@ def test_does_not_fit_fails_cleanly(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_board_implies_its_core(tmp_path):
+    model = require_reference_file(KWS)
+    out = tmp_path / "m4"
+    assert main(["compile", str(model), "-o", str(out), "--board", "stm32f412", "--no-measure"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"] == "cortex-m4"
+
+
 def test_parse_bytes():
     assert parse_bytes("320K") == 320 * 1024
     assert parse_bytes("1M") == 1 << 20

@@ -13,7 +13,7 @@ import pytest
 from codegen_support import HAVE_ARM, Int8Builder, differential_run, output_scale, q
 from mcuforge.analysis.overlap import OverlapKind
 from mcuforge.codegen.emit import generate
-from mcuforge.codegen.lower_elementwise import merge_broadcast_dims
+from mcuforge.ops.mul import merge_broadcast_dims
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir import (NO_CLAMP, RELU, RELU6, ConvAttrs, DType, ElementwiseAttrs, Graph, MeanAttrs,
                          OpKind, Pads, QuantParams, ResizeAttrs, Tensor, validate)

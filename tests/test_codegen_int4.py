@@ -89,7 +89,7 @@ def test_int4_model_halves_the_weight_bytes() -> None:
 @pytest.mark.parametrize("row_ring", [False, True])
 def test_int4_in_place_depthwise_matches_reference(row_ring: bool, tmp_path) -> None:
     int4, _ = int4_and_int8_models()
-    options = PlanOptions(depthwise_row_buffer=row_ring)
+    options = PlanOptions().with_conventions(depthwise_row_buffer=row_ring)
     model = generate(int4, TARGETS["cortex-m7"], options, in_place_depthwise_kernel=True)
     in_place = [layer for layer in model.layers if layer.kernel is not None
                 and layer.kernel.template.startswith("depthwise_") and "in place" in layer.note]

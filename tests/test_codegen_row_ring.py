@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 
 from codegen_support import HAVE_ARM, Int8Builder, differential_run, output_scale, q
-from mcuforge.analysis.row_ring import row_ring_rows
+from mcuforge.ops.row_ring import row_ring_rows
 from mcuforge.codegen.emit import generate
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir import NO_CLAMP, RELU, RELU6, ConvAttrs, DType, OpKind, Pads
 from mcuforge.planner.arena import PlanOptions
 
-ROW_RING = PlanOptions(depthwise_row_buffer=True)
+ROW_RING = PlanOptions().with_conventions(depthwise_row_buffer=True)
 
 
 def depthwise_graph(shape, kernel, stride, pads, clamp=RELU, seed=0):
@@ -63,13 +63,14 @@ def test_row_ring_kernel_bit_exact(case, tmp_path):
 def test_report_gives_both_input_conventions(tmp_path):
     """report.json of a layer-based compile: the plan's convention, and the peak with the network
     input streamed from the caller's buffer (MCUNetV2's convention)."""
-    from mcuforge.analysis.memory import MemoryOptions, memory_profile
+    from mcuforge.analysis.conventions import MemoryConventions
+    from mcuforge.analysis.memory import memory_profile
     from mcuforge.codegen.project import compile_model
     graph = CASES["k3_s1_same"]()
     report = compile_model(graph, tmp_path / "c", measure=False, plan_options=ROW_RING)
     x, y = (graph.tensors[n] for n in (graph.inputs[0], graph.outputs[0]))
     assert report["depthwise_row_buffer"] is True
     assert report["peak_activation_bytes"] == x.nbytes + 2 * y.shape[2]  # input + two output rows
-    streamed = memory_profile(graph, MemoryOptions(overlap_pointwise=True, count_network_input=False,
-                                                   depthwise_row_buffer=True))
+    streamed = memory_profile(graph, MemoryConventions(overlap_pointwise=True, count_network_input=False,
+                                                       depthwise_row_buffer=True))
     assert report["peak_activation_bytes_input_streamed"] == streamed.peak_activation_bytes == y.nbytes

@@ -24,8 +24,9 @@ from mcuforge.ir import (RELU, RELU6, ConcatAttrs, ConvAttrs, DType, Elementwise
                          FullyConnectedAttrs, Graph, MeanAttrs, NoAttrs, Op, OpKind, PadAttrs, Pads,
                          PoolAttrs, QuantParams, ReshapeAttrs, ResizeAttrs, SoftmaxAttrs, Tensor,
                          TransposeAttrs, infer_output_shape)
-from mcuforge.runtime.kernels_conv import conv2d_int8, depthwise_conv2d_int8
-from mcuforge.runtime.kernels_pool import average_pool2d_int8, max_pool2d_int8
+from mcuforge.ops.conv2d import conv2d_int8
+from mcuforge.ops.depthwise_conv2d import depthwise_conv2d_int8
+from mcuforge.ops.pool import average_pool2d_int8, max_pool2d_int8
 from mcuforge.runtime.reference import Interpreter
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
@@ -115,7 +116,7 @@ def test_tflm_uses_double_rounding(monkeypatch):
     import functools
 
     from mcuforge.arith import fixedpoint
-    from mcuforge.runtime import kernels_conv
+    from mcuforge.ops import conv_common as kernels_conv
     rng = np.random.default_rng(17)
     x = act("x", (1, 12, 12, 8), q(0.03, -2))
     w, b, y_scale = conv_weights(rng, (16, 1, 1, 8), 0, 0.03, 8)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from mcuforge.analysis.cost import graph_cost
-from mcuforge.analysis.memory import MemoryOptions, memory_profile
+from mcuforge.analysis.conventions import MemoryConventions, REFERENCE_CONVENTIONS
+from mcuforge.analysis.memory import memory_profile
 from mcuforge.models.dsl import parse_spec
 from mcuforge.models.spec_graph import build_graph
 from mcuforge.models.zoo import get_spec
@@ -60,7 +61,8 @@ def test_closed_form_equals_graph_analysis(inplace):
             graph = build_graph(spec)
             figures = spec_figures(spec, inplace_depthwise=inplace)
             cost = graph_cost(graph)
-            memory = memory_profile(graph, MemoryOptions(inplace_depthwise=inplace))
+            memory = memory_profile(graph, MemoryConventions(overlap_pointwise=False,
+                                                             inplace_depthwise=inplace))
             assert (figures.macs, figures.params, figures.flash_bytes) == (cost.macs, cost.params, cost.flash_bytes)
             assert figures.peak_activation_bytes == memory.peak_activation_bytes
 
@@ -73,7 +75,8 @@ def test_closed_form_equals_graph_on_zoo(name):
     figures = spec_figures(spec)
     assert figures.macs == graph_cost(graph).macs
     assert figures.flash_bytes == graph_cost(graph).flash_bytes
-    assert figures.peak_activation_bytes == memory_profile(graph).peak_activation_bytes
+    assert figures.peak_activation_bytes == \
+        memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes
 
 
 def test_closed_form_refuses_squeeze_excite():

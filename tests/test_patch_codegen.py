@@ -12,15 +12,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
 from mcuforge.cli import main
 from mcuforge.codegen.build import build, run_host
 from mcuforge.codegen.emit import write_project
 from mcuforge.codegen.patch_emit import generate_patched, resolve_c_patch
-from mcuforge.codegen.targets import get_target
+from mcuforge.codegen.targets import get_core
 from mcuforge.errors import UnsupportedOpError
 from mcuforge.ir import OpKind, Pads
 from mcuforge.planner.arena import PlanOptions
-from mcuforge.planner.patch import PatchConfig, PatchEvaluator, evaluate_patch
+from mcuforge.patch import PatchConfig, PatchEvaluator, evaluate_patch
 from mcuforge.runtime.reference import Interpreter
 
 from conftest import require_reference_file
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("mak
                                 reason="needs gcc and make")
 
 
-def _net(seed: int):
+def codegen_net(seed: int):
     """Kernels 1/3/5/7, strides 1/2, residual blocks, an explicit PAD, a pool, in the patch stage."""
     net = RandomNet(seed, (26, 18), 3)
     net.begin()
@@ -59,9 +60,9 @@ def _net(seed: int):
     (4, PatchConfig((3, 2), "b4")), (5, PatchConfig((2, 3), "b6")), (6, PatchConfig((1, 3), "b1")),
     (6, PatchConfig((3, 3), "b1"))])
 def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_path, seed, config):
-    net, graph = _net(seed)
-    model = generate_patched(graph, get_target("host"), config)
-    options = PlanOptions().memory_options
+    net, graph = codegen_net(seed)
+    model = generate_patched(graph, get_core("host"), config)
+    options = PlanOptions().conventions
     analytic = evaluate_patch(graph, config, options)
     # The stage is planned with pointwise overlaps, or without them when the planner cannot lay
     # them out at the analytic peak; the reported peak is the analytic figure of the one used.
@@ -85,8 +86,8 @@ def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_pa
 
 
 def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
-    net, graph = _net(1)
-    model = generate_patched(graph, get_target("host"), PatchConfig((3, 3), "b2"))
+    net, graph = codegen_net(1)
+    model = generate_patched(graph, get_core("host"), PatchConfig((3, 3), "b2"))
     pitched = {name for name in model.kernels if "_rp" in name}
     # The stem reads its windows in the 18 x 3 byte rows of the network input; the projection writes
     # its tiles into the 5 x 12 byte rows of the split tensor; the residual ADD of block b1 reads
@@ -94,10 +95,10 @@ def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
     assert "mf_conv_3x3_s2x2_d1x1_3x8_exact_rp54_0" in pitched
     assert {"mf_conv1x1_24x12_exact_full_rp0_60_w1", "mf_conv1x1_24x12_exact_full_rp0_60_w2"} <= pitched
     assert {"mf_add_s8_full_rp0_64_0_w6", "mf_add_s8_full_rp0_72_0_w7"} <= pitched
-    strips = generate_patched(graph, get_target("host"), PatchConfig((3, 1), "b2"))
+    strips = generate_patched(graph, get_core("host"), PatchConfig((3, 1), "b2"))
     assert not any("_rp" in name for name in strips.kernels)  # row strips: all windows dense
     with pytest.raises(UnsupportedOpError, match=r"caches halos in row strips only.*3x1@b2\+halo-full"):
-        generate_patched(graph, get_target("host"), PatchConfig((3, 2), "b2", "full"))
+        generate_patched(graph, get_core("host"), PatchConfig((3, 2), "b2", "full"))
 
 
 def test_person_detect_compile_patch_and_verify(tmp_path, capsys):
@@ -119,13 +120,14 @@ def test_auto_and_min_memory_search_row_strips_and_square_grids(reference):
     from mcuforge.frontends.load import load_graph
     graph = load_graph(str(require_reference_file("models/tinyengine/vww.tflite")))
     config = resolve_c_patch(graph, "auto", 48 * 1024)
-    assert config is not None and evaluate_patch(graph, config).peak_activation_bytes <= 48 * 1024
+    assert config is not None
+    assert evaluate_patch(graph, config, REFERENCE_CONVENTIONS).peak_activation_bytes <= 48 * 1024
     assert resolve_c_patch(graph, "auto", 1024 * 1024) is None  # layer-based fits: no patches
     # The rest after block2 is planned at its analytic 26,000 B (the residual ADDs write over the
     # older input, analysis/overlap.py); the 7x7 grid's stage brings the peak to 28,001 B.
     config = resolve_c_patch(graph, "min-memory")
     assert config == PatchConfig((7, 7), "block2")
-    assert evaluate_patch(graph, config, PlanOptions().memory_options).peak_activation_bytes == 28_001
+    assert evaluate_patch(graph, config, PlanOptions().conventions).peak_activation_bytes == 28_001
 
 
 def test_resnet8_square_grid_runs_bit_exact_at_the_analytic_peak(tmp_path, capsys):
@@ -183,10 +185,10 @@ def test_reference_models_patch_c_on_cortex_m7_under_qemu(tmp_path, capsys, mode
 def _planned_rest_arena(path: str, schedule: str) -> int:
     """Arena bytes the planner gives the graph after the split of ``schedule``."""
     from mcuforge.codegen.edges import strip_edge_conversions
-    from mcuforge.codegen.patch_plan import rest_graph
+    from mcuforge.patch.arena import rest_graph
     from mcuforge.frontends.load import load_graph
     from mcuforge.planner.arena import plan_arena
-    from mcuforge.planner.patch import parse_patch_option, patch_geometry
+    from mcuforge.patch import parse_patch_option, patch_geometry
     graph = strip_edge_conversions(load_graph(path)).graph
     geometry = patch_geometry(graph, parse_patch_option(schedule, graph))
     return plan_arena(rest_graph(graph, geometry)).arena_bytes

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
 from mcuforge.errors import McuforgeError
 from mcuforge.frontends.load import load_graph
 from mcuforge.ir import OpKind, Pads
-from mcuforge.planner.patch import PatchConfig, patch_geometry, split_candidates
-from mcuforge.planner.patch_search import search_patches
+from mcuforge.patch import PatchConfig, patch_geometry, split_candidates
+from mcuforge.patch.search import search_patches
 from mcuforge.runtime.patch import run_patch_based
 from mcuforge.runtime.reference import Interpreter
 
@@ -19,7 +20,7 @@ from patch_graphs import RandomNet
 HALO_MODES = ("none", "cols", "full")
 
 
-def _mixed_net(seed: int, kernels: tuple[int, int, int], resolution=(23, 21)):
+def mixed_net(seed: int, kernels: tuple[int, int, int], resolution=(23, 21)):
     """Stem (stride 2), a residual block, a stride-2 block, an explicit PAD + VALID conv, a
     max pool with SAME-style asymmetric pads, a residual block, and the head."""
     k1, k2, k3 = kernels
@@ -46,7 +47,7 @@ def _mixed_net(seed: int, kernels: tuple[int, int, int], resolution=(23, 21)):
 @pytest.mark.parametrize("seed, kernels", [(1, (3, 5, 7)), (2, (7, 1, 3)), (3, (5, 3, 5))])
 @pytest.mark.parametrize("halo", HALO_MODES)
 def test_random_graphs_bit_exact_on_every_split_and_grid(seed, kernels, halo):
-    net, graph = _mixed_net(seed, kernels)
+    net, graph = mixed_net(seed, kernels)
     x = net.random_input()
     reference = Interpreter(graph).invoke([x])
     splits = [stage.split_block for stage in split_candidates(graph)]
@@ -81,7 +82,7 @@ def test_dilated_and_average_pool_stages_bit_exact():
 
 def test_a_wrong_window_would_be_caught():
     """The comparison can fail: shifting the input breaks equality."""
-    net, graph = _mixed_net(1, (3, 3, 3))
+    net, graph = mixed_net(1, (3, 3, 3))
     x = net.random_input()
     reference = Interpreter(graph).invoke([x])
     shifted = np.roll(x, 1, axis=1)
@@ -90,7 +91,7 @@ def test_a_wrong_window_would_be_caught():
 
 
 def test_splitting_after_a_global_op_is_refused():
-    net, graph = _mixed_net(1, (3, 3, 3))
+    net, graph = mixed_net(1, (3, 3, 3))
     with pytest.raises(McuforgeError, match="cannot split"):
         run_patch_based(graph, PatchConfig((2, 2), graph.blocks[-1].name), [net.random_input()])
 
@@ -107,7 +108,7 @@ def _check_front(model: str, limit: int) -> None:
     graph = load_graph(str(require_reference_file(model)))
     x = _input_for(graph)
     reference = Interpreter(graph).invoke([x])
-    search = search_patches(graph, halo_modes=HALO_MODES)
+    search = search_patches(graph, REFERENCE_CONVENTIONS, halo_modes=HALO_MODES)
     plans = [c.plan for c in search.front if c.plan is not None][:limit]
     assert plans
     for plan in plans:

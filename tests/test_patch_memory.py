@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from mcuforge.analysis.memory import MemoryOptions
+from mcuforge.analysis.conventions import MemoryConventions, REFERENCE_CONVENTIONS
 from mcuforge.errors import DoesNotFitError, McuforgeError
 from mcuforge.frontends.load import load_graph
-from mcuforge.planner.patch import (PatchConfig, evaluate_patch, parse_patch_option, patch_geometry,
+from mcuforge.patch import (PatchConfig, evaluate_patch, parse_patch_option, patch_geometry,
                                     split_candidates)
-from mcuforge.planner.patch_eval import _patch_live_bytes, _StageLiveness
-from mcuforge.planner.patch_search import choose, pareto_front, search_patches
+from mcuforge.patch.evaluate import StageLiveness, patch_live_bytes
+from mcuforge.patch.search import choose, pareto_front, search_patches
 from mcuforge.reference import published_numbers
 
 from conftest import require_reference_file
-from test_patch_execution import _mixed_net
+from test_patch_execution import mixed_net
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_mobilenet_v2_4x4_matches_the_paper(mbv2):
     """MCUNetV2 Table 1: 4x4 patches, 75 px input patch, 172 kB in the paper's convention; the
     naive patch stage costs 129.5M MACs instead of 91.3M (numbers.json)."""
     paper = published_numbers()["mobilenet_v2_w1.0_r224_int8"]
-    plan = evaluate_patch(mbv2, PatchConfig((4, 4), "b4"))
+    plan = evaluate_patch(mbv2, PatchConfig((4, 4), "b4"), REFERENCE_CONVENTIONS)
     assert plan.input_patch == (75, 75)
     assert plan.layer_peak_activation_bytes == paper["peak_layer_based_inplace_dw"]
     # Worst op: the interior patch's b2 expansion, 35x35x16 in + 35x35x96 out, + the 28x28x32 buffer.
@@ -52,11 +52,11 @@ def test_mobilenet_v2_4x4_reaches_the_paper_with_row_buffered_depthwise(mbv2):
     layer-based rest is bounded by the in-place depthwise plane (e + 28x28 plane + x); a ring of two
     28-pixel output rows instead brings the whole schedule under the paper's figure."""
     paper_bytes = published_numbers()["mobilenet_v2_w1.0_r224_int8"]["paper_patch_4x4_kB"] * 1024
-    plane = evaluate_patch(mbv2, PatchConfig((4, 4), "b4"), MemoryOptions(overlap_pointwise=True))
+    plane = evaluate_patch(mbv2, PatchConfig((4, 4), "b4"), MemoryConventions(overlap_pointwise=True))
     assert plane.rest_peak_bytes == 150528 + 784 + 25088 > paper_bytes
     for halo in ("none", "cols", "full"):
         plan = evaluate_patch(mbv2, PatchConfig((4, 4), "b4", halo),
-                              MemoryOptions(overlap_pointwise=True, depthwise_row_buffer=True))
+                              MemoryConventions(overlap_pointwise=True, depthwise_row_buffer=True))
         assert plan.peak_activation_bytes_input_streamed <= paper_bytes
         # The b6 projection (d + C_in pixel buffer + x) bounds the rest; the 28x28 depthwise ops
         # need e + 56 B of rows (+ x) instead of e + 784 B.
@@ -68,7 +68,7 @@ def test_mobilenet_v2_4x4_reaches_the_paper_with_row_buffered_depthwise(mbv2):
 
 
 def test_halo_caching_lowers_the_mac_overhead(mbv2):
-    plans = {halo: evaluate_patch(mbv2, PatchConfig((4, 4), "b4", halo))
+    plans = {halo: evaluate_patch(mbv2, PatchConfig((4, 4), "b4", halo), REFERENCE_CONVENTIONS)
              for halo in ("none", "cols", "full")}
     assert plans["none"].cache.total_bytes == 0
     assert 0 < plans["cols"].cache.total_bytes < plans["full"].cache.total_bytes
@@ -77,25 +77,26 @@ def test_halo_caching_lowers_the_mac_overhead(mbv2):
     assert plans["cols"].patch_stage_peak_bytes < plans["none"].patch_stage_peak_bytes
 
 
-@pytest.mark.parametrize("options", [MemoryOptions(), MemoryOptions(depthwise_row_buffer=True)])
+@pytest.mark.parametrize("options", [REFERENCE_CONVENTIONS,
+                         MemoryConventions(overlap_pointwise=False, depthwise_row_buffer=True)])
 def test_fast_live_bytes_agree_with_a_full_memory_profile(options):
-    net, graph = _mixed_net(2, (7, 3, 5))
+    net, graph = mixed_net(2, (7, 3, 5))
     for stage in split_candidates(graph):
         height, width = graph.tensor(stage.split).shape[1:3]
         for grid in [(2, 2), (min(3, height), min(4, width))]:
             for halo in ("none", "cols", "full"):
                 geometry = patch_geometry(graph, PatchConfig(grid, stage.split_block, halo))
                 ops = geometry.stage_ops(graph)
-                fast = _StageLiveness(graph, geometry.stage, ops, options)
+                fast = StageLiveness(graph, geometry.stage, ops, options)
                 for row in geometry.rows:
                     for col in geometry.cols:
-                        assert fast.live_bytes(row, col) == _patch_live_bytes(
+                        assert fast.live_bytes(row, col) == patch_live_bytes(
                             graph, geometry.stage, ops, row, col, options)
 
 
 def test_patch_peak_counts_the_split_buffer_and_input():
-    net, graph = _mixed_net(1, (3, 5, 7))
-    plan = evaluate_patch(graph, PatchConfig((2, 2), "b2"))
+    net, graph = mixed_net(1, (3, 5, 7))
+    plan = evaluate_patch(graph, PatchConfig((2, 2), "b2"), REFERENCE_CONVENTIONS)
     input_bytes = graph.tensor("input").nbytes
     assert plan.patch_stage_peak_bytes == plan.patch_stage_peak_bytes_input_streamed + input_bytes
     assert plan.patch_stage_peak_bytes_input_streamed > plan.split_buffer_bytes
@@ -114,7 +115,7 @@ def test_patch_option_parsing(mbv2):
 
 
 def test_pareto_front_is_sorted_and_non_dominated(mbv2):
-    search = search_patches(mbv2, halo_modes=("none", "cols"), max_grid=5)
+    search = search_patches(mbv2, REFERENCE_CONVENTIONS, halo_modes=("none", "cols"), max_grid=5)
     front = search.front
     assert [c.peak_bytes for c in front] == sorted(c.peak_bytes for c in front)
     assert all(a.macs > b.macs for a, b in zip(front, front[1:]))
@@ -125,7 +126,7 @@ def test_pareto_front_is_sorted_and_non_dominated(mbv2):
 
 
 def test_choices_under_an_sram_budget(mbv2):
-    search = search_patches(mbv2, halo_modes=("none",), max_grid=4)
+    search = search_patches(mbv2, REFERENCE_CONVENTIONS, halo_modes=("none",), max_grid=4)
     smallest = choose(search, "min-memory")
     assert smallest == search.front[0]
     roomy = choose(search, "auto", search.layer_based.peak_bytes)
@@ -140,9 +141,9 @@ def test_tinyengine_vww_patch_schedule_beats_its_planner():
     """TinyEngine's planner needs 57,600 B for vww.tflite with patches (numbers.json)."""
     graph = load_graph(str(require_reference_file("models/tinyengine/vww.tflite")))
     tinyengine = published_numbers()["tinyengine_planner_measured"]["vww.tflite (mcunet-vww1, 80x80)"]
-    search = search_patches(graph, halo_modes=("none", "cols", "full"))
+    search = search_patches(graph, REFERENCE_CONVENTIONS, halo_modes=("none", "cols", "full"))
     best = choose(search, "min-memory")
     assert best.plan is not None
     assert best.peak_bytes < tinyengine["patch_3x3_split5"]
-    recompute = search_patches(graph, halo_modes=("none",))
+    recompute = search_patches(graph, REFERENCE_CONVENTIONS, halo_modes=("none",))
     assert choose(recompute, "min-memory").peak_bytes < tinyengine["patch_3x3_split5"]

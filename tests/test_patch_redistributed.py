@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
 from mcuforge.frontends.load import load_graph
 from mcuforge.models.zoo import get_spec, list_models
 from mcuforge.models.zoo_redistributed import PATCH_SPLIT
-from mcuforge.planner.patch import PatchConfig, evaluate_patch
+from mcuforge.patch import PatchConfig, evaluate_patch
 
 
 @pytest.mark.parametrize("name", sorted(PATCH_SPLIT))
@@ -15,8 +16,8 @@ def test_redistribution_shrinks_the_input_patch_and_the_overhead(name):
     base = name.removesuffix("-rd")
     assert name in list_models()
     split = PATCH_SPLIT[name]
-    before = evaluate_patch(load_graph(base), PatchConfig((4, 4), split))
-    after = evaluate_patch(load_graph(name), PatchConfig((4, 4), split))
+    before = evaluate_patch(load_graph(base), PatchConfig((4, 4), split), REFERENCE_CONVENTIONS)
+    after = evaluate_patch(load_graph(name), PatchConfig((4, 4), split), REFERENCE_CONVENTIONS)
     assert after.split_shape == before.split_shape
     assert after.input_patch[0] < before.input_patch[0]
     assert after.receptive_field[0] < before.receptive_field[0]
@@ -30,5 +31,6 @@ def test_redistribution_shrinks_the_input_patch_and_the_overhead(name):
 
 
 def test_mobilenet_v2_rd_input_patch():
-    plan = evaluate_patch(load_graph("mobilenet-v2-rd"), PatchConfig((4, 4), "b4"))
+    plan = evaluate_patch(load_graph("mobilenet-v2-rd"), PatchConfig((4, 4), "b4"),
+                          REFERENCE_CONVENTIONS)
     assert plan.input_patch == (63, 63)  # 75 px for MobileNetV2

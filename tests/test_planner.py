@@ -12,7 +12,8 @@ from types import MappingProxyType
 import pytest
 
 from conftest import require_reference_file
-from mcuforge.analysis.memory import MemoryOptions, memory_profile
+from mcuforge.analysis.conventions import MemoryConventions
+from mcuforge.analysis.memory import memory_profile
 from mcuforge.analysis.overlap import Overlap, OverlapKind
 from mcuforge.ir import (RELU6, ConvAttrs, DType, ElementwiseAttrs, FullyConnectedAttrs, Graph, OpKind,
                          Pads, PoolAttrs, ReshapeAttrs)
@@ -83,7 +84,7 @@ def block_graph(in_c: int, mid_c: int, stride: int, size: int = 8, residual: boo
 
 def peak(graph: Graph, options: PlanOptions) -> int:
     """The analytic peak under the plan's conventions."""
-    return memory_profile(graph, options.memory_options).peak_activation_bytes
+    return memory_profile(graph, options.conventions).peak_activation_bytes
 
 
 def producer_output(graph: Graph, kind: OpKind, nth: int = 0) -> tuple[str, str]:
@@ -101,7 +102,8 @@ def producer_output(graph: Graph, kind: OpKind, nth: int = 0) -> tuple[str, str]
 def test_mobilenet_v2_like_arena_equals_analytic_peak(resolution, width, inplace_depthwise,
                                                       overlap_pointwise):
     graph = mobilenet_v2_like(resolution, width)
-    options = PlanOptions(inplace_depthwise=inplace_depthwise, overlap_pointwise=overlap_pointwise)
+    options = PlanOptions().with_conventions(inplace_depthwise=inplace_depthwise,
+                                             overlap_pointwise=overlap_pointwise)
     plan = plan_arena(graph, options)
     verify_plan(graph, plan)
     assert plan.peak_activation_bytes == peak(graph, options)
@@ -115,8 +117,10 @@ def test_published_mbv2_figures_are_the_arena(reference):
     from mcuforge.reference import published_numbers
     figures = published_numbers()["analytic_from_mcunet_json_configs"]["mbv2-w0.35-r144_imagenet.json"]
     graph = mobilenet_v2_like(144, 0.35)
-    plain = plan_arena(graph, PlanOptions(inplace_depthwise=False, overlap_pointwise=False))
-    inplace = plan_arena(graph, PlanOptions(inplace_depthwise=True, overlap_pointwise=False))
+    plain = plan_arena(graph, PlanOptions().with_conventions(inplace_depthwise=False,
+                                                             overlap_pointwise=False))
+    inplace = plan_arena(graph, PlanOptions().with_conventions(inplace_depthwise=True,
+                                                               overlap_pointwise=False))
     assert plain.arena_bytes == figures["peak_in_plus_out_plus_residual"]
     assert inplace.arena_bytes == figures["peak_with_inplace_depthwise"]
     overlapped = plan_arena(graph, PlanOptions())
@@ -133,7 +137,7 @@ def _zoo_models() -> list[str]:
 def test_zoo_arena_equals_analytic_peak(name, overlap_pointwise):
     from mcuforge.frontends.load import load_graph
     graph = load_graph(name)
-    plan = plan_arena(graph, PlanOptions(overlap_pointwise=overlap_pointwise))
+    plan = plan_arena(graph, PlanOptions().with_conventions(overlap_pointwise=overlap_pointwise))
     verify_plan(graph, plan)
     assert plan.arena_bytes == plan.peak_activation_bytes, plan.algorithm
 
@@ -155,7 +159,7 @@ def test_reference_models_arena(relative):
     graph = read_tflite(require_reference_file(f"models/{relative}"))
     tflm = published_numbers()["tflm_arena_measured"].get(relative.split("/")[-1])
     for overlap_pointwise in (False, True):
-        plan = plan_arena(graph, PlanOptions(overlap_pointwise=overlap_pointwise))
+        plan = plan_arena(graph, PlanOptions().with_conventions(overlap_pointwise=overlap_pointwise))
         verify_plan(graph, plan)
         assert plan.gap_bytes == 0, f"{relative}: gap {plan.gap_bytes} B ({plan.algorithm})"
         if tflm is not None:
@@ -168,7 +172,7 @@ def test_reference_models_arena(relative):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_inplace_depthwise_writes_over_its_input(stride):
     graph = block_graph(in_c=4, mid_c=32, stride=stride)
-    options = PlanOptions(overlap_pointwise=False)
+    options = PlanOptions().with_conventions(overlap_pointwise=False)
     plan = plan_arena(graph, options)
     e, d = producer_output(graph, OpKind.DEPTHWISE_CONV_2D)
     assert plan.placements[d].offset == plan.placements[e].offset
@@ -179,7 +183,8 @@ def test_inplace_depthwise_writes_over_its_input(stride):
     # expand is x + e (the peak), depthwise e + plane instead of e + d, project d + p.
     e_bytes = 8 * 8 * 32
     assert plan.arena_bytes == max(8 * 8 * 4 + e_bytes, e_bytes + 64) == peak(graph, options)
-    without = plan_arena(graph, PlanOptions(inplace_depthwise=False, overlap_pointwise=False))
+    without = plan_arena(graph, PlanOptions().with_conventions(inplace_depthwise=False,
+                                                               overlap_pointwise=False))
     assert without.arena_bytes == e_bytes + e_bytes // stride ** 2
     assert not any(ov.kind is OverlapKind.INPLACE_DEPTHWISE for ov in without.overlaps)
 
@@ -196,7 +201,7 @@ def test_pointwise_expansion_input_sits_at_the_tail_of_its_output():
     assert plan.placements[x].offset - plan.placements[e].offset == pixels * (32 - 8)
     assert plan.placements[x].end == plan.placements[e].end
     assert plan.arena_bytes == pixels * 32 + 8  # output + one input pixel, not in + out
-    plain = plan_arena(graph, PlanOptions(overlap_pointwise=False))
+    plain = plan_arena(graph, PlanOptions().with_conventions(overlap_pointwise=False))
     assert plain.arena_bytes == pixels * (32 + 8)
 
 
@@ -212,7 +217,8 @@ def test_pointwise_projection_output_starts_at_its_input():
 
 def test_residual_add_writes_into_the_projection_and_reshape_aliases():
     graph = block_graph(in_c=16, mid_c=16, stride=1, residual=True)
-    plan = plan_arena(graph, PlanOptions(inplace_depthwise=False, overlap_pointwise=False))
+    plan = plan_arena(graph, PlanOptions().with_conventions(inplace_depthwise=False,
+                                                            overlap_pointwise=False))
     add = next(op for op in graph.ops if op.kind is OpKind.ADD)
     overlap = next(ov for ov in plan.overlaps if ov.kind is OverlapKind.ELEMENTWISE)
     assert overlap.output == add.outputs[0]
@@ -232,11 +238,13 @@ def test_residual_add_writes_into_the_projection_and_reshape_aliases():
 
 def test_network_input_not_counted_is_not_placed():
     graph = block_graph(in_c=16, mid_c=32, stride=1)
-    counted = plan_arena(graph, PlanOptions(overlap_pointwise=False))
-    streamed = plan_arena(graph, PlanOptions(overlap_pointwise=False, count_network_input=False))
+    counted = plan_arena(graph, PlanOptions().with_conventions(overlap_pointwise=False))
+    streamed = plan_arena(graph, PlanOptions().with_conventions(overlap_pointwise=False,
+                                                                count_network_input=False))
     assert "x" in counted.placements and "x" not in streamed.placements
     assert streamed.arena_bytes == streamed.peak_activation_bytes == memory_profile(
-        graph, MemoryOptions(overlap_pointwise=False, count_network_input=False)).peak_activation_bytes
+        graph, MemoryConventions(overlap_pointwise=False,
+                                 count_network_input=False)).peak_activation_bytes
     assert streamed.arena_bytes <= counted.arena_bytes
 
 
@@ -248,7 +256,7 @@ def test_offsets_are_aligned(alignment):
     z = conv(b, y, 7, 1)
     w = b.op(OpKind.ADD, [y, conv(b, y, 5, 3)], ElementwiseAttrs())
     graph = b.finish([z, w])
-    plan = plan_arena(graph, PlanOptions(alignment=alignment, overlap_pointwise=False))
+    plan = plan_arena(graph, PlanOptions(alignment=alignment).with_conventions(overlap_pointwise=False))
     pinned = {name for ov in plan.overlaps for name in (ov.input, ov.output)}
     for placement in plan.placements.values():
         if placement.name not in pinned:
@@ -260,7 +268,7 @@ def test_offsets_are_aligned(alignment):
 
 def test_scratch_lives_in_a_gap_when_one_fits_and_grows_the_arena_otherwise():
     graph = block_graph(in_c=4, mid_c=32, stride=1)
-    options = PlanOptions(overlap_pointwise=False)
+    options = PlanOptions().with_conventions(overlap_pointwise=False)
     base = plan_arena(graph, options)
     expand, dw, project = graph.ops
     # x 256 B, e = d = 2048 B, p 256 B. Expand (x + e) and project (d + p) fill the 2304 B arena;
@@ -282,7 +290,7 @@ def test_scratch_placed_with_the_activations_when_the_gaps_are_too_small():
     y = conv(b, x, 1, 1)
     z = conv(b, y, 1, 1)
     graph = b.finish([z, y])  # y is kept to the end
-    options = PlanOptions(alignment=1, overlap_pointwise=False)
+    options = PlanOptions(alignment=1).with_conventions(overlap_pointwise=False)
     # Activations alone: x [0,2) + y [2,3) at the first conv, z fills [0,1) at the second, which
     # leaves 1 B free there: a 2 B scratch placed afterwards would grow the arena to 5 B. Placed
     # together, y + z + scratch = 4 B, the live-bytes bound.
@@ -382,8 +390,8 @@ def test_verify_rejects_wrong_pointwise_geometry():
 
 def test_verify_rejects_misaligned_out_of_bounds_and_missing(expansion_plan):
     graph, plan = expansion_plan
-    aligned = plan_arena(graph, PlanOptions(alignment=4, overlap_pointwise=False,
-                                            inplace_depthwise=False))
+    aligned = plan_arena(graph, PlanOptions(alignment=4).with_conventions(overlap_pointwise=False,
+                                                                          inplace_depthwise=False))
     pinned = {n for ov in aligned.overlaps for n in (ov.input, ov.output)}
     free = next(p for p in aligned.placements.values()
                 if p.name not in pinned and p.end < aligned.arena_bytes)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcuforge.analysis.liveness import lifetimes
+from mcuforge.analysis.conventions import MemoryConventions
 from mcuforge.analysis.memory import memory_profile
 from mcuforge.ir import DType, ElementwiseAttrs, FullyConnectedAttrs, Graph, OpKind, PoolAttrs, ReshapeAttrs
 from mcuforge.ir.builder import GraphBuilder
@@ -83,11 +84,14 @@ def random_graphs(draw) -> Graph:
 
 options_strategy = st.builds(
     PlanOptions,
-    inplace_depthwise=st.booleans(),
-    overlap_pointwise=st.booleans(),
+    conventions=st.builds(
+        MemoryConventions,
+        inplace_depthwise=st.booleans(),
+        overlap_pointwise=st.booleans(),
+        count_network_input=st.booleans(),
+    ),
     alignment=st.sampled_from([1, 2, 4, 8]),
     exact_search_max_tensors=st.sampled_from([0, 6, 12]),
-    count_network_input=st.booleans(),
 )
 
 
@@ -112,7 +116,7 @@ def byte_owners_check(graph: Graph, plan: ArenaPlan) -> None:
     """Independent of verify_plan: paint every live block's bytes at every op and fail when a byte has
     two owners that are not the legal overlap pair of that op."""
     spans = lifetimes(graph)
-    if not plan.options.count_network_input:
+    if not plan.options.conventions.count_network_input:
         for name in graph.inputs:
             spans.pop(name, None)
     assert set(plan.placements) == set(spans)
@@ -142,7 +146,7 @@ def test_random_plans_are_sound_and_never_below_the_analytic_peak(case):
     plan = plan_arena(graph, options, scratch_sizes=scratch)
     verify_plan(graph, plan)
     byte_owners_check(graph, plan)
-    analytic = memory_profile(graph, options.memory_options).peak_activation_bytes
+    analytic = memory_profile(graph, options.conventions).peak_activation_bytes
     assert plan.peak_activation_bytes == analytic
     assert plan.activation_arena_bytes >= analytic
     assert plan.arena_bytes == analytic + plan.gap_bytes + plan.scratch_bytes

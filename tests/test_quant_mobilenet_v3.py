@@ -20,7 +20,8 @@ from mcuforge.quant.calibrate import activation_points, calibrate, layer_modules
 from mcuforge.quant.inference import int8_logits, quantize_input
 from mcuforge.quant.ptq import quantize_spec_net
 from mcuforge.quant.qat import prepare_qat
-from mcuforge.runtime.kernels_elementwise import add_int8, mul_int8
+from mcuforge.ops.add import add_int8
+from mcuforge.ops.mul import mul_int8
 from test_quant_ptq import inputs, int8_and_float_logits, random_net
 
 # Squeeze-excite with ReLU and with h-swish, with and without expansion, a residual SE block,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
 from mcuforge.analysis.receptive import (AxisWindow, Interval, axis_geometry, halo_positions,
                                          receptive_field, tile_intervals)
 from mcuforge.frontends.load import load_graph
 from mcuforge.ir import Pads
-from mcuforge.planner.patch import PatchConfig, evaluate_patch, patch_stage
+from mcuforge.patch import PatchConfig, evaluate_patch, patch_stage
 
 from patch_graphs import RandomNet
 
@@ -55,7 +56,7 @@ def test_mobilenet_v2_patch_stage_needs_a_75_pixel_input_patch():
     ops = [graph.op(name) for name in stage.ops]
     assert graph.tensor(stage.split).shape == (1, 28, 28, 32)
     assert receptive_field(graph, ops, stage.split, 1) == (27, 8)
-    plan = evaluate_patch(graph, PatchConfig((4, 4), "b4"))
+    plan = evaluate_patch(graph, PatchConfig((4, 4), "b4"), REFERENCE_CONVENTIONS)
     assert plan.input_patch == (75, 75)
     rows = axis_geometry(graph, ops, stage.split, 1, tile_intervals(28, 4), cache=False)
     # Tile i starts at 7i * 8 (jump) - 13 (pads 1+2+2+4+4 of the five 3x3 convs, scaled by jump).

@@ -1,12 +1,13 @@
-"""Row-buffered in-place depthwise: ring sizes (analysis/row_ring.py) and the overlap they give."""
+"""Row-buffered in-place depthwise: ring sizes (ops/row_ring.py) and the overlap they give."""
 
 from __future__ import annotations
 
 import pytest
 
-from mcuforge.analysis.memory import MemoryOptions, memory_profile
+from mcuforge.analysis.conventions import MemoryConventions, REFERENCE_CONVENTIONS
+from mcuforge.analysis.memory import memory_profile
 from mcuforge.analysis.overlap import OverlapKind
-from mcuforge.analysis.row_ring import row_ring_release, row_ring_rows
+from mcuforge.ops.row_ring import row_ring_release, row_ring_rows
 from mcuforge.frontends.load import load_graph
 
 
@@ -62,8 +63,8 @@ def test_ring_schedule_never_overwrites_a_row_still_read(stride, kernel, top, bo
 
 def test_mobilenet_v2_in_place_depthwise_needs_rows_not_planes():
     graph = load_graph("mobilenet-v2", 224, 1.0)
-    plane = memory_profile(graph, MemoryOptions())
-    rows = memory_profile(graph, MemoryOptions(depthwise_row_buffer=True))
+    plane = memory_profile(graph, REFERENCE_CONVENTIONS)
+    rows = memory_profile(graph, MemoryConventions(overlap_pointwise=False, depthwise_row_buffer=True))
     extras = {}
     for a, b in zip(plane.per_op, rows.per_op):
         if a.overlap is not None and a.overlap.kind is OverlapKind.INPLACE_DEPTHWISE:
@@ -99,10 +100,10 @@ def test_planner_lays_out_the_row_rings():
     from mcuforge.planner.arena import PlanOptions, plan_arena
     graph = load_graph("mobilenet-v2", 224, 1.0)
     plane = plan_arena(graph, PlanOptions())
-    rows = plan_arena(graph, PlanOptions(depthwise_row_buffer=True))
-    assert rows.options.memory_options.depthwise_row_buffer
+    rows = plan_arena(graph, PlanOptions().with_conventions(depthwise_row_buffer=True))
+    assert rows.options.conventions.depthwise_row_buffer
     assert rows.arena_bytes == rows.peak_activation_bytes == memory_profile(
-        graph, rows.options.memory_options).peak_activation_bytes < plane.arena_bytes
+        graph, rows.options.conventions).peak_activation_bytes < plane.arena_bytes
     producer = {op.outputs[0]: op for op in graph.ops}
     rings = 0
     for overlap in rows.overlaps:

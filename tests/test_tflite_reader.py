@@ -147,15 +147,17 @@ def test_mcunet_pads_reshape_and_residual_blocks() -> None:
 ])
 def test_folded_pads_give_tinyengine_figures(file_name, inplace, no_inplace) -> None:
     """With PAD folded into the convs (as TinyEngine does), the analytic peaks are TinyEngine's."""
-    from mcuforge.analysis.memory import MemoryOptions, memory_profile
+    from mcuforge.analysis.conventions import MemoryConventions, REFERENCE_CONVENTIONS
+    from mcuforge.analysis.memory import memory_profile
     from mcuforge.reference import published_numbers
     path = require_reference_file(file_name)
     key = next(k for k in published_numbers()["tinyengine_planner_measured"] if path.name in k)
     figures = published_numbers()["tinyengine_planner_measured"][key]
     graph = read_tflite(path)
-    assert memory_profile(graph).peak_activation_bytes == figures[inplace]
+    assert memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes == figures[inplace]
     if no_inplace:
-        plain = memory_profile(graph, MemoryOptions(inplace_depthwise=False))
+        plain = memory_profile(graph, MemoryConventions(overlap_pointwise=False,
+                                                        inplace_depthwise=False))
         assert plain.peak_activation_bytes == figures[no_inplace]
 
 
@@ -185,8 +187,10 @@ def test_micro_speech_reshape_from_options() -> None:
 
 # --- hand-made decoded models: mapping rules and errors ---------------------------------------
 
-def _int8(index: int, name: str, shape: tuple[int, ...], buffer: int = 0) -> RawTensor:
-    return RawTensor(index, name, shape, TensorType.INT8, buffer, RawQuant((0.5,), (-3,), 0))
+def _int8(index: int, name: str, shape: tuple[int, ...], buffer: int = 0,
+          zero_point: int = -3) -> RawTensor:
+    return RawTensor(index, name, shape, TensorType.INT8, buffer,
+                     RawQuant((0.5,), (zero_point,), 0))
 
 
 def _int32(index: int, name: str, shape: tuple[int, ...], buffer: int) -> RawTensor:
@@ -213,7 +217,7 @@ def _op(index: int, kind: str, inputs, outputs, options_type=BuiltinOptions.NONE
 def test_same_padding_and_fused_activation(size, kernel, stride, expected) -> None:
     weights = np.arange(2 * kernel * kernel * 2, dtype=np.int8).reshape(2, kernel, kernel, 2)
     out = -(-size // stride)
-    tensors = [_int8(0, "x", (1, size, size, 2)), _int8(1, "w", weights.shape, 1),
+    tensors = [_int8(0, "x", (1, size, size, 2)), _int8(1, "w", weights.shape, 1, zero_point=0),
                _int8(2, "y", (1, out, out, 2))]
     conv = _op(0, "CONV_2D", (0, 1, -1), (2,), BuiltinOptions.Conv2DOptions, Padding=0,
                StrideH=stride, StrideW=stride, DilationHFactor=1, DilationWFactor=1,

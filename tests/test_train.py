@@ -213,6 +213,50 @@ def test_cli_bad_dataset_file_is_one_line_and_checkpoint_survives(idx_folder, tm
     assert checkpoint_path(out).read_bytes() == before
 
 
+def _recording_loop(events: list, deadline_after_steps: int | None = None):
+    """`run_epochs` callbacks that record what the loop asks for (no torch)."""
+    from mcuforge.train.epochs import LoopCallbacks
+
+    done = {"steps": 0}
+
+    def step(epoch, step_in_epoch):
+        done["steps"] += 1
+        events.append(("step", epoch, step_in_epoch))
+        return 1.0, 1, 2
+
+    return LoopCallbacks(
+        step=step, start_epoch=lambda epoch: events.append(("start", epoch)),
+        end_epoch=lambda at, seconds, stopped: events.append(("end", at.epoch, at.step, at.sums["seen"], stopped)),
+        save=lambda at, seconds: events.append(("save", at.epoch, at.step)),
+        deadline_passed=None if deadline_after_steps is None else lambda: done["steps"] >= deadline_after_steps)
+
+
+def test_epoch_loop_checkpoints_stops_and_resumes_at_the_exact_step():
+    from mcuforge.train.epochs import LoopPosition, run_epochs
+
+    events: list = []
+    position = LoopPosition()
+    with pytest.raises(TrainingStopped):
+        run_epochs(2, 3, position, _recording_loop(events), progress=False, checkpoint_every=2,
+                   stop_after_steps=4, save_on_stop=True)
+    assert events == [("start", 0), ("step", 0, 0), ("step", 0, 1), ("save", 0, 2), ("step", 0, 2),
+                      ("end", 0, 3, 6, False), ("save", 1, 0), ("start", 1), ("step", 1, 0), ("save", 1, 1)]
+    assert (position.epoch, position.step, position.sums["seen"]) == (1, 1, 2)
+    events.clear()
+    run_epochs(2, 3, position, _recording_loop(events), progress=False)  # resumed from the position
+    assert events == [("start", 1), ("step", 1, 1), ("step", 1, 2), ("end", 1, 3, 6, False), ("save", 2, 0)]
+
+
+def test_epoch_loop_deadline_ends_the_run_after_the_current_step():
+    from mcuforge.train.epochs import LoopPosition, run_epochs
+
+    events: list = []
+    position = LoopPosition()
+    run_epochs(50, 3, position, _recording_loop(events, deadline_after_steps=2), progress=False)
+    assert events == [("start", 0), ("step", 0, 0), ("step", 0, 1), ("end", 0, 2, 4, True), ("save", 50, 0)]
+    assert position.epoch == 50
+
+
 @pytest.mark.slow
 def test_fashion_mnist_mobilenet_v2_w035_r32_reaches_90_percent(tmp_path):
     """The issue's target: >= 90 % Fashion-MNIST test accuracy in <= 10 CPU epochs (minutes)."""

@@ -10,17 +10,22 @@ import pytest
 import torch
 
 from mcuforge.analysis.cost import graph_cost
-from mcuforge.analysis.memory import MemoryOptions, memory_profile
+from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
+from mcuforge.analysis.memory import memory_profile
 from mcuforge.errors import SpecError, UnknownModelError
 from mcuforge.frontends.proxyless_json import load_config
 from mcuforge.models.spec_graph import build_graph
 from mcuforge.models.spec_torch import build_torch
-from mcuforge.models.zoo import CONFIG_OF_MODEL, get_spec, list_models
+from mcuforge.frontends.load import load_graph
+from mcuforge.models.zoo import CONFIG_OF_MODEL, get_spec, list_models, normalise_model_name
 from mcuforge.reference import published_numbers
 
 from conftest import require_reference_file
 
 SMALL_RESOLUTION = 64  # per-block shape checks at a small resolution keep the test fast
+
+# reference/numbers.json's conventions without in-place depthwise (its "in + out + residual" rule)
+NO_INPLACE = dataclasses.replace(REFERENCE_CONVENTIONS, inplace_depthwise=False)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -64,8 +69,9 @@ def test_zoo_entry_equals_its_json_config(name):
         cost = graph_cost(graph)
         assert cost.macs == numbers["macs"]
         assert cost.params_incl_bn == numbers["params_incl_bn"]
-        assert memory_profile(graph).peak_activation_bytes == numbers["peak_with_inplace_depthwise"]
-        assert memory_profile(graph, MemoryOptions(inplace_depthwise=False)).peak_activation_bytes == \
+        assert memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes == \
+            numbers["peak_with_inplace_depthwise"]
+        assert memory_profile(graph, NO_INPLACE).peak_activation_bytes == \
             numbers["peak_in_plus_out_plus_residual"]
     assert [dataclasses.replace(b, int4=False) for b in zoo.blocks] == list(config.blocks)
 
@@ -79,21 +85,24 @@ def test_every_json_config_is_in_numbers(reference):
         cost = graph_cost(graph)
         expected = numbers[path.name]
         assert (cost.macs, cost.params_incl_bn) == (expected["macs"], expected["params_incl_bn"]), path.name
-        assert memory_profile(graph).peak_activation_bytes == expected["peak_with_inplace_depthwise"], path.name
+        assert memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes == \
+            expected["peak_with_inplace_depthwise"], path.name
 
 
 def test_mobilenet_v2_peak_memory_matches_reference():
     numbers = published_numbers()["mobilenet_v2_w1.0_r224_int8"]
     graph = build_graph(get_spec("mobilenet-v2", width=1.0, resolution=224))
-    assert memory_profile(graph).peak_activation_bytes == numbers["peak_layer_based_inplace_dw"] == 1_404_928
-    assert memory_profile(graph, MemoryOptions(inplace_depthwise=False)).peak_activation_bytes == \
+    assert memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes == \
+        numbers["peak_layer_based_inplace_dw"] == 1_404_928
+    assert memory_profile(graph, NO_INPLACE).peak_activation_bytes == \
         numbers["peak_layer_based_no_inplace"] == 1_505_280
-    stem = memory_profile(graph).per_op[0]
+    stem = memory_profile(graph, REFERENCE_CONVENTIONS).per_op[0]
     assert stem.live_bytes == numbers["first_conv_in_plus_out"]
 
 
 def test_mcunet_in3_peak():
-    assert memory_profile(build_graph(get_spec("mcunet-in3"))).peak_activation_bytes == 247_808
+    assert memory_profile(build_graph(get_spec("mcunet-in3")),
+                          REFERENCE_CONVENTIONS).peak_activation_bytes == 247_808
 
 
 def test_int4_variant_halves_weight_bytes():
@@ -115,6 +124,22 @@ def test_unknown_model_and_bad_width():
         get_spec("mcunet-in3", width=0.5)
     with pytest.raises(SpecError, match="multiple of 16"):
         get_spec("mobilenet-v2", resolution=100)
+
+
+@pytest.mark.parametrize("typed", ["mobilenet-v2", "mobilenet_v2", "mobilenetv2", "MobileNetV2",
+                                   "MOBILENET-V2"])
+def test_zoo_names_accept_the_spellings_users_type(typed):
+    spec = get_spec(typed, width=0.35, resolution=144)
+    assert spec.name == "mobilenet-v2"
+    assert spec == get_spec("mobilenet-v2", width=0.35, resolution=144)
+    assert load_graph(typed).name == "mobilenet-v2"
+
+
+def test_spellings_of_every_zoo_name_stay_distinct():
+    assert len({normalise_model_name(name) for name in list_models()}) == len(list_models())
+    assert get_spec("MCUNet_in3").name == "mcunet-in3"
+    with pytest.raises(UnknownModelError, match="unknown model 'mobilenet-v9'"):
+        get_spec("mobilenet-v9")
 
 
 def test_width_and_classes_scaling():

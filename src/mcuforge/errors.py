@@ -1,4 +1,6 @@
-"""Typed errors. The CLI turns every `McuforgeError` into one line on stderr and exit code 2."""
+"""Typed errors. The CLI turns every `McuforgeError`, and every OS error on a path, into one line on
+stderr and exit code 2; any other exception is a bug: one line naming the log file that holds its
+traceback, exit code 70 (see `mcuforge.cli`)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ class ModelFileError(McuforgeError):
     """A model file that is missing, truncated or corrupt."""
 
 
+class InvalidValueError(InvalidGraphError, ModelFileError):
+    """A value a model carries that no op can use (a zero point outside its dtype, a dilation
+    beyond the input, a multiplier that is not representable ...), found by
+    `mcuforge.ops.validation.validate_model`; the message names the operator, the tensor and the field."""
+
+
 class DoesNotFitError(McuforgeError):
     """A model that needs more memory than the target has."""
 
@@ -38,6 +46,10 @@ class DoesNotFitError(McuforgeError):
             f"{what} does not fit: needs {needed_bytes:,} B, {available_bytes:,} B available "
             f"(over by {needed_bytes - available_bytes:,} B)"
         )
+
+
+class FolderBusyError(McuforgeError):
+    """An output folder whose lock another mcuforge process holds for longer than we wait."""
 
 
 class DatasetError(McuforgeError):

@@ -1,4 +1,13 @@
-"""Microcontroller targets as data: SRAM, Flash, core and clock."""
+"""Boards and cores, the two things a user names as a target, and how each name is looked up.
+
+A *board* (``--board NAME``) is a microcontroller as a budget: SRAM, Flash, clock and the core it
+has (`BOARDS`, `get_board`). A *core* (``--core NAME``) is a build target of the generated C: the
+portable ``host`` build or a Cortex-M core (`CORE_NAMES`, `get_core_name` here; compiler flags and
+QEMU machines of each in `codegen/targets.py`, keyed by the same names). Both lookups ignore case and
+fail with one line listing the known names. The old ``--target NAME`` named either, depending on the
+command; `target_kind` says which kind a name is, so that it can be mapped to ``--board`` or
+``--core``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,8 @@ from .errors import McuforgeError
 
 
 @dataclass(frozen=True)
-class Target:
-    """One MCU board's budget. ``core`` names the codegen target (cortex-m4 / cortex-m7)."""
+class Board:
+    """One MCU board's budget. ``core`` names its core (a `CORE_NAMES` entry)."""
 
     name: str
     sram_bytes: int
@@ -19,24 +28,47 @@ class Target:
     description: str
 
 
-TARGETS: dict[str, Target] = {
-    "stm32f746": Target("stm32f746", 320 * 1024, 1024 * 1024, "cortex-m7", 216_000_000,
-                        "STM32F746 (Cortex-M7 216 MHz, 320 KB SRAM, 1 MB Flash)"),
-    "stm32f412": Target("stm32f412", 256 * 1024, 1024 * 1024, "cortex-m4", 100_000_000,
-                        "STM32F412 (Cortex-M4 100 MHz, 256 KB SRAM, 1 MB Flash)"),
-    "stm32h743": Target("stm32h743", 512 * 1024, 2 * 1024 * 1024, "cortex-m7", 480_000_000,
-                        "STM32H743 (Cortex-M7 480 MHz, 512 KB SRAM, 2 MB Flash)"),
-    "nrf52840": Target("nrf52840", 256 * 1024, 1024 * 1024, "cortex-m4", 64_000_000,
-                       "nRF52840 (Cortex-M4 64 MHz, 256 KB SRAM, 1 MB Flash)"),
+BOARDS: dict[str, Board] = {
+    "stm32f746": Board("stm32f746", 320 * 1024, 1024 * 1024, "cortex-m7", 216_000_000,
+                       "STM32F746 (Cortex-M7 216 MHz, 320 KB SRAM, 1 MB Flash)"),
+    "stm32f412": Board("stm32f412", 256 * 1024, 1024 * 1024, "cortex-m4", 100_000_000,
+                       "STM32F412 (Cortex-M4 100 MHz, 256 KB SRAM, 1 MB Flash)"),
+    "stm32h743": Board("stm32h743", 512 * 1024, 2 * 1024 * 1024, "cortex-m7", 480_000_000,
+                       "STM32H743 (Cortex-M7 480 MHz, 512 KB SRAM, 2 MB Flash)"),
+    "nrf52840": Board("nrf52840", 256 * 1024, 1024 * 1024, "cortex-m4", 64_000_000,
+                      "nRF52840 (Cortex-M4 64 MHz, 256 KB SRAM, 1 MB Flash)"),
 }
 
+# The cores the generated C is built for (`codegen/targets.py` holds each one's compiler data).
+CORE_NAMES: tuple[str, ...] = ("host", "cortex-m4", "cortex-m7")
 
-def get_target(name: str) -> Target:
-    """The target called ``name`` (case-insensitive); a clear error lists the known ones."""
+
+def get_board(name: str) -> Board:
+    """The board called ``name`` (case-insensitive); a one-line error lists the known boards."""
     key = name.lower()
-    if key not in TARGETS:
-        raise McuforgeError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
-    return TARGETS[key]
+    if key not in BOARDS:
+        raise McuforgeError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}")
+    return BOARDS[key]
+
+
+def get_core_name(name: str) -> str:
+    """The core called ``name`` (case-insensitive); a one-line error lists the known cores."""
+    key = name.lower()
+    if key not in CORE_NAMES:
+        raise McuforgeError(f"unknown core {name!r}; known cores: {', '.join(CORE_NAMES)}")
+    return key
+
+
+def target_kind(name: str) -> str:
+    """``"board"`` or ``"core"``: what the old ``--target NAME`` names; a one-line error when it is
+    neither."""
+    key = name.lower()
+    if key in BOARDS:
+        return "board"
+    if key in CORE_NAMES:
+        return "core"
+    raise McuforgeError(f"unknown target {name!r}; boards (--board): {', '.join(BOARDS)}; "
+                        f"cores (--core): {', '.join(CORE_NAMES)}")
 
 
 def parse_bytes(text: str) -> int:

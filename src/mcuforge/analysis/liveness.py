@@ -7,7 +7,7 @@ when ``first <= i <= last``. Constants are Flash and have no lifetime.
 
 Float tensors at the edges of a quantised graph (the float input of a leading QUANTIZE, the float output
 of a trailing DEQUANTIZE) are conversions done by the caller and get no lifetime either
-(DESIGN.md: TinyEngine's convention).
+(docs/architecture.md: TinyEngine's convention).
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""Analytic activation memory: per op, per block and peak, under DESIGN.md's conventions.
+"""Analytic activation memory: per op, per block and peak, under docs/architecture.md's conventions.
 
 At op i the live set is every activation tensor whose lifetime covers i (`liveness.py`): the op's
 inputs and outputs and every tensor kept for later (residual inputs). The network input is counted
 (``count_network_input``; the MCUNetV2 paper's convention streams it from a caller buffer instead).
-Weights are Flash, not SRAM. Where an op may write over a dying input (`overlap.py`), the output is not
-counted on top of that input: the op needs the larger of the two plus the overlap's extra bytes
-(in-place depthwise: ``e + one H_in x W_in plane``, or ``e`` + a few output rows with
-``depthwise_row_buffer``; the residual ADD writes into p).
+Weights are Flash, not SRAM. The switches are one `conventions.MemoryConventions` (the planner, the
+patch search and NAS pass the same object); the lifetimes are computed once here and returned with
+the profile, so the planner and the patch evaluator read them instead of sweeping again. Where an op
+may write over a dying input (`overlap.py`), the output is not counted on top of that input: the op
+needs the larger of the two plus the overlap's extra bytes (in-place depthwise: ``e + one H_in x
+W_in plane``, or ``e`` + a few output rows with ``depthwise_row_buffer``; the residual ADD writes
+into p).
 
 For an inverted-residual block (x input, e expansion, d depthwise, p projection) this gives exactly
 the rule behind reference/numbers.json: expand x+e; depthwise e+d(+x), in place e+plane(+x);
@@ -15,26 +18,14 @@ project d+p(+x). 1 kB = 1024 B in every report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from ..ir import Graph
-from .liveness import lifetimes
-from .overlap import Overlap, OverlapOptions, find_overlap
-
-
-@dataclass(frozen=True)
-class MemoryOptions:
-    """Conventions of one analysis: which overlaps are allowed and whether the input is counted."""
-
-    inplace_depthwise: bool = True
-    overlap_pointwise: bool = False
-    count_network_input: bool = True
-    depthwise_row_buffer: bool = False
-
-    @property
-    def overlap(self) -> OverlapOptions:
-        """The overlap rules these options allow."""
-        return OverlapOptions(self.inplace_depthwise, self.overlap_pointwise, self.depthwise_row_buffer)
+from .conventions import DEFAULT_CONVENTIONS, MemoryConventions
+from .liveness import Lifetime, lifetimes
+from .overlap import Overlap, find_overlap
 
 
 @dataclass(frozen=True)
@@ -59,16 +50,18 @@ class BlockMemory:
 
 @dataclass(frozen=True)
 class MemoryProfile:
-    """Result of `memory_profile`."""
+    """Result of `memory_profile`; ``lifetimes`` are the counted tensors' (the streamed network
+    input left out), the one sweep the planner and the patch evaluator read."""
 
     peak_activation_bytes: int
     peak_op: str
     per_op: tuple[OpMemory, ...]
     per_block: tuple[BlockMemory, ...]
-    options: MemoryOptions
+    options: MemoryConventions
+    lifetimes: Mapping[str, Lifetime]
 
 
-def memory_profile(graph: Graph, options: MemoryOptions = MemoryOptions()) -> MemoryProfile:
+def memory_profile(graph: Graph, options: MemoryConventions = DEFAULT_CONVENTIONS) -> MemoryProfile:
     """Per-op live bytes, per-block peaks and the peak activation memory of ``graph``."""
     spans = lifetimes(graph)
     if not options.count_network_input:
@@ -90,7 +83,7 @@ def memory_profile(graph: Graph, options: MemoryOptions = MemoryOptions()) -> Me
         per_op.append(OpMemory(index, op.name, total, tuple(live), overlap))
     if not per_op:
         io_bytes = sum(graph.tensors[name].nbytes for name in spans)
-        return MemoryProfile(io_bytes, "", (), (), options)
+        return MemoryProfile(io_bytes, "", (), (), options, MappingProxyType(spans))
     peak = max(per_op, key=lambda entry: entry.live_bytes)
     by_name = {entry.op_name: entry for entry in per_op}
     blocks = []
@@ -99,4 +92,5 @@ def memory_profile(graph: Graph, options: MemoryOptions = MemoryOptions()) -> Me
         if entries:
             top = max(entries, key=lambda entry: entry.live_bytes)
             blocks.append(BlockMemory(block.name, top.live_bytes, top.op_name))
-    return MemoryProfile(peak.live_bytes, peak.op_name, tuple(per_op), tuple(blocks), options)
+    return MemoryProfile(peak.live_bytes, peak.op_name, tuple(per_op), tuple(blocks), options,
+                         MappingProxyType(spans))

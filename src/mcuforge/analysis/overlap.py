@@ -3,13 +3,15 @@
 The analytic memory model (`memory.py`) and the arena planner (`planner/arena.py`) share these rules,
 so that an overlap the analysis counts is one the planner lays out and the generated kernels honour.
 An overlap is legal only when the input dies at that op (no later reader, not a graph output).
+Which kind an op may use is its op module's ``overlap`` rule (`mcuforge.ops`); the byte arithmetic
+of each kind is here.
 
 Kinds:
 - ``ALIAS``: RESHAPE; the output is the input's bytes under another shape (no copy, no extra memory).
 - ``INPLACE_DEPTHWISE`` (TinyEngine): an int8 depthwise conv computes one output channel plane into a
   temporary buffer, then writes it into that channel's positions of the input buffer; the output
   occupies the start of the input's region (stride 2 frees the tail). Extra: one ``H_in x W_in`` plane
-  (DESIGN.md convention; the kernel needs only ``H_out x W_out``). With option
+  (docs/architecture.md convention; the kernel needs only ``H_out x W_out``). With option
   ``depthwise_row_buffer`` the kernel keeps only a ring of its latest output rows instead
   (`row_ring.py`: ``pad_top // stride + 1`` rows of ``W_out`` bytes for the usual pads).
 - ``ELEMENTWISE``: ADD, MUL, RELU, RELU6, HARD_SWISH, LOGISTIC, int8->int8 QUANTIZE: output pixel i
@@ -27,8 +29,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..ir import ConvAttrs, DType, Graph, Op, OpKind
-from .row_ring import row_ring_bytes
+from ..ir import ConvAttrs, DType, Graph, Op
+from ..ops import OverlapRule, kinds_where, op_def
+from ..ops.row_ring import row_ring_bytes
 
 
 class OverlapKind(enum.Enum):
@@ -55,15 +58,22 @@ class Overlap:
 
 @dataclass(frozen=True)
 class OverlapOptions:
-    """Which overlap kinds are allowed. ALIAS and ELEMENTWISE are always on (DESIGN.md conventions)."""
+    """Which overlap kinds are allowed. ALIAS and ELEMENTWISE are always on (docs/architecture.md conventions).
+    Built from the one conventions object (`conventions.MemoryConventions.overlap`), which holds the
+    defaults."""
 
-    inplace_depthwise: bool = True
-    overlap_pointwise: bool = False
-    depthwise_row_buffer: bool = False
+    inplace_depthwise: bool
+    overlap_pointwise: bool
+    depthwise_row_buffer: bool
 
 
-_ELEMENTWISE = {OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.RELU6, OpKind.HARD_SWISH, OpKind.LOGISTIC,
-                OpKind.QUANTIZE}
+# Kinds whose op module allows the ELEMENTWISE overlap (read by the patch package as well).
+_ELEMENTWISE = kinds_where(lambda definition: definition.overlap is OverlapRule.ELEMENTWISE)
+
+
+def is_elementwise(op: Op) -> bool:
+    """Whether ``op`` may write its output over a same-shaped input (the ELEMENTWISE kind)."""
+    return op.kind in _ELEMENTWISE
 
 
 def find_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOptions) -> Overlap | None:
@@ -84,10 +94,11 @@ def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOption
     candidates = [name for name in graph.activation_inputs(op) if name in dying]
     if not candidates:
         return None
-    if op.kind is OpKind.RESHAPE:
+    rule = op_def(op.kind).overlap
+    if rule is OverlapRule.ALIAS:
         src = candidates[0]
         return Overlap(OverlapKind.ALIAS, src, out.name, 0, 0)
-    if op.kind is OpKind.DEPTHWISE_CONV_2D and options.inplace_depthwise:
+    if rule is OverlapRule.INPLACE_DEPTHWISE and options.inplace_depthwise:
         src = graph.tensors[op.inputs[0]]
         if src.name in candidates and src.dtype is DType.INT8 and out.dtype is DType.INT8 \
                 and src.shape[3] == out.shape[3]:
@@ -101,7 +112,7 @@ def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOption
                 extra = src.shape[1] * src.shape[2] * element
             return Overlap(OverlapKind.INPLACE_DEPTHWISE, src.name, out.name, extra, 0)
         return None
-    if op.kind in _ELEMENTWISE:
+    if rule is OverlapRule.ELEMENTWISE:
         matching = [name for name in candidates if graph.tensors[name].shape == out.shape
                     and graph.tensors[name].dtype.bits == out.dtype.bits]
         if len(matching) > 1:
@@ -113,7 +124,7 @@ def _legal_overlap(graph: Graph, op: Op, dying: set[str], options: OverlapOption
         if matching:
             return Overlap(OverlapKind.ELEMENTWISE, matching[0], out.name, 0, 0)
         return None
-    if op.kind is OpKind.CONV_2D and options.overlap_pointwise and _is_pointwise(graph, op):
+    if rule is OverlapRule.POINTWISE and options.overlap_pointwise and _is_pointwise(graph, op):
         src = graph.tensors[op.inputs[0]]
         if src.name not in candidates or src.dtype.bits != 8 or out.dtype.bits != 8:
             return None

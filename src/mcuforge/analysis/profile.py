@@ -1,6 +1,6 @@
 """The profile of a graph: cost and memory figures together, as `mcuforge profile` prints them.
 
-JSON keys (DESIGN.md contract): ``macs``, ``params``, ``flash_bytes``, ``peak_activation_bytes``,
+JSON keys (docs/architecture.md contract): ``macs``, ``params``, ``flash_bytes``, ``peak_activation_bytes``,
 ``peak_activation_bytes_no_inplace``, ``peak_activation_bytes_input_streamed``, ``blocks`` (list of
 ``{name, kind, peak_activation_bytes, macs, output_shape}``) and ``layers`` (per op). ``params`` is the
 trainable parameter count incl. BN for zoo models (as papers report), the stored weights and biases
@@ -9,11 +9,12 @@ for imported models. Bytes; 1 kB = 1024 B.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..ir import Graph
+from .conventions import REFERENCE_CONVENTIONS
 from .cost import graph_cost
-from .memory import MemoryOptions, memory_profile
+from .memory import memory_profile
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ProfileReport:
     peak_op: str
     blocks: tuple[BlockRow, ...]
     layers: tuple[LayerRow, ...]
-    patch: dict | None = None  # `planner.patch_report.patch_summary` when a patch schedule is asked for
+    patch: dict | None = None  # `patch.report.patch_summary` when a patch schedule is asked for
 
     def to_json(self) -> dict:
         """The JSON-ready dict with the contract keys. With a patch schedule the two peak keys are
@@ -94,11 +95,12 @@ class ProfileReport:
 
 
 def profile_graph(graph: Graph) -> ProfileReport:
-    """Cost and memory of ``graph`` under DESIGN.md's conventions."""
+    """Cost and memory of ``graph`` under docs/architecture.md's conventions (`REFERENCE_CONVENTIONS`, those of
+    reference/numbers.json: no pointwise overlap), with and without in-place depthwise."""
     cost = graph_cost(graph)
-    inplace = memory_profile(graph, MemoryOptions(inplace_depthwise=True))
-    plain = memory_profile(graph, MemoryOptions(inplace_depthwise=False))
-    streamed = memory_profile(graph, MemoryOptions(inplace_depthwise=True, count_network_input=False))
+    inplace = memory_profile(graph, REFERENCE_CONVENTIONS)
+    plain = memory_profile(graph, replace(REFERENCE_CONVENTIONS, inplace_depthwise=False))
+    streamed = memory_profile(graph, replace(REFERENCE_CONVENTIONS, count_network_input=False))
     plain_by_block = {b.name: b.peak_activation_bytes for b in plain.per_block}
     ops_by_name = {op.name: op for op in graph.ops}
     blocks = []

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..errors import UnsupportedOpError
-from ..ir import ConvAttrs, Graph, Op, OpKind, PadAttrs, PoolAttrs
+from ..ir import Graph, Op
+from ..ops import kinds_where, op_def
 
-# Ops whose output pixel (y, x) depends only on input pixels (y, x) of every activation input.
-POINTWISE_KINDS = frozenset({OpKind.ADD, OpKind.MUL, OpKind.RELU, OpKind.RELU6, OpKind.HARD_SWISH,
-                             OpKind.LOGISTIC, OpKind.QUANTIZE, OpKind.DEQUANTIZE})
-WINDOW_KINDS = frozenset({OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.AVERAGE_POOL_2D,
-                          OpKind.MAX_POOL_2D, OpKind.PAD})
-PATCHABLE_KINDS = POINTWISE_KINDS | WINDOW_KINDS
+# Ops whose output pixel (y, x) depends only on input pixels (y, x) of every activation input, ops
+# that read a spatial window, and both together: what the op modules declare (`mcuforge.ops`).
+POINTWISE_KINDS = kinds_where(lambda definition: definition.spatially_pointwise)
+PATCHABLE_KINDS = kinds_where(lambda definition: definition.patchable)
+WINDOW_KINDS = PATCHABLE_KINDS - POINTWISE_KINDS
 
 
 @dataclass(frozen=True)
@@ -85,23 +85,10 @@ def axis_window(graph: Graph, op: Op, axis: int) -> AxisWindow:
     """The window of ``op`` along spatial ``axis`` (1 = height, 2 = width) of NHWC tensors."""
     if axis not in (1, 2):
         raise ValueError("axis must be 1 (height) or 2 (width)")
-    a = op.attrs
-    if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
-        assert isinstance(a, ConvAttrs)
-        kernel = graph.tensor(op.inputs[1]).shape[axis]
-        dilation = a.dilation[axis - 1]
-        pad = a.pads.top if axis == 1 else a.pads.left
-        return AxisWindow((kernel - 1) * dilation + 1, a.stride[axis - 1], pad)
-    if op.kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
-        assert isinstance(a, PoolAttrs)
-        pad = a.pads.top if axis == 1 else a.pads.left
-        return AxisWindow(a.kernel[axis - 1], a.stride[axis - 1], pad)
-    if op.kind is OpKind.PAD:
-        assert isinstance(a, PadAttrs)
-        return AxisWindow(1, 1, a.paddings[axis][0])
-    if op.kind in POINTWISE_KINDS:
-        return AxisWindow(1, 1, 0)
-    raise UnsupportedOpError(f"op {op.name} ({op.kind.value}) cannot run patch by patch")
+    window = op_def(op.kind).window(graph, op, axis)
+    if window is None:
+        raise UnsupportedOpError(f"op {op.name} ({op.kind.value}) cannot run patch by patch")
+    return AxisWindow(*window)
 
 
 def receptive_field(graph: Graph, ops: Sequence[Op], output: str, axis: int = 1) -> tuple[int, int]:

@@ -3,11 +3,18 @@
 `build` runs the project's own Makefile (so a user's ``make`` and the tool build the same thing);
 `section_sizes` reads ``arm-none-eabi-size -A``; `run_host` feeds raw int8 inputs to the host runner
 and returns its raw outputs.
+
+Every child (make and the compilers it starts, the host binary, QEMU) runs through `run_child`: in a
+process group of its own, which is ended (SIGTERM, then SIGKILL) when the call is interrupted, times
+out or the parent is asked to stop (SIGINT/SIGTERM become exceptions in `mcuforge.cli`), so a killed
+compile leaves no ``make``/``gcc``/``qemu`` behind.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -30,15 +37,67 @@ def require_tool(name: str) -> str:
     return path
 
 
+def _end_group(process: subprocess.Popen, grace_s: float = 2.0) -> None:
+    """End the process group of ``process`` (SIGTERM, then SIGKILL after ``grace_s``) and reap it."""
+    for signal_number, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, signal_number)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # grandchildren still alive in the group
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def run_child(command: list[str], cwd: Path | str | None = None,
+              timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own process group and return its exit code and text output; the group
+    is ended when the call times out (`subprocess.TimeoutExpired`) or is interrupted."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except BaseException:
+        _end_group(process)
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _first_error_line(output: str) -> str:
+    """The first line of compiler/make output that says "error" (else the last non-empty line)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line
+    return lines[-1] if lines else "no output"
+
+
 def build(directory: Path, make_target: str, timeout_s: float = 600) -> Path:
-    """Run ``make <make_target>`` in the project; returns the produced binary."""
+    """Run ``make <make_target>`` in the project; returns the produced binary. A failure is one
+    line (the first error) and the whole output goes to ``build/<make_target>.log``."""
     require_tool("make")
     require_tool("arm-none-eabi-gcc" if make_target.startswith("cortex-m") else "gcc")
-    result = subprocess.run(["make", "-s", make_target], cwd=directory, capture_output=True,
-                            text=True, timeout=timeout_s)
+    try:
+        result = run_child(["make", "-s", make_target], cwd=directory, timeout_s=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"make {make_target} in {directory} did not finish in {timeout_s:.0f} s") from None
     if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise BuildError(f"make {make_target} failed in {directory}:\n{tail}")
+        log = Path(directory) / "build" / f"{make_target}.log"
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(result.stdout + result.stderr)
+            where = f"; full output in {log}"
+        except OSError:
+            where = ""
+        raise BuildError(f"make {make_target} failed in {directory} (exit {result.returncode}): "
+                         f"{_first_error_line(result.stdout + result.stderr)}{where}")
     if make_target.startswith("cortex-m"):
         return directory / "build" / make_target / "app.elf"
     return directory / "build" / make_target / "app"
@@ -65,7 +124,10 @@ class SectionSizes:
 def section_sizes(elf: Path) -> SectionSizes:
     """Parse ``arm-none-eabi-size -A`` of ``elf``."""
     tool = require_tool("arm-none-eabi-size")
-    output = subprocess.run([tool, "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    result = run_child([tool, "-A", str(elf)], timeout_s=120)
+    if result.returncode != 0:
+        raise BuildError(f"{tool} -A {elf} failed: {_first_error_line(result.stderr)}")
+    output = result.stdout
     sizes: dict[str, int] = {}
     for line in output.splitlines():
         parts = line.split()
@@ -84,8 +146,10 @@ def run_host(binary: Path, inputs: bytes, output_bytes_per_inference: int, count
     with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
         in_path, out_path = Path(tmp) / "input.bin", Path(tmp) / "output.bin"
         in_path.write_bytes(inputs)
-        result = subprocess.run([str(binary), str(in_path), str(out_path)], capture_output=True,
-                                text=True, timeout=timeout_s)
+        try:
+            result = run_child([str(binary), str(in_path), str(out_path)], timeout_s=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"{binary} did not finish in {timeout_s:.0f} s") from None
         if result.returncode != 0:
             raise BuildError(f"{binary} exited with {result.returncode}: "
                              f"{(result.stderr or result.stdout).strip()[-2000:]}")

@@ -1,8 +1,8 @@
 """Turn an int8 graph into a self-contained C project (no interpreter, no heap).
 
-Steps: strip the float edge conversions (`edges`), lower every op to a specialised kernel call
-(`lower_conv`, `lower_misc`), ask the arena planner for one static arena with an offset for every
-activation tensor and every kernel's scratch (`planner.arena.plan_arena`; the overlaps it selects —
+Steps: strip the float edge conversions (`edges`), lower every op to a specialised kernel call (its
+op module's `OpDef.lower`, `mcuforge.ops`), ask the arena planner for one static arena with an
+offset for every activation tensor and every kernel's scratch (`planner.arena.plan_arena`; the overlaps it selects —
 in-place depthwise, pointwise and element-wise overlaps, reshape aliases — switch the kernels to
 their overlap-safe variants), then render model.h, model.c (weights as const arrays, one call per
 layer with constant offsets), kernels/*.c (only the specialisations used), the runners, linker
@@ -18,15 +18,18 @@ from typing import Mapping
 import numpy as np
 
 from ..ir import Graph, OpKind
+from ..ops import OverlapRule, definitions, find_op_def
+from ..patch.schedule import PatchSchedule
 from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from .edges import EdgeConversions, strip_edge_conversions
 from .kernels import KernelSpec, render_kernel, render_template
 from .layers import Buffer, ConstArray, LayerCall, unsupported
-from .lower_conv import LOWER_CONV, lower_depthwise
-from .lower_misc import LOWER_MISC
 from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target
 
-_LOWER = {**LOWER_CONV, **LOWER_MISC}
+# The lowering of every op kind that has one (its op module's `OpDef.lower`):
+# ``lower(graph, index, op, target, overlapped)``.
+_LOWER = {kind: definition.lower for definition in definitions() if definition.has_lowering
+          for kind in definition.kinds}
 _RUNNER_FILES = ("main_host.c", "main_cortex_m.c", "startup.c", "semihost.c", "semihost.h")
 STACK_BYTES = 16 * 1024
 
@@ -41,6 +44,7 @@ class GeneratedModel:
     plan: ArenaPlan
     target: Target
     files: Mapping[str, str]
+    patch_schedule: PatchSchedule | None = None  # the planned schedule of a patch-based project
 
     @property
     def macs(self) -> int:
@@ -53,6 +57,11 @@ class GeneratedModel:
         return tuple(sorted({layer.kernel.name for layer in self.layers if layer.kernel}))
 
 
+def lowering_of(kind: OpKind):
+    """The lowering function of op kind ``kind`` (None when the C has no kernel for it)."""
+    return _LOWER.get(kind)
+
+
 def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = frozenset(),
                 depthwise_row_ring: bool = False) -> list[LayerCall]:
     """Every op of the int8 graph as a kernel call; ``overlapped_ops`` names the ops whose output the
@@ -60,14 +69,12 @@ def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = f
     (planner option ``depthwise_row_buffer``), so overlapped depthwise ops take the row-ring kernel."""
     layers = []
     for index, op in enumerate(graph.ops):
-        lower = _LOWER.get(op.kind)
-        if lower is None:
+        definition = find_op_def(op.kind)
+        if definition is None or not definition.has_lowering:
             raise unsupported(graph, index, op, "no C kernel for this op kind")
         overlapped = op.name in overlapped_ops
-        if op.kind is OpKind.DEPTHWISE_CONV_2D and overlapped and depthwise_row_ring:
-            layers.append(lower_depthwise(graph, index, op, target, True, row_ring=True))
-        else:
-            layers.append(lower(graph, index, op, target, overlapped))
+        layers.append(definition.lower(graph, index, op, target, overlapped,
+                                       row_ring=overlapped and depthwise_row_ring))
     return layers
 
 
@@ -83,7 +90,8 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
-    multi_channel_dw = {op.name for op in int8_graph.ops if op.kind is OpKind.DEPTHWISE_CONV_2D
+    multi_channel_dw = {op.name for op in int8_graph.ops
+                        if find_op_def(op.kind).overlap is OverlapRule.INPLACE_DEPTHWISE
                         and int8_graph.tensors[op.inputs[0]].shape[3] > 1}
 
     def scratch_of(layers) -> dict[str, int]:
@@ -94,7 +102,7 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
         # in-place kernel (which needs only the plan's H x W channel plane) only when it is planeless.
         overlapped = frozenset(producer[o.output] for o in plan.overlaps)
         return tuple(lower_graph(int8_graph, target, overlapped - (multi_channel_dw - planeless),
-                                 plan_options.depthwise_row_buffer))
+                                 plan_options.conventions.depthwise_row_buffer))
 
     def covered(plan: ArenaPlan, layers) -> bool:
         return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and
@@ -127,7 +135,7 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
             break
         plan, layers, planeless = trial, trial_layers, trial_planeless
     name = model_name or graph.name
-    files = _render(int8_graph, edges, layers, plan, target, name)
+    files = render_files(int8_graph, edges, layers, plan, target, name)
     return GeneratedModel(int8_graph, edges, layers, plan, target, files)
 
 
@@ -200,8 +208,9 @@ def _io_doc(graph: Graph, names) -> list[dict]:
     return docs
 
 
-def _render(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, ...], plan: ArenaPlan,
-            target: Target, name: str) -> dict[str, str]:
+def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, ...], plan: ArenaPlan,
+                 target: Target, name: str) -> dict[str, str]:
+    """The project's files (relative path -> text) for ``layers`` laid out by ``plan``."""
     resolve = _Resolver(plan)
     arrays: dict[str, ConstArray] = {}
     for layer in layers:

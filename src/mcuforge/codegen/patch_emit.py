@@ -14,46 +14,45 @@ of the block input's buffer, and any op whose read is narrower than the buffer i
 skipping the last columns, a tensor read by two ops with different halos) reads it in place.
 Patch-local outputs are always dense (each patch's buffer holds that patch's rows x columns).
 
-Each op of each patch is lowered by the ordinary lowering (`emit._LOWER`) on a one-op graph whose
-tensors have that patch's window shapes and whose op has that patch's per-edge padding
-(`runtime.patch.cropped_op`); the patch geometry is `planner.patch`'s, the one the reference patch
+Each op of each patch is lowered by the ordinary lowering (`emit.lowering_of`) on a one-op graph
+whose tensors have that patch's window shapes and whose op has that patch's per-edge padding
+(`runtime.patch.cropped_op`); the patch geometry is `patch.geometry`'s, the one the reference patch
 executor runs, so the C computes exactly what the tested reference schedule computes.
 
 Overlaps (in-place depthwise, pointwise, element-wise) are planned per patch on that patch's
-buffers (`patch_plan.py`) and stay safe with pitched inputs: the overlapping output is dense and
+buffers (`patch.arena`) and stay safe with pitched inputs: the overlapping output is dense and
 starts at or before the input window, and a window of a larger buffer only moves unread inputs
 further up (see `_lower_patch_op`).
 
-Arena layout (one static buffer; bytes): the stage's patch-local tensors are planned once per patch
-shape, the row caches follow the largest of those plans; the network input, the split tensor and
-that region are live during the stage, and are laid out beside the rest of the graph by
-`patch_plan.layout_regions`. The analytic patch peak (`planner.patch`, under the plan's memory
-options) is reported beside the arena: arena = peak + gap + scratch growth.
+Arena layout (one static buffer; bytes): `patch.plan_schedule` plans it, and this module only lowers
+and renders the `PatchSchedule` it returns: the stage's patch-local tensors are planned once per
+patch shape, the row caches follow the largest of those plans; the network input, the split tensor
+and that region are live during the stage, and are laid out beside the rest of the graph
+(`patch.arena.layout_regions`). The schedule's analytic peak, evaluated under the conventions its
+stage is planned with, is reported beside the arena: arena = peak + gap + scratch growth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 
-from ..analysis.overlap import _ELEMENTWISE
+from ..analysis.overlap import is_elementwise
 from ..analysis.receptive import Interval
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Op, OpKind, Tensor
-from ..planner.arena import ArenaPlan, PlanOptions, TensorPlacement, plan_arena
-from ..planner.halo_cache import halo_cache_layout
-from ..planner.patch import PatchConfig, PatchGeometry, parse_patch_option, patch_geometry
-from ..planner.patch_eval import PatchEvaluator
-from ..planner.patch_report import patch_summary
-from ..planner.patch_search import Candidate, choose, pareto_front, search_patches
-from ..planner.placement import align_up
+from ..patch.arena import rest_graph
+from ..patch.patch_graph import empty_buffer
+from ..patch.geometry import PatchConfig, PatchGeometry, patch_geometry
+from ..patch.report import patch_summary
+from ..patch.resolve import GridFamily, resolve_schedule
+from ..patch.schedule import PatchSchedule, plan_schedule
+from ..planner.arena import ArenaPlan, PlanOptions, ScratchPlacement, TensorPlacement
 from ..runtime.patch import cropped_op
 from .edges import strip_edge_conversions
-from .emit import _LOWER, GeneratedModel, _render  # the layer-based generator's lowering and renderer
+from .emit import GeneratedModel, lowering_of, render_files
 from .layers import Buffer, LayerCall, with_row_pitches
 from .patch_halo_emit import RowCaches, cached_elementwise_aligned, check_cached_overlaps
-from .patch_plan import (empty_buffer, layout_regions, plan_patches, plan_stage, rest_graph,
-                         with_caches)
 from .targets import Target
 
 
@@ -76,7 +75,7 @@ def check_c_patch_support(graph: Graph, geometry: PatchGeometry) -> None:
                 f"{config.grid[0]}x1@{config.split_block})")
         if config.halo == "none":
             continue
-        if op.kind in _ELEMENTWISE and not cached_elementwise_aligned(graph, geometry, op):
+        if is_elementwise(op) and not cached_elementwise_aligned(graph, geometry, op):
             raise UnsupportedOpError(
                 f"--patch {config.to_string()}: {op.kind.value} {op.name} writes over its input, "
                 "but its cached rows sit above the input rows in some strip; the generated C "
@@ -189,7 +188,7 @@ def _patch_op(graph: Graph, op: Op, patch: int, row, col, stage) -> _PatchOp:
 
 
 def _lower(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -> LayerCall:
-    lower = _LOWER.get(op.kind)
+    lower = lowering_of(op.kind)
     if lower is None:
         raise UnsupportedOpError(f"cannot generate C for {op.kind.value} at operator #{index}")
     return lower(graph, index, op, target, overlapped)
@@ -222,68 +221,95 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                      model_name: str | None = None) -> GeneratedModel:
     """The C project of ``graph`` under the patch schedule ``config`` (nothing written to disk).
     In-place depthwise ops keep the channel-plane kernel here (``depthwise_row_buffer`` is ignored:
-    the row ring is not specialised per patch)."""
-    plan_options = replace(plan_options, depthwise_row_buffer=False)
+    the row ring is not specialised per patch). Steps: cut every op of every patch to its windows,
+    plan the schedule (`patch.plan_schedule`, with each patch's kernel scratch), lower the stage
+    patch by patch at the planned offsets, lower the rest, render."""
+    plan_options = plan_options.with_conventions(depthwise_row_buffer=False)
     edges = strip_edge_conversions(graph)
     g = edges.graph
     geometry = patch_geometry(g, config)
     check_c_patch_support(g, geometry)
-    stage = geometry.stage
     ops = geometry.stage_ops(g)
-    index_of = g.op_index()
     grid = [(row, col) for row in geometry.rows for col in geometry.cols]  # raster order
-    patch_ops = [[_patch_op(g, op, p, row, col, stage) for op in ops]
+    patch_ops = [[_patch_op(g, op, p, row, col, geometry.stage) for op in ops]
                  for p, (row, col) in enumerate(grid)]
+    schedule = _plan(g, geometry, ops, patch_ops, target, plan_options)
+    lowered = _lower_stage(g, schedule, ops, patch_ops, target)
+    layers = lowered.layers + _lower_rest(g, schedule, target)
+    plan = schedule.arena_plan(lowered.placements, lowered.scratch, lowered.overlap_buffers)
+    files = render_files(g, edges, tuple(layers), plan, target, model_name or graph.name)
+    return GeneratedModel(g, edges, tuple(layers), plan, target, files, schedule)
+
+
+def _plan(graph: Graph, geometry: PatchGeometry, ops: list[Op], patch_ops: list[list[_PatchOp]],
+          target: Target, plan_options: PlanOptions) -> PatchSchedule:
+    """The schedule planned with every kernel's scratch (per patch and for the rest), checked for
+    overlaps the row-cache copies would break."""
+    index_of = graph.op_index()
     scratch = [{item.op.name: _lower(item.graph, index_of[item.op.name], item.op, target,
                                      False).scratch_bytes for item in per_patch}
                for per_patch in patch_ops]
-    stage_plans = plan_stage(g, geometry, ops, grid, scratch, plan_options)
-    layout = halo_cache_layout(g, geometry)
-    for p, per_patch in enumerate(patch_ops):
-        check_cached_overlaps(stage_plans.plans[p], layout, ops, [per_patch])
-    local_arena = stage_plans.arena_bytes
-    local_bytes = with_caches(local_arena, layout.total_bytes, plan_options.alignment)
-
-    rest = rest_graph(g, geometry)
+    rest = rest_graph(graph, geometry)
     first = [_lower(rest, index_of[op.name], op, target, False) for op in rest.ops]
     rest_scratch = {layer.op_name: layer.scratch_bytes for layer in first if layer.scratch_bytes}
-    input_bytes = g.tensor(stage.input).nbytes
-    regions = layout_regions(rest, stage.split, input_bytes, local_bytes, plan_options, rest_scratch)
-    arena, input_at, local_at = regions.arena_bytes, regions.input_offset, regions.local_offset
-    rest_plan = regions.rest_plan
-    rest_overlapped = _overlapped_ops(rest, rest_plan)
-    caches = RowCaches(g, layout, local_at + align_up(local_arena, plan_options.alignment))
-    bases = {"input": input_at, "split": rest_plan.placements[stage.split].offset}
-
-    def shifted(mapping, delta, suffix=""):
-        return {k + suffix: replace(v, offset=v.offset + delta) for k, v in mapping.items()}
-
-    placements: dict[str, TensorPlacement] = dict(rest_plan.placements)
-    placements[stage.input] = TensorPlacement(stage.input, input_at, input_bytes, -1, 0)
-    scratch_at = dict(rest_plan.scratch)
-    overlap_buffers = dict(rest_plan.overlap_buffers)
-    layers: list[LayerCall] = []
+    schedule = plan_schedule(graph, geometry, ops, rest, scratch, rest_scratch, plan_options)
     for p, per_patch in enumerate(patch_ops):
-        local_plan, suffix = stage_plans.plans[p], f"@p{p}"
-        scratch_at.update(shifted(local_plan.scratch, local_at, suffix))
-        overlap_buffers.update(shifted(local_plan.overlap_buffers, local_at, suffix))
-        overlapped = stage_plans.overlapped_ops(p, ops)
+        check_cached_overlaps(schedule.stage_plans.plans[p], schedule.cache, ops, [per_patch])
+    return schedule
+
+
+@dataclass
+class _LoweredStage:
+    """The stage's kernel calls in execution order and the arena offsets of everything they touch
+    (the rest's placements first, then the network input, then every patch's windows)."""
+
+    layers: list[LayerCall]
+    placements: dict[str, TensorPlacement]
+    scratch: dict[str, ScratchPlacement]
+    overlap_buffers: dict[str, ScratchPlacement]
+
+
+def _shifted(mapping: Mapping[str, ScratchPlacement], delta: int, suffix: str
+             ) -> dict[str, ScratchPlacement]:
+    return {k + suffix: replace(v, offset=v.offset + delta) for k, v in mapping.items()}
+
+
+def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
+                 patch_ops: list[list[_PatchOp]], target: Target) -> _LoweredStage:
+    """Every op of every patch lowered at its planned offsets, with the row-cache copies of cached
+    halos after the op that fills a buffer."""
+    stage = schedule.geometry.stage
+    index_of = graph.op_index()
+    rest_plan = schedule.regions.rest_plan
+    input_at, local_at = schedule.regions.input_offset, schedule.local_offset
+    caches = RowCaches(graph, schedule.cache, schedule.row_cache_offset)
+    bases = {"input": input_at, "split": rest_plan.placements[stage.split].offset}
+    placements: dict[str, TensorPlacement] = dict(rest_plan.placements)
+    placements[stage.input] = TensorPlacement(stage.input, input_at,
+                                              graph.tensor(stage.input).nbytes, -1, 0)
+    lowered = _LoweredStage([], placements, dict(rest_plan.scratch),
+                            dict(rest_plan.overlap_buffers))
+    for p, per_patch in enumerate(patch_ops):
+        local_plan, suffix = schedule.stage_plans.plans[p], f"@p{p}"
+        lowered.scratch.update(_shifted(local_plan.scratch, local_at, suffix))
+        lowered.overlap_buffers.update(_shifted(local_plan.overlap_buffers, local_at, suffix))
+        overlapped = schedule.stage_plans.overlapped_ops(p, ops)
         note = f"patch {p + 1}/{len(patch_ops)}"
-        row, col = grid[p]
+        row, col = schedule.grid[p]
         for op, item in zip(ops, per_patch):
-            if op.outputs[0] != stage.split and empty_buffer(g, op.outputs[0], row, col):
+            if op.outputs[0] != stage.split and empty_buffer(graph, op.outputs[0], row, col):
                 continue  # nothing of its output is needed by this patch
             for key, (where, name, offset) in item.anchors.items():
                 if where != "local":
                     base = bases[where]
-                elif empty_buffer(g, name, row, col):
+                elif empty_buffer(graph, name, row, col):
                     base = local_at  # an empty window
                 else:
                     base = local_at + local_plan.placements[name].offset
                 placements[key] = TensorPlacement(key, base + offset, item.span_bytes(key), 0, 0)
             layer = _lower_patch_op(item, index_of[item.op.name], target, op.name in overlapped)
-            layers.append(replace(_per_patch_buffers(layer, suffix),
-                                  note=note + (f", {layer.note}" if layer.note else "")))
+            lowered.layers.append(replace(_per_patch_buffers(layer, suffix),
+                                          note=note + (f", {layer.note}" if layer.note else "")))
             name = op.outputs[0]
             if name == stage.split:
                 continue
@@ -293,39 +319,18 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                 src, dst = f"{name}@p{p}:copy{k}:src", f"{name}@p{p}:copy{k}:dst"
                 placements[src] = TensorPlacement(src, copy.src, copy.nbytes, 0, 0)
                 placements[dst] = TensorPlacement(dst, copy.dst, copy.nbytes, 0, 0)
-                layers.append(LayerCall(f"{item.op.name}.halo", "HALO_COPY", None, (),
-                                        copy=(Buffer("tensor", src), Buffer("tensor", dst),
-                                              copy.nbytes), note=f"{note}: {copy.what}"))
-    for op in rest.ops:
-        layers.append(_lower(rest, index_of[op.name], op, target, op.name in rest_overlapped))
+                lowered.layers.append(LayerCall(f"{item.op.name}.halo", "HALO_COPY", None, (),
+                                                copy=(Buffer("tensor", src), Buffer("tensor", dst),
+                                                      copy.nbytes), note=f"{note}: {copy.what}"))
+    return lowered
 
-    stage_options = stage_plans.options
-    analytic = PatchEvaluator(g, plan_options.memory_options, stage_options.memory_options
-                              ).evaluate(config)
-    # The activations alone (plans without kernel scratch): arena = peak + gap + scratch growth.
-    local_alone = plan_patches(g, geometry, ops, grid, [{}] * len(grid), stage_options)
-    local_alone_bytes = with_caches(local_alone.arena_bytes, layout.total_bytes,
-                                    plan_options.alignment)
-    activation_arena = layout_regions(rest, stage.split, input_bytes, local_alone_bytes,
-                                      plan_options, {}).arena_bytes
-    peak = analytic.peak_activation_bytes
-    overlaps = {(o.kind, o.input, o.output): o for plan in stage_plans.plans for o in plan.overlaps}
-    worst = max(stage_plans.plans, key=lambda plan: plan.arena_bytes)
-    plan = ArenaPlan(
-        arena_bytes=arena,
-        placements=MappingProxyType(placements),
-        overlaps=tuple(overlaps.values()) + tuple(rest_plan.overlaps),
-        scratch=MappingProxyType(scratch_at),
-        scratch_bytes=max(0, arena - max(activation_arena, peak)),
-        peak_activation_bytes=peak,
-        gap_bytes=max(0, activation_arena - peak),
-        algorithm=f"patch {config.to_string()}: stage planned per patch, largest {worst.algorithm}; "
-                  f"rest {rest_plan.algorithm}",
-        overlap_buffers=MappingProxyType(overlap_buffers),
-        options=plan_options,
-        activation_arena_bytes=activation_arena)
-    files = _render(g, edges, tuple(layers), plan, target, model_name or graph.name)
-    return GeneratedModel(g, edges, tuple(layers), plan, target, files)
+
+def _lower_rest(graph: Graph, schedule: PatchSchedule, target: Target) -> list[LayerCall]:
+    """The ops after the stage, layer by layer, as the rest's plan lays them out."""
+    index_of = graph.op_index()
+    rest = schedule.rest
+    overlapped = _overlapped_ops(rest, schedule.regions.rest_plan)
+    return [_lower(rest, index_of[op.name], op, target, op.name in overlapped) for op in rest.ops]
 
 
 def _per_patch_buffers(layer: LayerCall, suffix: str) -> LayerCall:
@@ -338,74 +343,44 @@ def _per_patch_buffers(layer: LayerCall, suffix: str) -> LayerCall:
 
 ROW_STRIPS_MAX = 16  # the most row strips `auto` / `min-memory` try for the generated C
 SQUARE_GRID_MAX = 8  # the largest square grid (n x n) they try
+# The schedules the generated C runs, as the one resolver searches them: row strips and square
+# grids with recomputed halos, and row strips with cached halos, whose stage is evaluated as it is
+# generated (without pointwise overlaps: outputs land below their cached rows).
+C_GRID_FAMILIES = (GridFamily("rows", ("none",), ROW_STRIPS_MAX),
+                   GridFamily("square", ("none",), SQUARE_GRID_MAX),
+                   GridFamily("rows", ("full",), ROW_STRIPS_MAX, stage_overlap_pointwise=False))
 
 
 def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
                     plan_options: PlanOptions = PlanOptions()) -> PatchConfig | None:
-    """The schedule ``--patch`` names for the generated C: None for ``none`` (or when ``auto`` keeps
-    layer-based execution), an explicit ``RxC@SPLIT[+halo-full]``, or the schedule that ``auto`` /
-    ``min-memory`` picks among those the C supports: row strips (halos recomputed or cached) and
-    square grids (halos recomputed). Cached schedules are evaluated as they are generated: their
-    stage without pointwise overlaps. A schedule's peak is taken as at least the arena the planner
-    gives the rest of the graph after its split (the greedy planner cannot always lay the rest's
-    pointwise overlaps out at their analytic figure; the C needs that arena whatever the stage)."""
+    """The schedule ``--patch`` names for the generated C (`patch.resolve_schedule` over the
+    schedules the C supports, `C_GRID_FAMILIES` and `check_c_patch_support`): None for ``none`` (or
+    when ``auto`` keeps layer-based execution), an explicit ``RxC@SPLIT[+halo-full]``, or the one
+    ``auto`` / ``min-memory`` picks. A schedule's peak is taken as at least the arena the planner
+    gives the rest of the graph after its split."""
     g = strip_edge_conversions(graph).graph
-    parsed = parse_patch_option(option, g)
-    if parsed == "none":
-        return None
-    if isinstance(parsed, PatchConfig):
-        check_c_patch_support(g, patch_geometry(g, parsed))
-        return parsed
-    options = plan_options.memory_options
-    search = search_patches(g, options, halo_modes=("none",), grids="rows", max_grid=ROW_STRIPS_MAX)
-    squares = search_patches(g, options, halo_modes=("none",), grids="square",
-                             max_grid=SQUARE_GRID_MAX)
-    cached = search_patches(g, options, halo_modes=("full",), grids="rows",  # as generated:
-                            max_grid=ROW_STRIPS_MAX,
-                            stage_options=replace(options, overlap_pointwise=False))
-    supported = [search.layer_based]
-    rest_arenas: dict[str, int] = {}
-    for candidate in search.candidates + squares.candidates + cached.candidates:
-        if candidate.plan is None:
-            continue
-        try:
-            check_c_patch_support(g, patch_geometry(g, candidate.plan.config))
-        except UnsupportedOpError:
-            continue
-        supported.append(_with_rest_arena(g, candidate, plan_options, rest_arenas))
-    search = replace(search, candidates=tuple(supported), front=pareto_front(supported))
-    picked = choose(search, parsed, sram_bytes)
-    return None if picked.plan is None else picked.plan.config
+    plan = resolve_schedule(g, option, plan_options.conventions, sram_bytes,
+                            families=C_GRID_FAMILIES, check=check_c_patch_support,
+                            rest_floor=plan_options)
+    return None if plan is None else plan.config
 
 
-def _with_rest_arena(graph: Graph, candidate: Candidate, plan_options: PlanOptions,
-                     rest_arenas: dict[str, int]) -> Candidate:
-    """``candidate`` with its peak raised to the planned arena of the rest after its split."""
-    split = candidate.plan.config.split_block
-    if split not in rest_arenas:
-        geometry = patch_geometry(graph, PatchConfig((1, 1), split))
-        rest_arenas[split] = plan_arena(rest_graph(graph, geometry), plan_options).arena_bytes
-    return replace(candidate, peak_bytes=max(candidate.peak_bytes, rest_arenas[split]))
-
-
-def patch_report_fields(graph: Graph, model: GeneratedModel, config: PatchConfig) -> dict:
-    """The report.json entries of a patch schedule: ``schedule``, both input conventions of the
-    analytic peak, the layer-based peak, and the plan's figures (`patch_report.patch_summary`)."""
-    g = model.graph
-    options = model.plan.options.memory_options
-    stage_options = options
-    plan = PatchEvaluator(g, options).evaluate(config)
-    if plan.peak_activation_bytes != model.plan.peak_activation_bytes:
-        stage_options = replace(options, overlap_pointwise=False)  # see `_plan_stage`
-        plan = PatchEvaluator(g, options, stage_options).evaluate(config)
+def patch_report_fields(model: GeneratedModel) -> dict:
+    """The report.json entries of a patch-based project, read from its planned schedule:
+    ``schedule``, both input conventions of the analytic peak, the layer-based peak, whether the
+    stage kept pointwise overlaps (`patch.arena.plan_stage`), and the figures
+    (`patch.report.patch_summary`)."""
+    schedule = model.patch_schedule
+    figures = schedule.figures
     return {
-        "schedule": config.to_string(),
-        "peak_activation_bytes": plan.peak_activation_bytes,
-        "peak_activation_bytes_input_streamed": plan.peak_activation_bytes_input_streamed,
-        "layer_peak_activation_bytes": plan.layer_peak_activation_bytes,
-        "patch_stage_overlap_pointwise": stage_options.overlap_pointwise,
-        "patch": patch_summary(g, plan, options),
+        "schedule": schedule.config.to_string(),
+        "peak_activation_bytes": figures.peak_activation_bytes,
+        "peak_activation_bytes_input_streamed": figures.peak_activation_bytes_input_streamed,
+        "layer_peak_activation_bytes": figures.layer_peak_activation_bytes,
+        "patch_stage_overlap_pointwise": schedule.stage_conventions.overlap_pointwise,
+        "patch": patch_summary(model.graph, figures, schedule.plan_options.conventions),
     }
 
 
-__all__ = ["check_c_patch_support", "generate_patched", "patch_report_fields", "resolve_c_patch"]
+__all__ = ["C_GRID_FAMILIES", "check_c_patch_support", "generate_patched", "patch_report_fields",
+           "resolve_c_patch"]

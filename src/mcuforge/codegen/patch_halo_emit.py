@@ -2,7 +2,7 @@
 
 With halo caching a strip computes only the rows of each stage tensor that no earlier strip
 computed (`analysis/receptive.py`); the rows above them, which the next op's window also reads, come
-from a per-tensor row cache of ``halo_r x W x C`` bytes (`planner/halo_cache.py`). Rows of a strip
+from a per-tensor row cache of ``halo_r x W x C`` bytes (`patch/halo_cache.py`). Rows of a strip
 are contiguous, so the cache traffic is plain ``memmove`` calls between arena regions:
 
 - *fill*: after the op has written its fresh rows at ``buffer + cached_rows`` (the kernel's output
@@ -27,8 +27,8 @@ from ..analysis.receptive import Interval
 from ..errors import McuforgeError, UnsupportedOpError
 from ..ir import Graph, Op
 from ..planner.arena import ArenaPlan
-from ..planner.halo_cache import HaloCacheLayout, halo_cache_layout
-from ..planner.patch import PatchGeometry
+from ..patch.halo_cache import HaloCacheLayout, halo_cache_layout
+from ..patch.geometry import PatchGeometry
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """`compile_model`: graph -> C project folder with measured figures in report.json.
 
-The project is generated and built in a temporary folder beside the destination and renamed into
-place only when everything succeeded, so a failure (a model that does not fit ``sram_bytes``, a
-compiler error) leaves no partial output folder. For a Cortex-M target the ELF is measured:
+The project is generated and built in a staging folder beside the destination, under the
+destination's lock file (a second writer waits, then refuses), and swapped into place in one rename
+only when everything succeeded (`mcuforge.atomic.replace_folder`), so a failure (a model that does
+not fit ``sram_bytes``, a compiler error) or a kill at any moment leaves the old project or the new
+one, complete; staging folders of killed runs are removed by the next run. For a Cortex-M target the ELF is measured:
 section sizes (``arm-none-eabi-size``), the painted-stack high-water mark of one inference under
 QEMU, and the exact instruction count of ``mcuforge_invoke`` in unicorn (always on the Cortex-M7
 build, the yardstick's core). All byte figures are bytes (1 kB = 1024 B).
@@ -10,23 +12,23 @@ build, the yardstick's core). All byte figures are bytes (1 kB = 1024 B).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..analysis.memory import memory_profile
+from ..atomic import (clean_stale_staging, folder_lock, make_staging_folder, replace_folder,
+                      write_json_atomic)
 from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .qemu import run_qemu
-from .targets import TARGETS, Target, get_target
+from .targets import TARGETS, Target, get_core
 from .unicorn_count import count_invoke
 
 MEASURE_SEED = 0
@@ -65,8 +67,8 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "peak_activation_bytes": plan.peak_activation_bytes,
         # The MCUNetV2 paper's convention: the network input is read from the caller's buffer.
         "peak_activation_bytes_input_streamed": memory_profile(
-            graph, replace(plan.options.memory_options, count_network_input=False)).peak_activation_bytes,
-        "depthwise_row_buffer": plan.options.depthwise_row_buffer,
+            graph, replace(plan.options.conventions, count_network_input=False)).peak_activation_bytes,
+        "depthwise_row_buffer": plan.options.conventions.depthwise_row_buffer,
         "gap_bytes": plan.gap_bytes,
         "planner": plan.algorithm,
         "overlaps": sorted(f"{o.kind.value}:{o.output}" for o in plan.overlaps),
@@ -152,25 +154,47 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
-    target = get_target(target_name)
+    target = get_core(target_name)
     if patch is None:
         model = generate(graph, target, plan_options)
-    else:  # a `planner.patch.PatchConfig` (codegen/patch_emit.py)
+    else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
         from .patch_emit import generate_patched
         model = generate_patched(graph, target, patch, plan_options)
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
         raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
     out_dir = Path(out_dir)
+    check_output_folder(out_dir)
+    with folder_lock(out_dir):
+        clean_stale_staging(out_dir)
+        check_output_folder(out_dir)  # another writer may have finished while we waited
+        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch)
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Refuse, in one line, an output path that cannot become a project folder: a missing or
+    read-only parent folder, an existing file, a folder that is not an earlier mcuforge project."""
     parent = out_dir.resolve().parent
     if not parent.is_dir():
         raise McuforgeError(f"{out_dir}: folder {parent} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise McuforgeError(f"{out_dir}: cannot write in folder {parent} (permission denied)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise McuforgeError(f"{out_dir} exists and is not a folder; not replacing it")
+    if out_dir.is_dir() and not (out_dir / "report.json").exists() and any(out_dir.iterdir()):
+        raise McuforgeError(f"{out_dir} exists and is not an mcuforge project; not replacing it")
+
+
+def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
+                sram_bytes: int | None, source: str, measure: bool, patch) -> dict:
+    """Write, build and measure the project in a staging folder, then swap it in atomically
+    (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
+    staging = make_staging_folder(out_dir)
     try:
         write_project(model, staging)
         report = _base_report(model, source)
         if patch is not None:
             from .patch_emit import patch_report_fields
-            report.update(patch_report_fields(graph, model, patch))
+            report.update(patch_report_fields(model))
         if measure and target.is_cortex_m:
             report.update(measure_cortex_m(staging, model, target))
             if sram_bytes is not None and report["measured_sram_bytes"] > sram_bytes:
@@ -179,12 +203,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
         elif measure:
             build(staging, "host")
         report["sram_available_bytes"] = sram_bytes
-        (staging / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        if out_dir.exists():
-            if not (out_dir / "report.json").exists() and any(out_dir.iterdir()):
-                raise McuforgeError(f"{out_dir} exists and is not an mcuforge project; not replacing it")
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        write_json_atomic(staging / "report.json", report)  # last: a project with it is complete
+        replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildError, require_tool
+from .build import BuildError, require_tool, run_child
 from .targets import Target
 
 
@@ -40,8 +40,7 @@ def run_qemu(elf: Path, target: Target, inputs: bytes, output_bytes_per_inferenc
                    "-monitor", "none", "-serial", "none",
                    "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
         try:
-            result = subprocess.run(command, cwd=tmp, capture_output=True, text=True,
-                                    timeout=timeout_s)
+            result = run_child(command, cwd=tmp, timeout_s=timeout_s)
         except subprocess.TimeoutExpired:
             raise BuildError(f"QEMU ({target.qemu_machine}) did not finish in {timeout_s:.0f} s") from None
         console = result.stdout + result.stderr

@@ -1,4 +1,6 @@
-"""Build targets of the generated C: compiler, flags, and the QEMU machine that runs each one.
+"""Build targets of the generated C, one per core (``--core``): compiler, flags, and the QEMU machine
+that runs each one. `TARGETS` is keyed by `mcuforge.targets.CORE_NAMES`; `get_core` looks a core up
+the way `mcuforge.targets.get_board` looks up a board.
 
 ``host`` is the portable C99 build with the system gcc (and, for tests, AddressSanitizer and
 UndefinedBehaviorSanitizer). ``cortex-m4`` and ``cortex-m7`` are bare-metal builds with
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import McuforgeError
+from ..targets import get_core_name
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,7 @@ HOST_SANITIZE_FLAGS = ("-g", "-fsanitize=address,undefined", "-fno-sanitize-reco
                        "-fno-omit-frame-pointer")
 
 
-def get_target(name: str) -> Target:
-    """The target called ``name``; raises a one-line error listing the valid names."""
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise McuforgeError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}") from None
+def get_core(name: str) -> Target:
+    """The build target of the core called ``name`` (case-insensitive); a one-line error lists the
+    known cores."""
+    return TARGETS[get_core_name(name)]

@@ -1,7 +1,8 @@
 """Differential check of a generated project against the int8 reference runtime.
 
-The model named in ``report.json`` is read again, its float edge conversions are stripped (the C API
-is int8), and the reference interpreter gives the expected int8 outputs of every input. The project
+The caller reads the model named in ``report.json`` again (`project_model_source`; code generation
+takes a Graph and loads no model file) and passes its graph; its float edge conversions are stripped
+(the C API is int8), and the reference interpreter gives the expected int8 outputs of every input. The project
 is built for the host with AddressSanitizer and UndefinedBehaviorSanitizer and run on all inputs at
 once; a Cortex-M project is also run under QEMU. A run passes when every output byte is equal.
 
@@ -18,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import McuforgeError
-from ..frontends.load import load_graph
+from ..ir import Graph
 from ..runtime.reference import Interpreter
 from .build import build, run_host
 from .edges import strip_edge_conversions
 from .qemu import run_qemu
 from .samples import sample_inputs
-from .targets import get_target
+from .targets import get_core
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,27 @@ def load_project_report(directory: Path) -> dict:
     path = Path(directory) / "report.json"
     if not path.exists():
         raise McuforgeError(f"{directory}: no report.json (not a folder made by `mcuforge compile`)")
-    return json.loads(path.read_text())
+    try:
+        report = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise McuforgeError(f"{path}: not a valid report.json ({exc}); compile the project again") from None
+    if not isinstance(report, dict):
+        raise McuforgeError(f"{path}: not a valid report.json (not a JSON object)")
+    return report
 
 
-def make_cases(source: str, random_count: int = 3, seed: int = 0) -> list[VerifyCase]:
-    """Inputs and reference outputs for the model at ``source`` (a .tflite path)."""
-    graph = strip_edge_conversions(load_graph(source)).graph
+def project_model_source(directory: Path) -> str:
+    """The model file named in the project's ``report.json``; an error when it is gone."""
+    source = load_project_report(directory).get("source")
+    if not source or not Path(source).exists():
+        raise McuforgeError(f"{directory}: the model {source!r} named in report.json is not available")
+    return source
+
+
+def make_cases(model: Graph, source: str, random_count: int = 3, seed: int = 0) -> list[VerifyCase]:
+    """Inputs and reference outputs for ``model``, the graph read from ``source`` (whose sample
+    inputs are looked up by file name, `samples`)."""
+    graph = strip_edge_conversions(model).graph
     interpreter = Interpreter(graph)
     shapes = [graph.tensors[n].shape for n in graph.inputs]
     inputs: list[tuple[str, list[np.ndarray]]] = []
@@ -91,20 +107,18 @@ def _compare(runner: str, cases: list[VerifyCase], produced: bytes) -> list[Veri
     return results
 
 
-def verify_project(directory: Path, random_count: int = 3, seed: int = 0, qemu: bool = True
-                   ) -> list[VerifyResult]:
-    """Build and run the project on the host (sanitised) and, for Cortex-M targets, under QEMU."""
+def verify_project(directory: Path, model: Graph, random_count: int = 3, seed: int = 0,
+                   qemu: bool = True) -> list[VerifyResult]:
+    """Build and run the project on the host (sanitised) and, for Cortex-M targets, under QEMU;
+    ``model`` is the graph of the file `project_model_source` names, loaded by the caller."""
     directory = Path(directory)
     report = load_project_report(directory)
-    source = report.get("source")
-    if not source or not Path(source).exists():
-        raise McuforgeError(f"{directory}: the model {source!r} named in report.json is not available")
-    cases = make_cases(source, random_count, seed)
+    cases = make_cases(model, project_model_source(directory), random_count, seed)
     packed = b"".join(c.input for c in cases)
     out_size = len(cases[0].expected)
     binary = build(directory, "host-asan")
     results = _compare("host-asan", cases, run_host(binary, packed, out_size, len(cases)))
-    target = get_target(report.get("target", "host"))
+    target = get_core(report.get("target", "host"))
     if qemu and target.is_cortex_m:
         elf = build(directory, target.name)
         run = run_qemu(elf, target, packed, out_size, len(cases))

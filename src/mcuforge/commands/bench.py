@@ -3,19 +3,20 @@ TFLite Micro (the `tflite-micro` pip interpreter) allocates for the same file, w
 
 TFLite Micro's ``head`` is its planned non-persistent tensors (activations, float I/O tensors of a
 float-I/O model included); ``tail`` is its persistent allocations (tensor structs, quantisation data,
-per-op buffers); ``total`` = head + tail. Ours counts int8 activations only (DESIGN.md).
+per-op buffers); ``total`` = head + tail. Ours counts int8 activations only (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from ..analysis.memory import MemoryOptions, memory_profile
-from ..analysis.tflm import TflmArena, measure_tflm_arena
+from ..analysis.conventions import REFERENCE_CONVENTIONS
+from ..analysis.memory import memory_profile
+from ..rivals.tflm import TflmArena, measure_tflm_arena
 from ..errors import ModelFileError
 from ..frontends.tflite import read_tflite
 from ..ir import DType, Graph
@@ -87,8 +88,10 @@ def float_io_bytes(graph: Graph) -> int:
 def bench_against_tflm(path: Path) -> BenchResult:
     """Our analytic peaks and TFLite Micro's measured arena for the .tflite file ``path``."""
     graph = read_tflite(path)
-    inplace = memory_profile(graph).peak_activation_bytes
-    plain = memory_profile(graph, MemoryOptions(inplace_depthwise=False)).peak_activation_bytes
+    # The analytic peaks under docs/architecture.md's (reference) conventions, the arena under the planner's.
+    inplace = memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes
+    plain = memory_profile(graph, replace(REFERENCE_CONVENTIONS, inplace_depthwise=False)
+                           ).peak_activation_bytes
     arena = plan_arena(graph).arena_bytes
     return BenchResult(graph.name, str(path), inplace, plain, arena, float_io_bytes(graph),
                        measure_tflm_arena(path))

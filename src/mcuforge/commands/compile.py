@@ -1,10 +1,11 @@
-"""`mcuforge compile MODEL -o DIR [--target host|cortex-m4|cortex-m7] [--sram BYTES]`.
+"""`mcuforge compile MODEL -o DIR [--board NAME | --core host|cortex-m4|cortex-m7] [--sram BYTES]`.
 
 Generates the self-contained C project (model.h, model.c, kernels/, runner/, Makefile), builds it,
 and writes DIR/report.json with the planned and measured figures (for Cortex-M targets: Flash and
 SRAM of the ELF, stack high-water under QEMU, instruction count of one inference in unicorn).
 A model that does not fit ``--sram`` fails with needed vs available bytes (exit code 2) and leaves
-no output folder.
+no output folder. ``--board`` implies the board's core and, unless ``--sram`` is given, its SRAM
+as the limit; without a board or core the C is built for cortex-m7.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from pathlib import Path
 import click
 
 from ..codegen.project import compile_model
-from ..codegen.targets import TARGETS
 from ..errors import McuforgeError
 from ..frontends.load import load_graph
 from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
+from .hardware import board_option, core_option, resolve_hardware, target_option
 
+DEFAULT_CORE = "cortex-m7"
 
 
 @click.command("compile")
 @click.argument("model")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder of the generated project (replaced if it is an earlier project).")
-@click.option("--target", type=click.Choice(list(TARGETS)), default="cortex-m7", show_default=True)
+@board_option("MCU: its core builds the C and its SRAM is the limit (unless --sram).")
+@core_option("Build target of the C (default: the board's core, else cortex-m7).")
+@target_option()
 @click.option("--sram", default=None, help="Available SRAM (bytes, or with K/M, 1K = 1024 B).")
 @click.option("--patch", default="none", show_default=True,
               help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
@@ -35,11 +39,16 @@ from ..planner.arena import PlanOptions
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
-                   "schedules) or a whole channel plane (DESIGN.md's convention; patch schedules).")
-def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str,
-            no_measure: bool, depthwise_row_buffer: bool | None) -> None:
+                   "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
+def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
+            sram: str | None, patch: str, no_measure: bool, depthwise_row_buffer: bool | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
-    sram_bytes = parse_bytes(sram) if sram is not None else None
+    hardware = resolve_hardware(board, core, target)
+    core_name = hardware.core or DEFAULT_CORE
+    if sram is not None:
+        sram_bytes = parse_bytes(sram)
+    else:
+        sram_bytes = hardware.board.sram_bytes if hardware.board is not None else None
     source = str(Path(model).resolve()) if Path(model).exists() else model
     graph = load_graph(model)
     schedule = None
@@ -51,9 +60,10 @@ def command(model: str, out_dir: Path, target: str, sram: str | None, patch: str
                                 "in-place depthwise kernel; use it with layer-based schedules")
     if depthwise_row_buffer is None:
         depthwise_row_buffer = schedule is None
-    report = compile_model(graph, out_dir, target, sram_bytes, source=source, measure=not no_measure,
+    report = compile_model(graph, out_dir, core_name, sram_bytes, source=source, measure=not no_measure,
                            patch=schedule,
-                           plan_options=PlanOptions(depthwise_row_buffer=depthwise_row_buffer))
+                           plan_options=PlanOptions().with_conventions(
+                               depthwise_row_buffer=depthwise_row_buffer))
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "

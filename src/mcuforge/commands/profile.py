@@ -8,18 +8,19 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis.memory import MemoryOptions
+from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from ..analysis.profile import ProfileReport, profile_graph
 from ..frontends.load import load_graph
-from ..targets import TARGETS, get_target, parse_bytes
+from ..targets import get_board, parse_bytes
+from .hardware import board_option, resolve_hardware, target_option
 
 
 def _kb(value: int) -> str:
     return f"{value / 1024:,.1f}"
 
 
-def print_profile(report: ProfileReport, target_name: str | None, console: Console) -> None:
-    """The human table: one row per block, then the totals and the fit against the target."""
+def print_profile(report: ProfileReport, board_name: str | None, console: Console) -> None:
+    """The human table: one row per block, then the totals and the fit against the board."""
     table = Table(title=f"{report.model}" + (f" @ {report.resolution}px" if report.resolution else ""),
                   caption="memory in kB (1 kB = 1024 B), int8 activations, network input counted")
     for column in ("block", "kind", "output", "MACs (M)", "peak kB", "peak kB (no in-place)"):
@@ -36,14 +37,14 @@ def print_profile(report: ProfileReport, target_name: str | None, console: Conso
                   f" at {report.peak_op}")
     console.print(f"peak (no in-place) {report.peak_activation_bytes_no_inplace:,} B")
     console.print(f"peak (input streamed, MCUNetV2 convention) {report.peak_activation_bytes_input_streamed:,} B")
-    if target_name:
-        target = get_target(target_name)
-        fits_sram = report.peak_activation_bytes <= target.sram_bytes
-        fits_flash = report.flash_bytes <= target.flash_bytes
-        console.print(f"{target.description}: activations {'fit' if fits_sram else 'DO NOT fit'} "
-                      f"({_kb(report.peak_activation_bytes)} of {_kb(target.sram_bytes)} kB), weights "
+    if board_name:
+        board = get_board(board_name)
+        fits_sram = report.peak_activation_bytes <= board.sram_bytes
+        fits_flash = report.flash_bytes <= board.flash_bytes
+        console.print(f"{board.description}: activations {'fit' if fits_sram else 'DO NOT fit'} "
+                      f"({_kb(report.peak_activation_bytes)} of {_kb(board.sram_bytes)} kB), weights "
                       f"{'fit' if fits_flash else 'DO NOT fit'} ({_kb(report.flash_bytes)} of "
-                      f"{_kb(target.flash_bytes)} kB Flash)")
+                      f"{_kb(board.flash_bytes)} kB Flash)")
 
 
 @click.command("profile")
@@ -51,55 +52,59 @@ def print_profile(report: ProfileReport, target_name: str | None, console: Conso
 @click.option("--resolution", type=int, default=None, help="Input resolution (zoo models, specs, configs).")
 @click.option("--width", type=float, default=None, help="Width multiplier (scalable zoo families).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-@click.option("--target", type=click.Choice(sorted(TARGETS), case_sensitive=False), default=None,
-              help="Check the fit against this MCU and draw its SRAM limit on --plot.")
+@board_option("Check the fit against this MCU and draw its SRAM limit on --plot.")
+@target_option()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write per-block peak memory bars to this PNG.")
 @click.option("--patch", default="none", show_default=True,
-              help="Patch-based schedule: none, auto (fewest MACs under --sram/--target SRAM), "
+              help="Patch-based schedule: none, auto (fewest MACs under --sram/--board SRAM), "
                    "min-memory, or RxC@SPLIT (SPLIT = last block of the patch stage, e.g. 4x4@b4).")
 @click.option("--halo", type=click.Choice(["none", "cols", "full", "any"]), default="none",
               show_default=True, help="Halo treatment: recompute (none) or cache; 'any' lets "
                                       "auto/min-memory pick.")
 @click.option("--sram", default=None, help="SRAM budget for --patch auto (bytes, or with K/M).")
-@click.option("--overlap-pointwise", is_flag=True,
+@click.option("--overlap-pointwise/--no-overlap-pointwise",
+              default=DEFAULT_CONVENTIONS.overlap_pointwise, show_default=True,
               help="--patch: let 1x1 convs write over their input (vMCU), as `compile` does.")
 @click.option("--depthwise-row-buffer", is_flag=True,
               help="--patch: in-place depthwise convs keep a ring of output rows instead of a "
                    "whole channel plane.")
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
-            target: str | None, plot_path: str | None, patch: str, halo: str,
+            board: str | None, target: str | None, plot_path: str | None, patch: str, halo: str,
             sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool) -> None:
     """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory."""
+    chosen_board = resolve_hardware(board, None, target, accepts_core=False).board
     graph = load_graph(model, resolution, width)
     report = profile_graph(graph)
-    options = MemoryOptions(overlap_pointwise=overlap_pointwise, depthwise_row_buffer=depthwise_row_buffer)
+    options = MemoryConventions(overlap_pointwise=overlap_pointwise,
+                                depthwise_row_buffer=depthwise_row_buffer)
     plan = None
     if patch != "none":
         from dataclasses import replace
 
-        from ..planner.patch_report import patch_summary, resolve_patch
-        budget = parse_bytes(sram) if sram else (get_target(target).sram_bytes if target else None)
-        plan = resolve_patch(graph, patch, halo, budget, options)
+        from ..patch import resolve_schedule
+        from ..patch.report import patch_summary
+        budget = parse_bytes(sram) if sram else (chosen_board.sram_bytes if chosen_board else None)
+        plan = resolve_schedule(graph, patch, options, budget, halo)
         if plan is not None:
             report = replace(report, patch=patch_summary(graph, plan, options))
     if plot_path:
         from ..report.plots import plot_block_memory  # matplotlib only when a plot is asked for
-        limit = get_target(target).sram_bytes if target else None
+        limit = chosen_board.sram_bytes if chosen_board else None
         series = {"layer-based (in-place dw)": [(b.name, b.peak_activation_bytes) for b in report.blocks]}
         if plan is not None:
             series[f"patch-based {plan.config.to_string()}"] = list(plan.per_block)
         plot_block_memory(series, plot_path, f"{report.model}: peak activation memory per block",
-                          limit, f"{target} SRAM" if target else "SRAM")
+                          limit, f"{chosen_board.name} SRAM" if chosen_board else "SRAM")
     if as_json:
         payload = report.to_json()
-        if target:
-            payload["target"] = get_target(target).name
+        if chosen_board:
+            payload["target"] = chosen_board.name
         click.echo(json.dumps(payload, indent=1))
     else:
-        print_profile(report, target, Console())
+        print_profile(report, chosen_board.name if chosen_board else None, Console())
         if plan is not None:
-            from ..planner.patch_report import print_patch
+            from ..patch.report import print_patch
             print_patch(graph, plan, Console(), options)
         elif patch != "none":
             click.echo(f"--patch {patch}: layer-based execution is best (no patch schedule)")

@@ -10,11 +10,12 @@ input ``x = pixel / 127.5 - 1``; the scale and zero point are printed.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import click
 
-from ..errors import McuforgeError
+from ..errors import McuforgeError, ModelFileError
 
 
 def _load_model(model: str):
@@ -28,8 +29,24 @@ def _load_model(model: str):
     if not Path(model).exists():
         raise McuforgeError(f"{model}: not a trained model file, and no pretrained weights by that "
                             f"name (pretrained: {', '.join(PRETRAINED)})")
-    net, spec, saved = load_trained_model(model)
+    try:
+        with warnings.catch_warnings():  # torch warns on stderr about foreign pickle protocols
+            warnings.simplefilter("ignore")
+            net, spec, saved = load_trained_model(model)
+    except ModelFileError as exc:
+        if exc.__cause__ is None:
+            raise
+        raise ModelFileError(f"{model}: not a trained model file (torch.load: "
+                             f"{type(exc.__cause__).__name__}: "
+                             f"{_first_sentence(str(exc.__cause__))})") from None
     return net, spec, saved.get("dataset") or None
+
+
+def _first_sentence(message: str, limit: int = 120) -> str:
+    """The first sentence of the first line of ``message`` (torch's errors run over several lines)."""
+    line = next((text.strip() for text in message.splitlines() if text.strip()), "unreadable")
+    sentence = line.split(". ")[0]
+    return sentence if len(sentence) <= limit else sentence[:limit] + "..."
 
 
 @click.command("quantize")

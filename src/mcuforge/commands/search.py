@@ -1,4 +1,4 @@
-"""`mcuforge search --dataset D --target T --sram 64KB --flash 256KB [--patch] [--time-budget 40m]`.
+"""`mcuforge search --dataset D --board B --sram 64KB --flash 256KB [--patch] [--time-budget 40m]`.
 
 TinyNAS (MCUNet): search-space optimisation, a weight-sharing supernet trained with the sandwich rule,
 an evolutionary search under SRAM / Flash / latency constraints (each candidate paired with its best
@@ -15,7 +15,10 @@ from pathlib import Path
 import click
 
 from ..errors import McuforgeError
-from ..targets import get_target, parse_bytes
+from ..targets import parse_bytes
+from .hardware import board_option, resolve_hardware, target_option
+
+DEFAULT_BOARD = "stm32f412"
 
 
 def parse_duration(text: str) -> float:
@@ -37,9 +40,11 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 @click.command("search")
 @click.option("--dataset", "-d", default="fashion-mnist", show_default=True, help="Data set name or folder.")
-@click.option("--target", "-t", default="stm32f412", show_default=True, help="MCU (its core and clock).")
-@click.option("--sram", help="SRAM limit, e.g. 64KB (default: the target's).")
-@click.option("--flash", help="Flash limit, e.g. 256KB (default: the target's).")
+@board_option("MCU (its core and clock; its SRAM and Flash unless --sram/--flash).",
+              default_board=DEFAULT_BOARD)
+@target_option(short="-t")
+@click.option("--sram", help="SRAM limit, e.g. 64KB (default: the board's).")
+@click.option("--flash", help="Flash limit, e.g. 256KB (default: the board's).")
 @click.option("--latency-ms", type=float, help="Latency limit (ms) from the latency model.")
 @click.option("--latency-model", type=click.Choice(["codegen", "tflm"]), default="codegen", show_default=True,
               help="codegen: calibrated on unicorn counts of generated C; tflm: TFLite Micro figures.")
@@ -62,21 +67,21 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads.")
 @click.option("--out", "-o", "run_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (default: runs/search-<dataset>-<target>).")
+              help="Run folder (default: runs/search-<dataset>-<board>).")
 @click.option("--resume", is_flag=True, help="Continue the search in the run folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def command(dataset: str, target: str, sram: str | None, flash: str | None, latency_ms: float | None,
+def command(dataset: str, board: str | None, target: str | None, sram: str | None, flash: str | None, latency_ms: float | None,
             latency_model: str, patch: bool, time_budget: str | None, preset: str, widths: str | None,
             resolutions: str | None,
             samples: int | None, supernet_epochs: int | None, population: int | None,
             generations: int | None, finetune_epochs: int | None, winner_init: str | None,
             no_random: bool, no_compile: bool,
             seed: int, threads: int | None, run_dir: Path | None, resume: bool, quiet: bool) -> None:
-    """Search a network for DATASET that fits the target's SRAM and Flash (TinyNAS)."""
+    """Search a network for DATASET that fits the board's SRAM and Flash (TinyNAS)."""
+    board = resolve_hardware(board, None, target, accepts_core=False).board_or(DEFAULT_BOARD)
     from ..nas.pipeline import run_search
     from ..nas.settings import preset_settings
 
-    board = get_target(target)
     resolution_list = _floats(resolutions)
     settings = preset_settings(
         preset, sram_bytes=parse_bytes(sram) if sram else board.sram_bytes,

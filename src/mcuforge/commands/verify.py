@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from ..codegen.verify import verify_project
+from ..codegen.verify import project_model_source, verify_project
 from ..errors import McuforgeError
+from ..frontends.load import load_graph
 
 
 @click.command("verify")
@@ -22,7 +23,8 @@ from ..errors import McuforgeError
 @click.option("--no-qemu", is_flag=True, help="Skip the QEMU run of a Cortex-M project.")
 def command(directory: Path, random_count: int, seed: int, no_qemu: bool) -> None:
     """Check the C project in DIRECTORY against the int8 reference runtime."""
-    results = verify_project(directory, random_count, seed, qemu=not no_qemu)
+    model = load_graph(project_model_source(directory))
+    results = verify_project(directory, model, random_count, seed, qemu=not no_qemu)
     for r in results:
         status = "PASS" if r.passed else f"FAIL ({r.mismatches} of {r.total} bytes differ)"
         click.echo(f"{r.runner:<18} {r.label:<40} {status}")

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..analysis.profile import profile_graph
 from ..models.spec_graph import build_graph
 from ..models.zoo import get_spec, list_models, zoo_entry
-from ..targets import TARGETS
+from ..targets import BOARDS
 
 
 def zoo_rows() -> list[dict]:
@@ -24,7 +24,7 @@ def zoo_rows() -> list[dict]:
             "model": name, "resolution": spec.resolution, "macs": report.macs, "params": report.params,
             "flash_bytes": report.flash_bytes, "peak_activation_bytes": report.peak_activation_bytes,
             "peak_activation_bytes_no_inplace": report.peak_activation_bytes_no_inplace,
-            "fits": [t.name for t in TARGETS.values()
+            "fits": [t.name for t in BOARDS.values()
                      if report.peak_activation_bytes <= t.sram_bytes and report.flash_bytes <= t.flash_bytes],
             "source": zoo_entry(name).source,
         })
@@ -48,7 +48,7 @@ def print_zoo_table(rows: list[dict], console: Console) -> None:
 @click.command("zoo")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def command(as_json: bool) -> None:
-    """List the model zoo with MACs, params, Flash and peak memory, and which targets each fits."""
+    """List the model zoo with MACs, params, Flash and peak memory, and which boards each fits."""
     rows = zoo_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=1))

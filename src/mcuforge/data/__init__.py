@@ -1,4 +1,10 @@
-"""Data sets: loaders for IDX, CIFAR batches, image folders and Speech Commands; `load_dataset`."""
+"""Data sets: loaders for IDX (MNIST, Fashion-MNIST), CIFAR batches, image folders and Speech
+Commands, the preprocessing of training and evaluation batches (`transforms`), and
+`load_dataset`, which finds a data set by name or folder (`registry`).
+
+May import: every layer below it in `mcuforge.layers` (errors, the foundation modules (atomic,
+reference, targets, layers), stages, arith, ir, ops, models, analysis, planner, patch, runtime,
+codegen, frontends, rivals); it needs only errors. Not quant, train or anything above."""
 
 from .dataset import ArrayDataset
 from .registry import dataset_names, load_dataset

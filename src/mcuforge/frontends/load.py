@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import McuforgeError, ModelFileError, UnknownModelError
 from ..ir import Graph
+from ..ops.validation import validate_model
 from ..models.dsl import NetSpec, parse_spec
 from .proxyless_json import load_config
 from ..models.spec_graph import build_graph
@@ -25,7 +26,11 @@ def load_spec(model: str, resolution: int | None = None, width: float | None = N
             raise McuforgeError("--width does not apply to a JSON config (its widths are fixed)")
         if not Path(model).exists():
             raise ModelFileError(f"{model}: no such file")
-        spec = load_config(model)
+        try:
+            spec = load_config(model)
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{model}: not a JSON config (binary data, not UTF-8 text; "
+                                 "a .tflite model must end in .tflite)") from None
     else:
         return get_spec(model, resolution, width, num_classes, in_channels)
     if resolution is not None:
@@ -52,7 +57,7 @@ def load_graph(model: str, resolution: int | None = None, width: float | None = 
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:
         raise UnknownModelError(f"{exc} (or give a .tflite/.json path or a spec string)") from None
-    return build_graph(spec, spec.name or Path(model).stem)
+    return validate_model(build_graph(spec, spec.name or Path(model).stem), model)
 
 
 __all__ = ["load_graph", "load_spec", "list_models"]

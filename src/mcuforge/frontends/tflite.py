@@ -15,9 +15,10 @@ this module maps the decoded records to IR tensors and ops:
   what TinyEngine does), unless ``fold_pad_ops=False``;
 - QUANTIZE/DEQUANTIZE/TRANSPOSE at the graph's edges stay ops; blocks come from `tflite_blocks.py`.
 
-Anything outside `OpKind` raises ``UnsupportedOpError("unsupported op GATHER at operator #12
-(tensor NAME)")``; a missing, truncated or corrupt file raises `ModelFileError`. The graph returned
-has passed `mcuforge.ir.validate`.
+An operator no op module implements (`mcuforge.ops`) raises ``UnsupportedOpError("unsupported op
+GATHER at operator #12 (tensor NAME)")``; each op module decodes its own options
+(`OpDef.decode_attrs`, through the public helpers of `_Reader`); a missing, truncated or corrupt
+file raises `ModelFileError`. The graph returned has passed `mcuforge.ir.validate`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from pathlib import Path
 import numpy as np
 from tflite.Padding import Padding
 
-from ..errors import InvalidGraphError, McuforgeError, ModelFileError, UnsupportedOpError
-from ..ir import (ConcatAttrs, ConvAttrs, DType, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  MeanAttrs, NoAttrs, Op, OpKind, PadAttrs, Pads, PoolAttrs, QuantParams,
-                  ReshapeAttrs, ResizeAttrs, SoftmaxAttrs, Tensor, TransposeAttrs, validate)
+from ..errors import (InvalidGraphError, InvalidValueError, McuforgeError, ModelFileError,
+                      UnsupportedOpError)
+from ..ir import DType, Graph, Op, OpKind, Pads, QuantParams, Tensor, validate
 from ..ir.ops import Attrs
+from ..ops import op_def
+from ..ops.validation import validate_model
 from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
 from .tflite_fold import fold_pads
@@ -57,6 +59,8 @@ def graph_from_raw(raw: RawModel, name: str, source: str, fold_pad_ops: bool = T
     """Turn a decoded model into a validated IR graph (``source`` is named in errors)."""
     try:
         return _build_graph(raw, name, source, fold_pad_ops)
+    except InvalidValueError:
+        raise
     except InvalidGraphError as exc:
         raise ModelFileError(f"{source}: inconsistent model: {exc}") from None
     except McuforgeError:
@@ -85,6 +89,7 @@ def _build_graph(raw: RawModel, name: str, source: str, fold_pad_ops: bool) -> G
     graph = Graph(name=name, tensors=tensors, ops=tuple(ops),
                   inputs=tuple(reader.names[i] for i in raw.inputs),
                   outputs=tuple(reader.names[i] for i in raw.outputs), metadata=metadata)
+    validate_model(graph, source)
     validate(graph)
     if fold_pad_ops:
         graph = _number_ops(fold_pads(graph))
@@ -224,7 +229,7 @@ class _Reader:
         tensor = self.names[rop.outputs[0]] if rop.outputs else "none"
         raise UnsupportedOpError(f"unsupported op {op_name} at operator #{rop.index} (tensor {tensor})")
 
-    def _clamp(self, rop: RawOperator, where: str) -> tuple[float, float]:
+    def clamp(self, rop: RawOperator, where: str) -> tuple[float, float]:
         code = int(rop.options.get("FusedActivationFunction", 0))
         if code not in CLAMP_OF_ACTIVATION:
             name = ACTIVATION_NAME.get(code, str(code))
@@ -232,14 +237,14 @@ class _Reader:
                                      f"(tensor {self.names[rop.outputs[0]]})")
         return CLAMP_OF_ACTIVATION[code]
 
-    def _positive(self, rop: RawOperator, where: str, *fields: str) -> tuple[int, ...]:
+    def positive(self, rop: RawOperator, where: str, *fields: str) -> tuple[int, ...]:
         values = tuple(int(rop.options.get(f, 0)) for f in fields)
         if any(v < 1 for v in values):
             raise ModelFileError(f"{self.source}: {where} has {'/'.join(fields)} = {values} "
                                  "(must be at least 1)")
         return values
 
-    def _pads(self, rop: RawOperator, where: str, in_hw: tuple[int, int], kernel: tuple[int, int],
+    def pads(self, rop: RawOperator, where: str, in_hw: tuple[int, int], kernel: tuple[int, int],
               stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Pads:
         padding = int(rop.options.get("Padding", Padding.SAME))
         if padding == Padding.VALID:
@@ -248,110 +253,34 @@ class _Reader:
             return Pads.same(in_hw[0], in_hw[1], kernel, stride, dilation)
         raise ModelFileError(f"{self.source}: {where} has unknown padding {padding}")
 
-    def _spatial_input(self, rop: RawOperator, where: str) -> tuple[int, ...]:
+    def spatial_input(self, rop: RawOperator, where: str) -> tuple[int, ...]:
         shape = self.shape(rop.inputs[0])
         if len(shape) != 4:
             raise ModelFileError(f"{self.source}: {where} needs a 4-D input, got {list(shape)}")
         return shape
 
-    def _constant(self, rop: RawOperator, position: int, what: str, where: str) -> np.ndarray:
+    def constant(self, rop: RawOperator, position: int, what: str, where: str) -> np.ndarray:
         """The values of the constant input ``position`` of ``rop`` (folded into attributes)."""
         if len(rop.inputs) <= position or rop.inputs[position] < 0:
             raise ModelFileError(f"{self.source}: {where} has no {what} input")
-        t = self.raw.tensors[rop.inputs[position]]
-        values = self.data(t)
+        values = self.constant_or_none(rop, position, what, where)
         if values is None:
             raise UnsupportedOpError(f"{where} has non-constant {what} "
-                                     f"(tensor {self.names[t.index]})")
-        if self.dtype(t) not in (DType.INT32, DType.INT64):
+                                     f"(tensor {self.names[rop.inputs[position]]})")
+        return values
+
+    def constant_or_none(self, rop: RawOperator, position: int, what: str,
+                         where: str) -> np.ndarray | None:
+        """The values of the optional constant int32 input ``position`` of ``rop``; None when the
+        input is absent or not a constant."""
+        if len(rop.inputs) <= position or rop.inputs[position] < 0:
+            return None
+        t = self.raw.tensors[rop.inputs[position]]
+        values = self.data(t)
+        if values is not None and self.dtype(t) not in (DType.INT32, DType.INT64):
             raise ModelFileError(f"{self.source}: {where}: {what} tensor {self.names[t.index]} "
                                  f"is {self.dtype(t).value}, expected int32")
         return values
 
     def _attrs(self, kind: OpKind, rop: RawOperator, where: str) -> Attrs:
-        if kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
-            return self._conv_attrs(kind, rop, where)
-        if kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
-            x = self._spatial_input(rop, where)
-            stride = self._positive(rop, where, "StrideH", "StrideW")
-            kernel = self._positive(rop, where, "FilterHeight", "FilterWidth")
-            pads = self._pads(rop, where, (x[1], x[2]), kernel, stride)
-            return PoolAttrs(kernel, stride, pads, self._clamp(rop, where))
-        if kind is OpKind.FULLY_CONNECTED:
-            if int(rop.options.get("WeightsFormat", 0)) != 0:
-                raise UnsupportedOpError(f"unsupported shuffled weights in {where} "
-                                         f"(tensor {self.names[rop.outputs[0]]})")
-            return FullyConnectedAttrs(self._clamp(rop, where),
-                                       bool(rop.options.get("KeepNumDims", False)))
-        if kind in (OpKind.ADD, OpKind.MUL):
-            return ElementwiseAttrs(self._clamp(rop, where))
-        if kind is OpKind.CONCATENATION:
-            return ConcatAttrs(int(rop.options.get("Axis", 0)), self._clamp(rop, where))
-        if kind is OpKind.SOFTMAX:
-            return SoftmaxAttrs(float(rop.options.get("Beta", 0.0)))
-        if kind is OpKind.MEAN:
-            axes = self._constant(rop, 1, "axes", where).reshape(-1)
-            return MeanAttrs(tuple(int(a) for a in axes), bool(rop.options.get("KeepDims", False)))
-        if kind is OpKind.PAD:
-            paddings = self._constant(rop, 1, "paddings", where)
-            if paddings.ndim != 2 or paddings.shape[1] != 2:
-                raise ModelFileError(f"{self.source}: {where}: paddings have shape "
-                                     f"{list(paddings.shape)}, expected [rank, 2]")
-            return PadAttrs(tuple((int(lo), int(hi)) for lo, hi in paddings))
-        if kind is OpKind.TRANSPOSE:
-            perm = self._constant(rop, 1, "permutation", where).reshape(-1)
-            return TransposeAttrs(tuple(int(p) for p in perm))
-        if kind is OpKind.RESIZE_NEAREST_NEIGHBOR:
-            size = self._constant(rop, 1, "size", where).reshape(-1)
-            if size.shape != (2,):
-                raise ModelFileError(f"{self.source}: {where}: size has {size.size} values, expected 2")
-            return ResizeAttrs((int(size[0]), int(size[1])),
-                               bool(rop.options.get("AlignCorners", False)),
-                               bool(rop.options.get("HalfPixelCenters", False)))
-        if kind is OpKind.RESHAPE:
-            return ReshapeAttrs(self._reshape_target(rop, where))
-        return NoAttrs()
-
-    def _conv_attrs(self, kind: OpKind, rop: RawOperator, where: str) -> ConvAttrs:
-        x = self._spatial_input(rop, where)
-        if len(rop.inputs) < 2 or rop.inputs[1] < 0:
-            raise ModelFileError(f"{self.source}: {where} has no filter")
-        w = self.shape(rop.inputs[1])
-        if len(w) != 4:
-            raise ModelFileError(f"{self.source}: {where}: filter has shape {list(w)}, expected 4-D")
-        stride = self._positive(rop, where, "StrideH", "StrideW")
-        dilation = self._positive(rop, where, "DilationHFactor", "DilationWFactor")
-        pads = self._pads(rop, where, (x[1], x[2]), (w[1], w[2]), stride, dilation)
-        multiplier = 1
-        if kind is OpKind.DEPTHWISE_CONV_2D and x[3] > 0:
-            multiplier = max(w[3] // x[3], 1)
-        return ConvAttrs(stride, pads, dilation, self._clamp(rop, where), multiplier)
-
-    def _reshape_target(self, rop: RawOperator, where: str) -> tuple[int, ...]:
-        """RESHAPE's new shape: from the constant shape input, else the options, else the output
-        tensor; one -1 is resolved from the input's element count."""
-        target: tuple[int, ...] | None = None
-        if len(rop.inputs) > 1 and rop.inputs[1] >= 0:
-            shape_tensor = self.raw.tensors[rop.inputs[1]]
-            values = self.data(shape_tensor)
-            if values is not None and self.dtype(shape_tensor) not in (DType.INT32, DType.INT64):
-                raise ModelFileError(f"{self.source}: {where}: shape tensor "
-                                     f"{self.names[shape_tensor.index]} is "
-                                     f"{self.dtype(shape_tensor).value}, expected int32")
-            if values is not None:
-                target = tuple(int(v) for v in values.reshape(-1))
-        if target is None and rop.options.get("NewShape"):
-            target = tuple(int(v) for v in rop.options["NewShape"])  # type: ignore[union-attr]
-        if target is None:
-            target = self.shape(rop.outputs[0])
-        total = math.prod(self.shape(rop.inputs[0]))
-        unknown = [i for i, d in enumerate(target) if d == -1]
-        known = math.prod(d for d in target if d != -1)
-        if len(unknown) > 1 or any(d < -1 for d in target) or (unknown and known == 0):
-            raise ModelFileError(f"{self.source}: {where}: cannot resolve new shape {list(target)}")
-        if unknown:
-            if total % known:
-                raise ModelFileError(f"{self.source}: {where}: cannot reshape {total} elements "
-                                     f"to {list(target)}")
-            target = tuple(total // known if d == -1 else d for d in target)
-        return target
+        return op_def(kind).decode_attrs(kind, self, rop, where)

@@ -20,6 +20,9 @@ The rule, applied to the ops in execution order:
    Graphs without spatial ops keep one block per layer.
 
 Blocks are named ``block0``, ``block1``, ... in execution order; every op is in exactly one block.
+Zoo and spec graphs call theirs ``b0``, ``b1``, ... (their op names carry that prefix, which
+quantisation relies on), and the names stay as they are, so the figures and reports of either kind
+keep their names; where a user types a block, `Graph.block_name` takes either spelling for either.
 """
 
 from __future__ import annotations

@@ -22,31 +22,15 @@ from typing import Callable
 
 import numpy as np
 import tflite
-from tflite.BuiltinOptions import BuiltinOptions
 
 from ..errors import McuforgeError, ModelFileError
+from ..ops import definitions
 
-# Option fields the reader uses, per builtin options table: (generated class, accessor names).
+# Option fields the reader uses, per builtin options table: (generated class, accessor names), as
+# the op modules declare them (`OpDef.tflite_option_fields`).
 _OPTION_FIELDS: dict[int, tuple[type, tuple[str, ...]]] = {
-    BuiltinOptions.Conv2DOptions: (tflite.Conv2DOptions, (
-        "Padding", "StrideW", "StrideH", "FusedActivationFunction", "DilationWFactor",
-        "DilationHFactor")),
-    BuiltinOptions.DepthwiseConv2DOptions: (tflite.DepthwiseConv2DOptions, (
-        "Padding", "StrideW", "StrideH", "DepthMultiplier", "FusedActivationFunction",
-        "DilationWFactor", "DilationHFactor")),
-    BuiltinOptions.FullyConnectedOptions: (tflite.FullyConnectedOptions, (
-        "FusedActivationFunction", "WeightsFormat", "KeepNumDims")),
-    BuiltinOptions.AddOptions: (tflite.AddOptions, ("FusedActivationFunction",)),
-    BuiltinOptions.MulOptions: (tflite.MulOptions, ("FusedActivationFunction",)),
-    BuiltinOptions.Pool2DOptions: (tflite.Pool2DOptions, (
-        "Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight", "FusedActivationFunction")),
-    BuiltinOptions.ReducerOptions: (tflite.ReducerOptions, ("KeepDims",)),
-    BuiltinOptions.SoftmaxOptions: (tflite.SoftmaxOptions, ("Beta",)),
-    BuiltinOptions.ConcatenationOptions: (tflite.ConcatenationOptions, (
-        "Axis", "FusedActivationFunction")),
-    BuiltinOptions.ResizeNearestNeighborOptions: (tflite.ResizeNearestNeighborOptions, (
-        "AlignCorners", "HalfPixelCenters")),
-    BuiltinOptions.ReshapeOptions: (tflite.ReshapeOptions, ()),
+    definition.tflite_options: definition.tflite_option_fields
+    for definition in definitions() if definition.tflite_option_fields is not None
 }
 
 
@@ -264,9 +248,13 @@ def _operator(data: bytes, op: "tflite.Operator", index: int, codes: list[tuple[
         options_class, names = _OPTION_FIELDS[options_type]
         reader = options_class()
         reader.Init(table.Bytes, table.Pos)
-        options = {name: getattr(reader, name)() for name in names}
-        if options_type == BuiltinOptions.ReshapeOptions and not reader.NewShapeIsNone():
-            n = _length(data, reader.NewShapeLength(), reader.NewShape,
-                        f"operator #{index} new_shape", source)
-            options["NewShape"] = tuple(int(reader.NewShape(j)) for j in range(n))
+        for name in names:
+            if hasattr(reader, f"{name}IsNone"):  # a vector field: read only when present
+                if not getattr(reader, f"{name}IsNone")():
+                    element = getattr(reader, name)
+                    n = _length(data, getattr(reader, f"{name}Length")(), element,
+                                f"operator #{index} {name}", source)
+                    options[name] = tuple(int(element(j)) for j in range(n))
+            else:
+                options[name] = getattr(reader, name)()
     return RawOperator(index, builtin, custom, version, inputs, outputs, options_type, options)

@@ -29,8 +29,9 @@ from tflite.TensorType import TensorType
 
 from ..atomic import write_bytes_atomic
 from ..errors import InvalidGraphError, ModelFileError, UnsupportedOpError
-from ..ir import ConvAttrs, DType, Graph, Op, OpKind, PadAttrs, Pads, PoolAttrs, QuantParams
+from ..ir import DType, Graph, Op, OpKind, PadAttrs, Pads, QuantParams
 from ..ir.ops import Attrs
+from ..ops import op_def
 from .tflite_options import build_options
 from .tflite_schema import BUILTIN_CODE, OPTIONS_OF_KIND, TYPE_OF_DTYPE, pack_int4
 
@@ -118,31 +119,18 @@ class _Plan:
         inputs = [self.index[name] for name in op.inputs]
         outputs = [self.index[name] for name in op.outputs]
         record = _OpRecord(op.kind, op.attrs, inputs, outputs, version=version)
-        attrs = op.attrs
-        if op.kind in (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D):
-            assert isinstance(attrs, ConvAttrs)
-            _, kh, kw, _ = self.graph.tensors[op.inputs[1]].shape
-            record.padding, explicit = self._padding(op, (kh, kw), attrs.stride, attrs.dilation,
-                                                     attrs.pads)
-            if explicit:
-                record.inputs[0] = self._explicit_pad(op, attrs.pads)
-        elif op.kind in (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D):
-            assert isinstance(attrs, PoolAttrs)
-            record.padding, explicit = self._padding(op, attrs.kernel, attrs.stride, (1, 1),
-                                                     attrs.pads)
-            if explicit:
-                raise UnsupportedOpError(f"cannot write {op.name}: pooling pads {attrs.pads} are "
-                                         "neither TFLite SAME nor VALID")
-        elif op.kind is OpKind.PAD:
-            record.inputs.append(self._constant(op.name, "paddings", np.array(attrs.paddings)))
-        elif op.kind is OpKind.RESHAPE:
-            record.inputs.append(self._constant(op.name, "shape", np.array(attrs.new_shape)))
-        elif op.kind is OpKind.MEAN:
-            record.inputs.append(self._constant(op.name, "axes", np.array(attrs.axes)))
-        elif op.kind is OpKind.TRANSPOSE:
-            record.inputs.append(self._constant(op.name, "perm", np.array(attrs.perm)))
-        elif op.kind is OpKind.RESIZE_NEAREST_NEIGHBOR:
-            record.inputs.append(self._constant(op.name, "size", np.array(attrs.size)))
+        definition = op_def(op.kind)
+        window = definition.tflite_window(self.graph, op)
+        if window is not None:
+            kernel, stride, dilation, pads = window
+            record.padding, explicit = self._padding(op, kernel, stride, dilation, pads)
+            if explicit and definition.explicit_pad_op:
+                record.inputs[0] = self._explicit_pad(op, pads)
+            elif explicit:
+                raise UnsupportedOpError(f"cannot write {op.name}: pads {pads} of "
+                                         f"{op.kind.value} are neither TFLite SAME nor VALID")
+        for what, values in definition.folded_constants(op.attrs):
+            record.inputs.append(self._constant(op.name, what, values))
         self.ops.append(record)
 
     def _padding(self, op: Op, kernel: tuple[int, int], stride: tuple[int, int],

@@ -1,4 +1,10 @@
-"""The intermediate representation consumed by every pass: tensors, ops, blocks, graphs."""
+"""The intermediate representation every pass consumes: tensors with their quantisation (`tensor`),
+op kinds and their frozen attribute records (`ops`), blocks and the graph (`graph`), shape rules
+(`shapes`), a builder (`builder`), structural validation (`validate`: names resolve, order,
+shapes) and the value checks at import (`checks`: zero points, scales, dims, indices).
+
+May import: errors, the foundation modules (atomic, reference, targets, layers), stages, arith (the
+layers below it in `mcuforge.layers`); not ops, models or anything above."""
 
 from .graph import Block, Graph
 from .ops import (ATTRS_OF_KIND, INF, NO_CLAMP, RELU, RELU6, RELU_N1_TO_1, ConcatAttrs, ConvAttrs,

@@ -6,12 +6,16 @@ inverted-residual block, a head). Per-block figures are reported over blocks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from .ops import Op
 from .tensor import Tensor
+
+# A numbered block in either spelling: zoo/spec graphs' ``b4`` or .tflite graphs' ``block4``.
+_NUMBERED_BLOCK = re.compile(r"(?:block|b)(\d+)")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,23 @@ class Graph:
     def activation_inputs(self, op: Op) -> list[str]:
         """The non-constant inputs of ``op``."""
         return [n for n in op.inputs if self.is_activation(n)]
+
+    def block_name(self, spelling: str) -> str:
+        """The name of the block that ``spelling`` designates, as a user types it: the block's own
+        name, or the other spelling of a numbered block. Zoo and spec graphs name their blocks
+        ``b0, b1, ...`` (their op names carry the same prefix), graphs read from .tflite
+        ``block0, block1, ...``; ``b4`` and ``block4`` mean the same block in either. Returns
+        ``spelling`` unchanged when no block matches, so the caller's error names what was typed."""
+        names = {block.name for block in self.blocks}
+        if spelling in names:
+            return spelling
+        match = _NUMBERED_BLOCK.fullmatch(spelling.strip().lower())
+        if match is not None:
+            number = int(match[1])
+            for candidate in (f"b{number}", f"block{number}"):
+                if candidate in names:
+                    return candidate
+        return spelling
 
     def block_of_op(self) -> dict[str, str]:
         """Map from op name to the name of the block that holds it (ops outside blocks are absent)."""

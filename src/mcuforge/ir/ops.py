@@ -15,7 +15,9 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
+
+from tflite.BuiltinOperator import BuiltinOperator
 
 INF = math.inf
 NO_CLAMP: tuple[float, float] = (-INF, INF)
@@ -24,29 +26,19 @@ RELU6: tuple[float, float] = (0.0, 6.0)
 RELU_N1_TO_1: tuple[float, float] = (-1.0, 1.0)
 
 
-class OpKind(enum.Enum):
-    """Operator kinds; values are the TFLite builtin operator names."""
+def _builtin_operator_names() -> list[str]:
+    """Every TFLite builtin operator name, in the order of its builtin code."""
+    codes = {name: value for name, value in vars(BuiltinOperator).items()
+             if not name.startswith("_") and isinstance(value, int)}
+    return sorted(codes, key=lambda name: codes[name])
 
-    CONV_2D = "CONV_2D"
-    DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
-    FULLY_CONNECTED = "FULLY_CONNECTED"
-    ADD = "ADD"
-    MUL = "MUL"
-    AVERAGE_POOL_2D = "AVERAGE_POOL_2D"
-    MAX_POOL_2D = "MAX_POOL_2D"
-    MEAN = "MEAN"
-    PAD = "PAD"
-    RESHAPE = "RESHAPE"
-    SOFTMAX = "SOFTMAX"
-    QUANTIZE = "QUANTIZE"
-    DEQUANTIZE = "DEQUANTIZE"
-    CONCATENATION = "CONCATENATION"
-    RESIZE_NEAREST_NEIGHBOR = "RESIZE_NEAREST_NEIGHBOR"
-    HARD_SWISH = "HARD_SWISH"
-    LOGISTIC = "LOGISTIC"
-    TRANSPOSE = "TRANSPOSE"
-    RELU = "RELU"
-    RELU6 = "RELU6"
+
+# Operator kinds: one member per TFLite builtin operator (values are the operator names), so that a
+# new op needs no edit here. Which kinds are implemented is the op registry's business
+# (`mcuforge.ops.registry`); every other kind is refused where a graph is built or read.
+OpKind = enum.Enum("OpKind", [(name, name) for name in _builtin_operator_names()],  # type: ignore[misc]
+                   module=__name__, qualname="OpKind")
+OpKind.__doc__ = "Operator kinds; values are the TFLite builtin operator names."
 
 
 @dataclass(frozen=True)
@@ -174,28 +166,23 @@ class NoAttrs:
 Attrs = Union[ConvAttrs, PoolAttrs, FullyConnectedAttrs, ElementwiseAttrs, MeanAttrs, PadAttrs,
               ReshapeAttrs, SoftmaxAttrs, ConcatAttrs, ResizeAttrs, TransposeAttrs, NoAttrs]
 
-ATTRS_OF_KIND: dict[OpKind, type] = {
-    OpKind.CONV_2D: ConvAttrs,
-    OpKind.DEPTHWISE_CONV_2D: ConvAttrs,
-    OpKind.FULLY_CONNECTED: FullyConnectedAttrs,
-    OpKind.ADD: ElementwiseAttrs,
-    OpKind.MUL: ElementwiseAttrs,
-    OpKind.AVERAGE_POOL_2D: PoolAttrs,
-    OpKind.MAX_POOL_2D: PoolAttrs,
-    OpKind.MEAN: MeanAttrs,
-    OpKind.PAD: PadAttrs,
-    OpKind.RESHAPE: ReshapeAttrs,
-    OpKind.SOFTMAX: SoftmaxAttrs,
-    OpKind.QUANTIZE: NoAttrs,
-    OpKind.DEQUANTIZE: NoAttrs,
-    OpKind.CONCATENATION: ConcatAttrs,
-    OpKind.RESIZE_NEAREST_NEIGHBOR: ResizeAttrs,
-    OpKind.HARD_SWISH: NoAttrs,
-    OpKind.LOGISTIC: NoAttrs,
-    OpKind.TRANSPOSE: TransposeAttrs,
-    OpKind.RELU: NoAttrs,
-    OpKind.RELU6: NoAttrs,
-}
+# What the IR itself needs to know of every implemented kind: its attributes type and its shape rule.
+# The op registry (`mcuforge.ops`) fills both tables from the op modules (`register_kind`); the IR
+# stays below the ops and never names one.
+ATTRS_OF_KIND: dict[OpKind, type] = {}
+SHAPE_RULE_OF_KIND: dict[OpKind, Callable[["Op", list[tuple[int, ...]]], tuple[int, ...]]] = {}
+
+
+def register_kind(kind: OpKind, attrs_type: type,
+                  shape_rule: Callable[["Op", list[tuple[int, ...]]], tuple[int, ...]]) -> None:
+    """Declare ``kind`` implemented: ops of it take ``attrs_type`` and their output shape is
+    ``shape_rule(op, input_shapes)``. Called by `mcuforge.ops.registry` for every op module."""
+    known = ATTRS_OF_KIND.get(kind)
+    if known is not None and known is not attrs_type:
+        raise ValueError(f"{kind.value} registered twice, with {known.__name__} and "
+                         f"{attrs_type.__name__}")
+    ATTRS_OF_KIND[kind] = attrs_type
+    SHAPE_RULE_OF_KIND[kind] = shape_rule
 
 
 @dataclass(frozen=True)
@@ -209,7 +196,9 @@ class Op:
     attrs: Attrs = field(default_factory=NoAttrs)
 
     def __post_init__(self) -> None:
-        expected = ATTRS_OF_KIND[self.kind]
+        expected = ATTRS_OF_KIND.get(self.kind)
+        if expected is None:
+            raise TypeError(f"op {self.name}: {self.kind.value} is not an implemented op kind")
         if not isinstance(self.attrs, expected):
             raise TypeError(f"op {self.name}: {self.kind.value} takes {expected.__name__}, "
                             f"got {type(self.attrs).__name__}")

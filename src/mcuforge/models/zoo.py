@@ -34,12 +34,24 @@ class ZooEntry:
 _REGISTRY: dict[str, ZooEntry] = {}
 
 
+# Registered name by its normalised spelling (`normalise_model_name`).
+_BY_NORMALISED_NAME: dict[str, str] = {}
+
+
+def normalise_model_name(name: str) -> str:
+    """The spelling-free key of a zoo name: lower case, without ``-`` and ``_``, so that
+    ``MobileNetV2``, ``mobilenet_v2`` and ``mobilenetv2`` all mean ``mobilenet-v2``."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def register_model(name: str, build: Callable[[float | None, int | None], NetSpec], *,
                    scalable_width: bool, description: str, source: str) -> None:
-    """Add a model to the registry (names are unique)."""
-    if name in _REGISTRY:
-        raise ValueError(f"model {name} registered twice")
+    """Add a model to the registry (names are unique, also once normalised)."""
+    key = normalise_model_name(name)
+    if key in _BY_NORMALISED_NAME:
+        raise ValueError(f"model {name} registered twice (as {_BY_NORMALISED_NAME[key]})")
     _REGISTRY[name] = ZooEntry(name, build, scalable_width, description, source)
+    _BY_NORMALISED_NAME[key] = name
 
 
 def list_models() -> list[str]:
@@ -48,10 +60,12 @@ def list_models() -> list[str]:
 
 
 def zoo_entry(name: str) -> ZooEntry:
-    """The registry entry of ``name``; raises `UnknownModelError` with the known names."""
-    if name not in _REGISTRY:
+    """The registry entry of ``name``, in any spelling `normalise_model_name` equates (the entry
+    carries the registered name); raises `UnknownModelError` with the known names."""
+    registered = _BY_NORMALISED_NAME.get(normalise_model_name(name))
+    if registered is None:
         raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY[registered]
 
 
 def get_spec(name: str, resolution: int | None = None, width: float | None = None,
@@ -62,6 +76,7 @@ def get_spec(name: str, resolution: int | None = None, width: float | None = Non
     a resolution the network cannot take.
     """
     entry = zoo_entry(name)
+    name = entry.name
     if width is not None and not entry.scalable_width:
         raise SpecError(f"model {name} has a fixed width (it is a searched architecture); "
                         f"--width applies to: {', '.join(n for n, e in _REGISTRY.items() if e.scalable_width)}")

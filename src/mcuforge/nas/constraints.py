@@ -8,10 +8,14 @@ planner finds under the limit (MCUNetV2's joint search): it fits when that sched
 Flash is estimated for mcuforge's generated C: the weights, 16 B of per-channel constants per output
 channel of every weighted layer (bias, multiplier, shift and the rounding constant of the fast
 requantisation path), ``flash_code_base_bytes`` of runtime and ``flash_code_bytes_per_kernel`` per
-distinct specialised kernel (1x1 conv, depthwise, other). The constants come from the symbol sizes of
-a Cortex-M4 build of the generated C (1x1 kernels about 1.9 kB, depthwise 1.3 kB, others 0.4 kB, 5 kB
-of runtime); the code generator's kernels change size between versions, so the search also compiles
-its winner and checks the measured figures (`pipeline.verify_on_device_build`).
+distinct specialised kernel (1x1 conv, depthwise, other): by default 6 kB of runtime (start-up,
+`mcuforge_invoke`, the runner) and 2 kB per 1x1 kernel, 1.375 kB per depthwise kernel and 0.5 kB per
+other kernel. The constants are rounded from the symbol sizes of Cortex-M4 builds of the generated C
+(person_detect.tflite, 2026-12: 1x1 kernels 1.3-2.4 kB, most near 2.0 kB; depthwise 0.75-0.96 kB;
+pooling, softmax and plain convs 0.3-0.7 kB; `mcuforge_invoke` 2.0 kB and the start-up and
+semihosting code 1.3 kB), leaning to the larger side; the code generator's kernels change size
+between versions, so the search also compiles its winner and checks the measured figures
+(`winner.verify_on_device_build`).
 Latency (optional) comes from `nas.latency`, scaled by the MACs of the patch schedule (halo
 recomputation) when the candidate needs one.
 
@@ -28,7 +32,7 @@ from ..analysis.cost import REQUANT_BYTES_PER_CHANNEL
 from ..errors import McuforgeError
 from ..models.dsl import NetSpec
 from ..models.spec_graph import build_graph
-from ..targets import Target
+from ..targets import Board
 from .fast_profile import spec_figures
 from .latency import LatencyModel
 
@@ -96,22 +100,29 @@ class Measurement:
 @lru_cache(maxsize=4096)
 def patch_peak(spec: NetSpec, limit_bytes: int) -> tuple[int, str, float] | None:
     """(peak bytes, schedule text, MACs relative to layer-based) of the best patch schedule of ``spec``
-    under ``limit_bytes``, or None when none fits. Uses the patch planner (`planner.patch_search`, policy
-    ``auto``: the fewest MACs among the schedules that fit) with MCUNetV2's recomputed halos and grids
-    up to 4x4 (a fraction of a second per network; results are cached per spec)."""
+    under ``limit_bytes``, or None when none fits. Uses the one ``--patch`` resolver
+    (`patch.resolve_schedule`, policy ``auto``: the fewest MACs among the schedules that fit) with
+    MCUNetV2's recomputed halos and grids up to 4x4, under the reference conventions the closed-form
+    profiler counts (`analysis.conventions.REFERENCE_CONVENTIONS`; a fraction of a second per
+    network; results are cached per spec)."""
+    from ..analysis.conventions import REFERENCE_CONVENTIONS
+    from ..analysis.memory import memory_profile
     from ..errors import DoesNotFitError
-    from ..planner.patch_search import choose, search_patches
+    from ..patch import GridFamily, resolve_schedule
 
-    search = search_patches(build_graph(spec), halo_modes=PATCH_HALO_MODES, max_grid=PATCH_MAX_GRID)
+    graph = build_graph(spec)
     try:
-        picked = choose(search, "auto", limit_bytes)
+        plan = resolve_schedule(graph, "auto", REFERENCE_CONVENTIONS, limit_bytes,
+                                families=(GridFamily("square", PATCH_HALO_MODES, PATCH_MAX_GRID),))
     except DoesNotFitError:
         return None
-    return picked.peak_bytes, picked.label, picked.macs / search.layer_based.macs
+    if plan is None:
+        return memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes, "none", 1.0
+    return plan.peak_activation_bytes, plan.config.to_string(), plan.total_macs / plan.total_macs_layer
 
 
 def measure(spec: NetSpec, constraints: Constraints, latency_model: LatencyModel | None = None,
-            target: Target | None = None, need_patch_peak: bool = True) -> Measurement:
+            target: Board | None = None, need_patch_peak: bool = True) -> Measurement:
     """Figures of ``spec`` and whether it meets ``constraints``. With ``need_patch_peak`` False a
     layer-based misfit is reported without asking the patch planner (for quick pre-filtering)."""
     figures = spec_figures(spec)

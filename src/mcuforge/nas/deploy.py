@@ -13,7 +13,6 @@ Used for the searched winner (fine-tuned from its inherited supernet weights) an
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from ..data.transforms import eval_batch
 from ..errors import McuforgeError
 from ..quant.inference import int8_accuracy
 from ..models.dsl import NetSpec
+from ..stages import Run
 from ..train.checkpoint import checkpoint_path
 from ..train.config import TrainConfig
 from ..train.loop import train
@@ -75,17 +75,17 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
     is skipped when ``target_core`` is None. With ``patch`` the C runs the patch schedule that
     ``--patch auto`` picks under ``sram_bytes`` (`codegen.patch_emit.resolve_c_patch`). A network
     the C cannot build (no schedule it runs fits, or an op without a kernel) is logged with the
-    reason and left uncompiled (``compile_error`` in deploy.json). Results are cached in
-    ``run_dir/deploy.json``."""
+    reason and left uncompiled (``compile_error`` in deploy.json). The results are the ``deploy``
+    stage of a `mcuforge.stages.Run` in ``run_dir`` (``run_dir/deploy.json``), reused on ``resume``
+    when they are of the same spec; the training checkpoints are in ``run_dir/train``."""
     run_dir = Path(run_dir)
-    done = run_dir / "deploy.json"
-    if resume and done.exists():
-        saved = json.loads(done.read_text())
-        if saved.get("spec") == spec.to_string():
-            log(f"  (reusing {done})")
-            return DeployResult(saved["spec"], saved["float_accuracy"], saved["int8_accuracy"],
-                                saved["int8_test_samples"], saved["train_seconds"], saved["epochs"],
-                                saved["compile_report"])
+    run = Run(run_dir, log=log)
+    saved = run.load("deploy") if resume else None
+    if saved is not None and saved.get("spec") == spec.to_string():
+        log(f"  (reusing {run.result_path('deploy')})")
+        return DeployResult(saved["spec"], saved["float_accuracy"], saved["int8_accuracy"],
+                            saved["int8_test_samples"], saved["train_seconds"], saved["epochs"],
+                            saved["compile_report"])
     train_dir = run_dir / "train"
     started = time.perf_counter()
     if config.epochs > 0:
@@ -123,7 +123,5 @@ def deploy(model: nn.Module, spec: NetSpec, train_set: ArrayDataset, test_set: A
                 f"{report.get('measured_sram_bytes', 0):,} B (arena {report['arena_bytes']:,} B), "
                 f"Flash {report.get('flash_bytes', 0):,} B")
     out = DeployResult(spec.to_string(), float_acc, acc8, scored, train_seconds, config.epochs, report)
-    from ..atomic import write_json_atomic
-
-    write_json_atomic(done, {**out.to_dict(), "compile_report": report, "compile_error": compile_error})
+    run.save("deploy", {**out.to_dict(), "compile_report": report, "compile_error": compile_error})
     return out

@@ -141,7 +141,10 @@ def evolve(space: SearchSpace, fitness: Fitness, feasible: Feasible, config: Evo
     rng = random.Random(config.seed)
     state = SearchState()
     if resume and state_path is not None and Path(state_path).exists():
-        state = SearchState.from_dict(json.loads(Path(state_path).read_text()))
+        try:
+            state = SearchState.from_dict(json.loads(Path(state_path).read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            raise McuforgeError(f"{state_path}: corrupt evolution checkpoint; delete it to restart the search") from None
         rng.setstate(state.rng_state)
     if not state.population:
         state.population = [constrained(lambda: space.sample(rng), feasible, config.max_tries)

@@ -2,9 +2,10 @@
 
 Search-space optimisation profiles hundreds of thousands of sampled networks, so building the IR graph
 (`models.spec_graph`) and sweeping lifetimes (`analysis.memory`) for each (several ms) is too slow.
-This module walks the spec's blocks once and applies DESIGN.md's live-set rule directly; it gives the
-same numbers as ``memory_profile(build_graph(spec))`` and ``graph_cost(build_graph(spec))`` (tests
-check this on random samples), for specs made of ``cn``, ``ds``, ``ir`` (no squeeze-excite, no
+This module walks the spec's blocks once and applies docs/architecture.md's live-set rule directly; it gives the
+same numbers as ``memory_profile(build_graph(spec), REFERENCE_CONVENTIONS)`` (docs/architecture.md's
+conventions, `analysis.conventions`: no pointwise overlap) and ``graph_cost(build_graph(spec))``
+(`tests/test_nas_space.py` checks this on 64 random samples and on zoo models), for specs made of ``cn``, ``ds``, ``ir`` (no squeeze-excite, no
 h-swish), ``pool`` and ``fc`` blocks. Other specs raise `UnsupportedSpecError`; callers fall back to
 the graph.
 

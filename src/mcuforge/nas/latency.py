@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..analysis.cost import op_macs
 from ..errors import McuforgeError
 from ..ir import Graph, OpKind
-from ..targets import Target
+from ..targets import Board
 
 OP_CLASSES = ("pointwise", "depthwise", "conv", "fc")
 
@@ -46,7 +46,7 @@ class LatencyModel:
                 total += op_macs(graph, op) / self.macs_per_instruction[op_class]
         return int(round(total))
 
-    def latency_ms(self, graph: Graph, target: Target) -> float:
+    def latency_ms(self, graph: Graph, target: Board) -> float:
         """Estimated milliseconds per inference on ``target`` (one instruction per cycle)."""
         return self.instructions(graph) / target.clock_hz * 1000.0
 

@@ -48,7 +48,7 @@ def count_network(graph: Graph, core: str) -> int:
     from ..codegen.build import build
     from ..codegen.emit import generate, write_project
     from ..codegen.project import io_bytes, measurement_input
-    from ..codegen.targets import get_target as codegen_target
+    from ..codegen.targets import get_core as codegen_target
     from ..codegen.unicorn_count import count_invoke
 
     target = codegen_target(core)

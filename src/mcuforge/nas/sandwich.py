@@ -19,8 +19,11 @@ With ``time_limit_s`` (a search under ``--time-budget``) training stops when tha
 spent, wherever it is, and the learning-rate cosine follows the clock when the clock is ahead of the
 steps (`_Clock`), so the deadline holds on a busy machine too.
 
-Checkpoints (``supernet.pt`` in the run folder, atomic) hold the weights, optimizer and scheduler,
-the position (epoch, step), the history and the config; ``resume`` continues from the exact step.
+The epochs and steps, mid-epoch checkpoints and SIGINT/SIGTERM handling are the training loop's
+(`train.epochs.run_epochs`, shared with `train.loop.train`): this module gives it the sandwich step,
+the deadline and the checkpoint. Checkpoints (``supernet.pt`` in the run folder, atomic) hold the
+weights, optimizer and scheduler, the position (epoch, step, the epoch's running sums), the history
+and the config; ``resume`` continues from the exact step.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ..data.dataset import ArrayDataset
 from ..data.transforms import train_batch
 from ..errors import McuforgeError
 from ..train.checkpoint import atomic_torch_save
+from ..train.epochs import LoopCallbacks, LoopPosition, TrainingStopped, fresh_sums, run_epochs
 from ..train.loop import cosine_factor, derived_seed
 from ..train.progress import ProgressBar
 from .space import SearchSpace
@@ -213,8 +217,9 @@ def _optimizer(supernet: SuperNet, config: SupernetTrainConfig, steps_per_epoch:
     return optimizer, scheduler
 
 
-def _restore(path: Path, config: SupernetTrainConfig, supernet: SuperNet, optimizer, scheduler):
-    """Load a checkpoint into the run; (epoch, step, history) to continue from."""
+def _restore(path: Path, config: SupernetTrainConfig, supernet: SuperNet, optimizer, scheduler
+             ) -> tuple[LoopPosition, list[dict], float]:
+    """Load a checkpoint into the run; (position, history, seconds spent) to continue from."""
     _, state = load_supernet(path)
     saved = {k: v for k, v in state["train_config"].items() if k not in _RESUME_FREE}
     now = {k: v for k, v in config.to_dict().items() if k not in _RESUME_FREE}
@@ -223,13 +228,17 @@ def _restore(path: Path, config: SupernetTrainConfig, supernet: SuperNet, optimi
     supernet.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    return state["epoch"], state["step"], list(state["history"]), float(state.get("seconds_spent", 0.0))
+    position = LoopPosition(state["epoch"], state["step"], dict(state.get("epoch_sums") or fresh_sums()))
+    return position, list(state["history"]), float(state.get("seconds_spent", 0.0))
 
 
 def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTrainConfig,
                    run_dir: str | Path | None = None, resume: bool = False,
                    on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``supernet`` in place with the sandwich rule (module doc); returns per-epoch figures."""
+    """Train ``supernet`` in place with the sandwich rule (module doc); returns per-epoch figures.
+
+    The epochs and steps are the training loop's (`train.epochs.run_epochs`); this function gives it
+    the sandwich step, the time-aware schedule's deadline and the supernet checkpoint."""
     ctx = init_distributed()
     path = supernet_checkpoint_path(run_dir) if run_dir is not None else None
     data = train_subset(dataset, config.train_samples, config.seed)
@@ -239,9 +248,9 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
     steps_per_epoch = max(1, len(sampler) // local_batch)
     clock = _Clock(config.time_limit_s, 0.0, ctx.distributed)
     optimizer, scheduler = _optimizer(supernet, config, steps_per_epoch, clock)
-    epoch, step, history = 0, 0, []
+    position, history = LoopPosition(), []
     if resume and path is not None and path.exists():
-        epoch, step, history, spent = _restore(path, config, supernet, optimizer, scheduler)
+        position, history, spent = _restore(path, config, supernet, optimizer, scheduler)
         clock.spent_s = clock.elapsed_s = spent
     elif path is not None and path.exists():
         raise McuforgeError(f"{path} exists: resume it or remove it to start a new supernet")
@@ -251,75 +260,65 @@ def train_supernet(supernet: SuperNet, dataset: ArrayDataset, config: SupernetTr
         # buckets; DDP copies them (correct, a little slower) and would warn at every step.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         model = torch.nn.parallel.DistributedDataParallel(supernet, find_unused_parameters=True)
+    indices = torch.empty(0, dtype=torch.int64)  # this process's share of the current epoch, in order
 
-    def save(epoch_now: int, step_now: int) -> None:
+    def start_epoch(epoch: int) -> None:
+        nonlocal indices
+        sampler.set_epoch(epoch)
+        indices = torch.tensor(list(iter(sampler)), dtype=torch.int64)
+        supernet.train()
+
+    def sandwich_step(epoch: int, step: int) -> tuple[float, int, int]:
+        batch = indices[step * local_batch:(step + 1) * local_batch].numpy()
+        images, labels = data.batch(batch)
+        step_seed = derived_seed(config.seed, epoch, step)
+        generator = torch.Generator().manual_seed(derived_seed(step_seed, ctx.rank))
+        x = train_batch(images, supernet.space.resolution, supernet.space.in_channels,
+                        generator, config.augment, data.hflip_ok)
+        rng = random.Random(step_seed)
+        archs = [supernet.space.largest(), supernet.space.smallest()] + \
+            [supernet.space.sample(rng) for _ in range(config.num_random)]
+        optimizer.zero_grad(set_to_none=True)
+        loss, correct = _sandwich_losses(model, supernet, x, labels, archs, config)
+        optimizer.step()
+        clock.tick()
+        scheduler.step()
+        return loss, correct, len(batch)
+
+    def end_epoch(at: LoopPosition, seconds: float, stopped_by_deadline: bool) -> dict:
+        seen = max(1, at.sums["seen"])
+        record = {"epoch": at.epoch + 1, "train_loss_largest": at.sums["loss"] / seen,
+                  "train_accuracy_largest": at.sums["correct"] / seen, "seconds": seconds, "steps": at.step,
+                  "world_size": ctx.world_size}
+        if stopped_by_deadline:  # the time limit ends the training here (an incomplete epoch counts)
+            record["stopped_by_time_limit"] = True
+        elif ctx.is_main:
+            ProgressBar.write(f"supernet epoch {record['epoch']}/{config.epochs}  largest-subnet train loss "
+                              f"{record['train_loss_largest']:.4f} acc {record['train_accuracy_largest']:.2%}  "
+                              f"{record['seconds']:.0f} s", config.progress)
+        history.append(record)
+        return record
+
+    def save(at: LoopPosition, seconds_in_epoch: float) -> None:
         if path is not None and ctx.is_main:
             atomic_torch_save({"format": FORMAT, "space": supernet.space.to_dict(), "model": supernet.state_dict(),
                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                               "epoch": epoch_now, "step": step_now, "history": history,
+                               "epoch": at.epoch, "step": at.step, "history": history,
+                               "epoch_sums": {**at.sums, "seconds": at.sums["seconds"] + seconds_in_epoch},
                                "train_config": config.to_dict(), "world_size": ctx.world_size,
                                "seconds_spent": clock.elapsed_s}, path)
 
+    callbacks = LoopCallbacks(step=sandwich_step, start_epoch=start_epoch, end_epoch=end_epoch, save=save,
+                              after_epoch=on_epoch, deadline_passed=lambda: clock.expired)
     old_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
-    steps_done = 0
     try:
-        while epoch < config.epochs:
-            sampler.set_epoch(epoch)
-            indices = torch.tensor(list(iter(sampler)), dtype=torch.int64)
-            supernet.train()
-            started, loss_sum, correct_sum, seen = time.perf_counter(), 0.0, 0, 0
-            bar = ProgressBar(steps_per_epoch, step, f"supernet epoch {epoch + 1}/{config.epochs}",
-                              config.progress and ctx.is_main)
-            with bar:
-                while step < steps_per_epoch:
-                    batch = indices[step * local_batch:(step + 1) * local_batch].numpy()
-                    images, labels = data.batch(batch)
-                    step_seed = derived_seed(config.seed, epoch, step)
-                    generator = torch.Generator().manual_seed(derived_seed(step_seed, ctx.rank))
-                    x = train_batch(images, supernet.space.resolution, supernet.space.in_channels,
-                                    generator, config.augment, data.hflip_ok)
-                    rng = random.Random(step_seed)
-                    archs = [supernet.space.largest(), supernet.space.smallest()] + \
-                        [supernet.space.sample(rng) for _ in range(config.num_random)]
-                    optimizer.zero_grad(set_to_none=True)
-                    loss, correct = _sandwich_losses(model, supernet, x, labels, archs, config)
-                    optimizer.step()
-                    clock.tick()
-                    scheduler.step()
-                    step += 1
-                    steps_done += 1
-                    loss_sum, correct_sum, seen = loss_sum + loss * len(batch), correct_sum + correct, seen + len(batch)
-                    bar.update(loss_sum / seen, correct_sum / seen)
-                    if config.stop_after_steps is not None and steps_done >= config.stop_after_steps:
-                        save(epoch, step)
-                        return history
-                    if clock.expired:
-                        break
-                    if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                        save(epoch, step)
-            record = {"epoch": epoch + 1, "train_loss_largest": loss_sum / max(1, seen),
-                      "train_accuracy_largest": correct_sum / max(1, seen),
-                      "seconds": time.perf_counter() - started, "steps": step,
-                      "world_size": ctx.world_size}
-            if clock.expired:  # the time limit ends the training here (an incomplete epoch counts)
-                record["stopped_by_time_limit"] = True
-                history.append(record)
-                epoch, step = config.epochs, 0
-                save(epoch, step)
-                if on_epoch is not None:
-                    on_epoch(record)
-                break
-            history.append(record)
-            epoch, step = epoch + 1, 0
-            save(epoch, step)
-            if ctx.is_main:
-                ProgressBar.write(f"supernet epoch {record['epoch']}/{config.epochs}  largest-subnet train loss "
-                                  f"{record['train_loss_largest']:.4f} acc {record['train_accuracy_largest']:.2%}  "
-                                  f"{record['seconds']:.0f} s", config.progress)
-            if on_epoch is not None:
-                on_epoch(record)
+        run_epochs(config.epochs, steps_per_epoch, position, callbacks, description="supernet epoch",
+                   progress=config.progress and ctx.is_main, checkpoint_every=config.checkpoint_every_steps,
+                   stop_after_steps=config.stop_after_steps, save_on_stop=True)
+    except TrainingStopped:
+        return history
     finally:
         torch.set_num_threads(old_threads)
     supernet.set_max_net()

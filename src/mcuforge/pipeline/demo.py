@@ -1,8 +1,9 @@
 """`mcuforge demo`: from nothing to a model running on an emulated MCU, and a report of why it fits.
 
-Stages, in order; each saves ``DIR/results/<stage>.json`` atomically when it finishes, so a rerun
-after an interruption resumes from the first unfinished stage (and the search resumes inside itself
-from its own checkpoints):
+Stages, in order (a `mcuforge.stages.Run` with its results in ``DIR/results/``); each saves
+``DIR/results/<stage>.json`` atomically when it finishes, so a rerun after an interruption resumes
+from the first unfinished stage (and the search resumes inside itself from its own stages and
+checkpoints):
 
 1. ``search``   TinyNAS quick preset for the data set under the target's SRAM/Flash budget, jointly
                 with the patch schedule; the winner is fine-tuned, quantised to int8 (PTQ) and its
@@ -19,16 +20,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import McuforgeError
-from ..report.results import load_stage, save_stage
-from ..targets import get_target
+from ..report.results import RESULTS_FOLDER, load_stage, save_stage
+from ..stages import Run, Stage
+from ..targets import get_board
 
 STAGES = ("search", "compile", "mcu", "tflm", "report")
+
+
+DEMO_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,9 @@ class DemoSettings:
     flash_bytes: int | None = None
     preset: str = "quick"
     mcu_images: int = 1000
-    threads: int | None = None
+    # Torch threads: fixed, not "all cores", because float training is bit-reproducible only at the
+    # same thread count; with a fixed count the demo prints the same figures on any machine's CPU.
+    threads: int | None = DEMO_THREADS
     # The built-in default keeps the search small enough to finish in minutes on two cores: widths up
     # to 0.5, resolutions 32 and 48, a short supernet phase.
     widths: tuple[float, ...] | None = (0.2, 0.3, 0.4, 0.5)
@@ -51,7 +59,7 @@ class DemoSettings:
 
     def limits(self) -> tuple[int, int]:
         """(SRAM, Flash) budget in bytes: the target's unless given."""
-        target = get_target(self.target)
+        target = get_board(self.target)
         return self.sram_bytes or target.sram_bytes, self.flash_bytes or target.flash_bytes
 
 
@@ -105,17 +113,16 @@ def _int8_graph(settings: DemoSettings):
 
 def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     """Generate, build and measure the C project with the best patch schedule under the SRAM limit."""
-    from ..analysis.memory import MemoryOptions
     from ..analysis.profile import profile_graph
-    from ..planner.patch_report import resolve_patch
+    from ..patch import resolve_schedule
     from ..codegen.emit import generate
     from ..codegen.patch_emit import generate_patched, resolve_c_patch
     from ..codegen.project import compile_model
-    from ..codegen.targets import get_target as codegen_target
+    from ..codegen.targets import get_core as codegen_target
 
     sram, _ = settings.limits()
     graph = _int8_graph(settings)
-    core = get_target(settings.target).core
+    core = get_board(settings.target).core
     schedule = resolve_c_patch(graph, "auto", sram)
     out_dir = settings.run_dir / "c"
     if out_dir.exists():
@@ -125,16 +132,16 @@ def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     model = generate(graph, codegen_target(core)) if schedule is None else \
         generate_patched(graph, codegen_target(core), schedule)
     layer_blocks = [(b.name, b.peak_activation_bytes) for b in profile_graph(graph).blocks]
-    # Per-block memory of the compiled patch schedule, or, when layer-based execution fits, of the
-    # smallest-peak schedule for comparison (analytic).
-    patch_option = schedule.to_string() if schedule is not None else "min-memory"
-    patch_plan = resolve_patch(graph, patch_option, "none", None, MemoryOptions())
+    # Per-block memory of the compiled patch schedule (the figures of its planned schedule), or,
+    # when layer-based execution fits, of the smallest-peak schedule for comparison (analytic).
+    patch_plan = model.patch_schedule.figures if schedule is not None else \
+        resolve_schedule(graph, "min-memory")
     patch_blocks = list(patch_plan.per_block) if patch_plan is not None else None
     placements = [(p.name, p.offset, p.size, p.first, p.last) for p in model.plan.placements.values()]
     log(f"compiled ({report['schedule']}): arena {report['arena_bytes']:,} B, measured SRAM "
         f"{report.get('measured_sram_bytes', 0):,} B, Flash {report.get('flash_bytes', 0):,} B")
     return {**{k: v for k, v in report.items() if not isinstance(v, dict)},
-            "clock_hz": get_target(settings.target).clock_hz, "core": core,
+            "clock_hz": get_board(settings.target).clock_hz, "core": core,
             "blocks_layer": layer_blocks, "blocks_patch": patch_blocks,
             "patch_schedule_shown": patch_plan.config.to_string() if patch_plan is not None else None,
             "arena_placements": placements}
@@ -144,7 +151,7 @@ def stage_mcu(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     """Run the first test images through the Cortex-M build under QEMU; compare with the reference."""
     from ..codegen.build import build
     from ..codegen.qemu import run_qemu
-    from ..codegen.targets import get_target as codegen_target
+    from ..codegen.targets import get_core as codegen_target
     from ..data.registry import load_dataset
     from ..data.transforms import eval_batch
     from ..models.dsl import parse_spec
@@ -157,7 +164,7 @@ def stage_mcu(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     images, labels = test.batch(np.arange(count))
     x = quantize_input(graph, eval_batch(images, spec.resolution, spec.in_channels))
     reference = int8_logits(graph, x, batch_size=count).reshape(count, -1)
-    core = codegen_target(get_target(settings.target).core)
+    core = codegen_target(get_board(settings.target).core)
     elf = build(settings.run_dir / "c", core.name)
     out_bytes = reference.shape[1] * reference.itemsize
     started = time.perf_counter()
@@ -180,7 +187,7 @@ def stage_mcu(settings: DemoSettings, log: Callable[[str], None]) -> dict:
 
 def stage_tflm(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     """TensorFlow Lite Micro's arena for the same int8 model."""
-    from ..analysis.tflm import measure_tflm_arena
+    from ..rivals.tflm import measure_tflm_arena
 
     arena = measure_tflm_arena(winner_dir(settings) / "model_int8.tflite")
     log(f"TFLite Micro arena: total {arena.total:,} B (head {arena.head:,}, tail {arena.tail:,})")
@@ -200,24 +207,17 @@ STAGE_FUNCTIONS = {"search": stage_search, "compile": stage_compile, "mcu": stag
                    "tflm": stage_tflm, "report": stage_report}
 
 
+def demo_stages(log: Callable[[str], None]) -> list[Stage[DemoSettings]]:
+    """The demo's stages in order (module doc), each a function of the settings; ``report`` always
+    reruns so that it shows every saved result."""
+    return [Stage(name, partial(STAGE_FUNCTIONS[name], log=log), always_runs=name == "report") for name in STAGES]
+
+
 def run_demo(settings: DemoSettings, log: Callable[[str], None] = print) -> Path:
     """Run every unfinished stage in order (module doc); returns the report's path."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(TextColumn("[bold]demo[/bold] {task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn()) as progress:
-        task = progress.add_task("starting", total=len(STAGES))
-        for stage in STAGES:
-            if stage != "report" and load_stage(settings.run_dir, stage) is not None:
-                log(f"[{stage}] already finished, skipping (results/{stage}.json)")
-                progress.advance(task)
-                continue
-            progress.update(task, description=stage)
-            started = time.perf_counter()
-            result = STAGE_FUNCTIONS[stage](settings, log)
-            save_stage(settings.run_dir, stage, {**result, "stage_seconds": time.perf_counter() - started})
-            progress.advance(task)
+    run = Run(settings.run_dir, results_folder=RESULTS_FOLDER, timed=True, log=log)
+    run.run_stages(demo_stages(log), settings, progress_label="demo")
     return settings.run_dir / "report" / "index.html"
 
 

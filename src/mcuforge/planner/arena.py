@@ -18,9 +18,10 @@ gaps of the activation layout.
 
 Conventions shared with the analysis and the kernels: a tensor occupies its bytes from the op that
 writes it to the last op that reads it, both included (`analysis.liveness`); graph inputs are in the
-arena unless ``count_network_input`` is off (then the caller's buffer is read directly); the float
-tensors of edge QUANTIZE/DEQUANTIZE are the caller's and are not placed. An op may write its output over
-a dying input only as `analysis.overlap.find_overlap` allows, at exactly the offset it gives. The temp
+arena unless the conventions' ``count_network_input`` is off (then the caller's buffer is read
+directly); the float tensors of edge QUANTIZE/DEQUANTIZE are the caller's and are not placed. An op
+may write its output over a dying input only as `analysis.overlap.find_overlap` allows, at exactly
+the offset it gives. The lifetimes are the analysis' own (`MemoryProfile.lifetimes`). The temp
 buffer such an overlap needs (the in-place depthwise channel plane, the pointwise pixel buffer, i.e.
 ``Overlap.extra_bytes``) is planned here, in ``overlap_buffers``: kernel ``scratch_sizes`` must not
 include it.
@@ -57,12 +58,13 @@ exact search is for small graphs only; the execution order is taken as given (no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Mapping
 
-from ..analysis.liveness import Lifetime, lifetimes
-from ..analysis.memory import MemoryOptions, memory_profile
+from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
+from ..analysis.liveness import Lifetime
+from ..analysis.memory import memory_profile
 from ..analysis.overlap import Overlap, OverlapKind
 from ..ir import Graph
 from .placement import (Block, Item, Member, blocks_of, exact_place, greedy_place, live_lower_bound,
@@ -77,23 +79,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """Settings of one plan. The first two, ``count_network_input`` and ``depthwise_row_buffer`` are
-    the memory conventions (the analytic peak is computed under the same ones); ``alignment`` is the
-    offset granularity in bytes; graphs with at most ``exact_search_max_tensors`` items also get the
-    exact search."""
+    """Settings of one plan: the memory ``conventions`` (`analysis.conventions`; the analytic peak is
+    computed under the same ones), ``alignment`` (the offset granularity in bytes), and
+    ``exact_search_max_tensors`` (graphs with at most that many items also get the exact search)."""
 
-    inplace_depthwise: bool = True
-    overlap_pointwise: bool = True
+    conventions: MemoryConventions = DEFAULT_CONVENTIONS
     alignment: int = 4
     exact_search_max_tensors: int = 12
-    count_network_input: bool = True
-    depthwise_row_buffer: bool = False
 
-    @property
-    def memory_options(self) -> MemoryOptions:
-        """The analysis conventions that match these options."""
-        return MemoryOptions(self.inplace_depthwise, self.overlap_pointwise, self.count_network_input,
-                             self.depthwise_row_buffer)
+    def with_conventions(self, **changes: bool) -> "PlanOptions":
+        """These options with some convention switches changed (e.g. ``overlap_pointwise=False``)."""
+        return replace(self, conventions=replace(self.conventions, **changes))
 
 
 @dataclass(frozen=True)
@@ -150,11 +146,8 @@ def plan_arena(graph: Graph, options: PlanOptions = PlanOptions(),
     if options.alignment < 1:
         raise ValueError("alignment must be >= 1")
     scratch_items = _scratch_items(graph, scratch_sizes or {})
-    spans = lifetimes(graph)
-    if not options.count_network_input:
-        for name in graph.inputs:
-            spans.pop(name, None)
-    profile = memory_profile(graph, options.memory_options)
+    profile = memory_profile(graph, options.conventions)
+    spans = dict(profile.lifetimes)  # the one lifetime sweep (streamed input already left out)
     peak = profile.peak_activation_bytes
     candidates = [(entry.index, entry.overlap) for entry in profile.per_op
                   if entry.overlap is not None and entry.overlap.input in spans

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..analysis.liveness import lifetimes
 from ..analysis.memory import memory_profile
 from ..analysis.overlap import Overlap, OverlapKind, find_overlap
 from ..ir import Graph
@@ -43,10 +42,8 @@ def expected_output_offset(graph: Graph, overlap: Overlap) -> int:
 def verify_plan(graph: Graph, plan: "ArenaPlan") -> None:
     """Raise `PlanError` naming the first broken rule (see the module docstring); None if sound."""
     options = plan.options
-    spans = lifetimes(graph)
-    if not options.count_network_input:
-        for name in graph.inputs:
-            spans.pop(name, None)
+    analysis = memory_profile(graph, options.conventions)
+    spans = analysis.lifetimes  # the analysis' one lifetime sweep (streamed input left out)
     missing = sorted(set(spans) - set(plan.placements))
     extra = sorted(set(plan.placements) - set(spans))
     if missing or extra:
@@ -69,7 +66,7 @@ def verify_plan(graph: Graph, plan: "ArenaPlan") -> None:
         if op is None or overlap.input not in spans or overlap.output not in spans:
             raise PlanError(f"overlap {overlap}: tensors are not planned activations")
         index = index_of[op.name]
-        allowed = find_overlap(graph, op, dying.get(index, set()), options.memory_options.overlap)
+        allowed = find_overlap(graph, op, dying.get(index, set()), options.conventions.overlap)
         if allowed != overlap:
             raise PlanError(f"op {op.name}: overlap {overlap} is not the legal one ({allowed})")
         if index in used_at:
@@ -127,7 +124,7 @@ def verify_plan(graph: Graph, plan: "ArenaPlan") -> None:
         raise PlanError("activation arena smaller than the activation layout")
     if top > plan.arena_bytes:
         raise PlanError(f"blocks reach {top} B, arena is {plan.arena_bytes} B")
-    peak = memory_profile(graph, options.memory_options).peak_activation_bytes
+    peak = analysis.peak_activation_bytes
     if plan.peak_activation_bytes != peak:
         raise PlanError(f"plan says analytic peak {plan.peak_activation_bytes} B, "
                         f"analysis gives {peak} B")

@@ -2,11 +2,10 @@
 
 `quantize_input` applies the graph input's quantisation to float model input exactly as TFLite's
 QUANTIZE does (``round(x / scale) + zero_point``, rounding half away from zero, saturated to int8).
-`widen_int4` stores int4 weights as int8 tensors with the same values (the arithmetic of every
-kernel is unchanged: int4 only changes how weights are stored) for consumers without int4 storage;
-the reference runtime itself runs int4 weights directly. `with_batch` rewrites every activation's
-leading (batch) dimension so that the reference runtime, whose kernels take any batch, runs many
-images in one call; weights are untouched, so the result per image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
+The reference runtime runs int4 weights directly (int4 only changes how weights are stored).
+`with_batch` rewrites every activation's leading (batch) dimension so that the reference runtime,
+whose kernels take any batch, runs many images in one call; weights are untouched, so the result
+per image is the same as with batch 1. `int8_logits` runs a whole data set through the reference
 runtime in such batches.
 """
 
@@ -17,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..ir import DType, Graph, OpKind, ReshapeAttrs, Tensor, validate
+from ..ir import Graph, OpKind, ReshapeAttrs, Tensor, validate
 from ..arith.fixedpoint import round_half_away
 
 
@@ -51,15 +50,6 @@ def with_batch(graph: Graph, batch_size: int) -> Graph:
             op = replace(op, attrs=ReshapeAttrs((batch_size,) + tuple(op.attrs.new_shape[1:])))
         ops.append(op)
     return validate(replace(graph, tensors=tensors, ops=tuple(ops)))
-
-
-def widen_int4(graph: Graph) -> Graph:
-    """A copy of ``graph`` whose INT4 tensors are INT8 tensors holding the same values."""
-    if not any(t.dtype is DType.INT4 for t in graph.tensors.values()):
-        return graph
-    tensors = {name: replace(t, dtype=DType.INT8) if t.dtype is DType.INT4 else t
-               for name, t in graph.tensors.items()}
-    return replace(graph, tensors=tensors)
 
 
 def int8_logits(graph: Graph, inputs: np.ndarray, batch_size: int = 250) -> np.ndarray:

@@ -36,11 +36,6 @@ _PARTS = {"inverted_bottleneck": "expand", "depth_conv": "dw", "point_linear": "
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.mobile_inverted_conv\.(\w+)\.(.+)$")
 
 
-def pretrained_models() -> list[str]:
-    """Zoo names that have pretrained weights."""
-    return list(PRETRAINED)
-
-
 def map_mcunet_state_dict(model: SpecNet, state_dict: dict[str, torch.Tensor]
                           ) -> dict[str, torch.Tensor]:
     """mcunet/ProxylessNAS parameter names -> this `SpecNet`'s names (see the module doc)."""

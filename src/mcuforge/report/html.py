@@ -13,10 +13,11 @@ from pathlib import Path
 
 import jinja2
 
+from ..atomic import write_text_atomic
 from ..reference import published_numbers
-from ..targets import get_target
+from ..targets import get_board
 from . import plots
-from .results import load_all, write_text_atomic
+from .results import load_all
 
 
 @dataclass
@@ -139,7 +140,7 @@ def render_report(run_dir: str | Path) -> Path:
     target_sram = None
     search = results.get("search")
     if search and search.get("target"):
-        target_sram = search.get("sram_bytes") or get_target(search["target"]).sram_bytes
+        target_sram = search.get("sram_bytes") or get_board(search["target"]).sram_bytes
     sections = []
     if search:
         sections.append(_search_section(search, out))

@@ -1,6 +1,6 @@
 """Patch-based execution in the reference runtime, bit-exact with layer-based execution.
 
-The patch stage (`planner/patch.py`) runs once per tile of the split tensor, tiles in raster order.
+The patch stage (`patch/geometry.py`) runs once per tile of the split tensor, tiles in raster order.
 For every op and patch the geometry (`analysis/receptive.py`) gives the fresh output region and, per
 input, the positions read and the op's own per-edge padding. The op runs through the ordinary
 kernels (`reference.run_op`) on the cropped inputs, with its pads replaced: a border patch keeps the
@@ -8,7 +8,7 @@ real zero padding, an interior patch gets pad 0 and a wider window. PAD ops get 
 cropped the same way.
 
 Each stage tensor's buffer for the patch is assembled from its fresh part and, with halo caching,
-from the caches (`planner/halo_cache.py`): a column cache holding the last ``halo_c`` columns of the
+from the caches (`patch/halo_cache.py`): a column cache holding the last ``halo_c`` columns of the
 previous patch's buffer, and a row cache per grid column holding the last ``halo_r`` rows that the
 patch above computed. The caches here are real arrays of exactly the analytic sizes, so a schedule
 whose cache layout is too small fails an assertion instead of reading values it never kept. The
@@ -24,8 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from ..ir import ConvAttrs, Graph, Op, PadAttrs, Pads, PoolAttrs, Tensor
-from ..planner.halo_cache import HaloCacheLayout, halo_cache_layout
-from ..planner.patch import PatchConfig, PatchGeometry, patch_geometry
+from ..patch.halo_cache import HaloCacheLayout, halo_cache_layout
+from ..patch.geometry import PatchConfig, PatchGeometry, patch_geometry
 from .reference import Interpreter, run_op
 
 

@@ -11,8 +11,9 @@ So the state of a run between two steps is only: the weights, the optimizer and 
 (epoch, step) and the epoch's running sums — all in the checkpoint. A run killed at any point and
 resumed from its last checkpoint replays the missing steps bit for bit; with the same thread count
 and `torch.use_deterministic_algorithms`, the final weights equal an uninterrupted run's exactly.
-SIGINT/SIGTERM are caught between steps: a checkpoint of the exact position is written, then
-`KeyboardInterrupt` is raised.
+The epochs and steps themselves, checkpoints and SIGINT/SIGTERM (caught between steps: a checkpoint
+of the exact position is written, then `KeyboardInterrupt` is raised) are `train.epochs.run_epochs`,
+which the supernet's training shares; this module gives it the plain training step.
 
 Hooks (for quantisation-aware training and callers that watch a run): ``on_epoch_start(epoch,
 model)``, ``on_step_end(StepInfo)`` and ``on_epoch_end(EpochStats, model)``; any may be None.
@@ -21,8 +22,6 @@ model)``, ``on_step_end(StepInfo)`` and ``on_epoch_end(EpochStats, model)``; any
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -39,11 +38,11 @@ from ..data.transforms import eval_batch, train_batch
 from ..errors import McuforgeError
 from .checkpoint import checkpoint_path, load_checkpoint, restore_rng_states, save_checkpoint
 from .config import EpochStats, TrainConfig, TrainResult, resume_mismatches
+from .epochs import LoopCallbacks, LoopPosition, TrainingStopped, run_epochs
 from .progress import ProgressBar
 
-
-class TrainingStopped(Exception):
-    """Raised when ``config.stop_after_steps`` ends a run on purpose (tests of resumption)."""
+__all__ = ["StepInfo", "TrainHooks", "TrainingStopped", "cosine_factor", "derived_seed", "epoch_order",
+           "evaluate", "make_optimizer", "make_scheduler", "train"]
 
 
 @dataclass(frozen=True)
@@ -121,25 +120,6 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, config: TrainConfig) -> tu
 
 
 @contextmanager
-def _interrupt_flag() -> Iterator[dict[str, bool]]:
-    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-    flag = {"raised": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame) -> None:
-        flag["raised"] = True
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextmanager
 def _deterministic_torch(threads: int | None) -> Iterator[None]:
     """Deterministic kernels and a fixed thread count for the run; restored afterwards."""
     old_threads = torch.get_num_threads()
@@ -187,7 +167,7 @@ def train(
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     history: list[EpochStats] = []
     fingerprint = dataset.fingerprint()
-    epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    position = LoopPosition()
     if resume:
         if path is None or not path.exists():
             raise McuforgeError(f"nothing to resume: no checkpoint in {checkpoint_dir}")
@@ -200,71 +180,61 @@ def train(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        epoch, step, sums = state["epoch"], state["step_in_epoch"], dict(state["epoch_sums"])
+        position = LoopPosition(state["epoch"], state["step_in_epoch"], dict(state["epoch_sums"]))
         history = [EpochStats(**entry) for entry in state["history"]]
         restore_rng_states(state["rng"])
+    order = torch.empty(0, dtype=torch.int64)  # the current epoch's sample order
 
-    def save(epoch_now: int, step_now: int, order: torch.Tensor | None, seconds_in_epoch: float = 0.0) -> None:
+    def start_epoch(epoch: int) -> None:
+        nonlocal order
+        order = epoch_order(config.seed, epoch, len(dataset))
+        model.train()
+        if hooks.on_epoch_start is not None:
+            hooks.on_epoch_start(epoch, model)
+
+    def step(epoch: int, step_in_epoch: int) -> tuple[float, int, int]:
+        result = _train_step(model, optimizer, dataset, order, config, epoch, step_in_epoch, hflip)
+        scheduler.step()
+        return result
+
+    def after_step(epoch: int, step_done: int, loss: float) -> None:
+        if hooks.on_step_end is not None:
+            hooks.on_step_end(StepInfo(epoch, step_done, epoch * steps_per_epoch + step_done, loss,
+                                       optimizer.param_groups[0]["lr"]))
+
+    def end_epoch(at: LoopPosition, seconds: float, stopped: bool) -> EpochStats:
+        test_loss, test_accuracy = evaluate(model, eval_dataset, config) if eval_dataset is not None else (None, None)
+        stats = EpochStats(epoch=at.epoch + 1, train_loss=at.sums["loss"] / at.sums["seen"],
+                           train_accuracy=at.sums["correct"] / at.sums["seen"], test_loss=test_loss,
+                           test_accuracy=test_accuracy, seconds=seconds,
+                           learning_rate=optimizer.param_groups[0]["lr"])
+        history.append(stats)
+        ProgressBar.write(_epoch_line(stats, config.epochs), enabled=config.progress)
+        return stats
+
+    def save(at: LoopPosition, seconds_in_epoch: float) -> None:
         if path is None:
             return
         save_checkpoint(path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "epoch": epoch_now, "step_in_epoch": step_now,
-            "global_step": epoch_now * steps_per_epoch + step_now, "sampler_order": order,
-            "epoch_sums": {**sums, "seconds": sums["seconds"] + seconds_in_epoch},
+            "scheduler": scheduler.state_dict(), "epoch": at.epoch, "step_in_epoch": at.step,
+            "global_step": at.epoch * steps_per_epoch + at.step, "sampler_order": order if at.step else None,
+            "epoch_sums": {**at.sums, "seconds": at.sums["seconds"] + seconds_in_epoch},
             "history": [asdict(h) for h in history],
             "config": config.to_dict(), "metadata": dict(metadata or {}),
             "dataset_fingerprint": fingerprint,
         })
 
+    def after_epoch(stats: EpochStats) -> None:
+        if hooks.on_epoch_end is not None:
+            hooks.on_epoch_end(stats, model)
+
     started = time.perf_counter()
-    steps_this_process = 0
-    with _deterministic_torch(config.threads), _interrupt_flag() as interrupted:
-        while epoch < config.epochs:
-            order = epoch_order(config.seed, epoch, len(dataset))
-            model.train()
-            if hooks.on_epoch_start is not None:
-                hooks.on_epoch_start(epoch, model)
-            epoch_started = time.perf_counter()
-            bar = ProgressBar(total=steps_per_epoch, initial=step, description=f"epoch {epoch + 1}/{config.epochs}",
-                              enabled=config.progress)
-            with bar:
-                while step < steps_per_epoch:
-                    loss_value, correct, count = _train_step(model, optimizer, dataset, order, config, epoch, step, hflip)
-                    scheduler.step()
-                    step += 1
-                    steps_this_process += 1
-                    sums["loss"] += loss_value * count
-                    sums["correct"] += correct
-                    sums["seen"] += count
-                    bar.update(sums["loss"] / sums["seen"], sums["correct"] / sums["seen"])
-                    if hooks.on_step_end is not None:
-                        hooks.on_step_end(StepInfo(epoch, step, epoch * steps_per_epoch + step, loss_value,
-                                                   optimizer.param_groups[0]["lr"]))
-                    if config.stop_after_steps is not None and steps_this_process >= config.stop_after_steps:
-                        raise TrainingStopped(f"stopped after {steps_this_process} steps (epoch {epoch}, step {step})")
-                    if interrupted["raised"]:
-                        save(epoch, step, order, time.perf_counter() - epoch_started)
-                        raise KeyboardInterrupt
-                    every = config.checkpoint_every_steps
-                    if every and step % every == 0 and step < steps_per_epoch:
-                        save(epoch, step, order, time.perf_counter() - epoch_started)
-            test_loss, test_accuracy = evaluate(model, eval_dataset, config) if eval_dataset is not None else (None, None)
-            stats = EpochStats(
-                epoch=epoch + 1,
-                train_loss=sums["loss"] / sums["seen"],
-                train_accuracy=sums["correct"] / sums["seen"],
-                test_loss=test_loss,
-                test_accuracy=test_accuracy,
-                seconds=sums["seconds"] + time.perf_counter() - epoch_started,
-                learning_rate=optimizer.param_groups[0]["lr"],
-            )
-            history.append(stats)
-            bar.write(_epoch_line(stats, config.epochs), enabled=config.progress)
-            epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-            save(epoch, 0, None)
-            if hooks.on_epoch_end is not None:
-                hooks.on_epoch_end(stats, model)
+    callbacks = LoopCallbacks(step=step, start_epoch=start_epoch, end_epoch=end_epoch, save=save,
+                              after_step=after_step, after_epoch=after_epoch)
+    with _deterministic_torch(config.threads):
+        run_epochs(config.epochs, steps_per_epoch, position, callbacks, progress=config.progress,
+                   checkpoint_every=config.checkpoint_every_steps, stop_after_steps=config.stop_after_steps)
     return TrainResult(
         history=tuple(history),
         checkpoint_path=str(path) if path is not None else None,

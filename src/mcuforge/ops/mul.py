@@ -1,0 +1,165 @@
+"""MUL of two int8 tensors (``reference_integer_ops::Mul``), bit-exact with TFLite Micro.
+
+- Prepare (`prepare_mul`, shared by the reference kernel and the C): (x1 - z1) * (x2 - z2) rescaled
+  by MultiplyByQuantizedMultiplier(s1 s2 / s_out), plus the output zero point, clamped (a left shift
+  that overflows int32 wraps in both, as the reference's ``wrap_int32`` does).
+- Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
+- C: ``mul``, a 4-D loop with per-operand strides (0 along broadcast dimensions); adjacent dimensions
+  that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
+  is one flat loop and the squeeze-excite gate ``[1,H,W,C] * [1,1,1,C]`` is H*W rows of C. The output
+  is written in order after its element's operands are read, so it may alias any operand with the
+  output's shape; it never aliases a broadcast operand. On Cortex-M with the DSP extension the
+  rescale takes the SMMULR form when |product| * 2^max(shift, 0) < 2^29 is proved. A one-valued
+  constant operand makes it a 256-entry table (`lut`).
+- .tflite: MulOptions (fused activation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tflite
+from tflite.BuiltinOptions import BuiltinOptions
+
+from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
+                                multiply_by_quantized_multiplier, quantize_multiplier_scalar)
+from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
+from ..ir.ops import ElementwiseAttrs, OpKind
+from ..ir.tensor import QuantParams, Tensor
+from .binary_common import BinaryElementwiseOp
+from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8,
+                             unsupported)
+
+
+@dataclass(frozen=True)
+class MulParams:
+    """The prepared quantisation of an int8 MUL."""
+
+    input1_offset: int
+    input2_offset: int
+    output_multiplier: int
+    output_shift: int
+    output_offset: int
+    act_min: int
+    act_max: int
+
+
+def prepare_mul(x1_q: QuantParams, x2_q: QuantParams, y_q: QuantParams,
+                clamp: tuple[float, float]) -> MulParams:
+    """`MulParams` from the operands' and the output's quantisation and the fused clamp."""
+    s1, s2, so = (float(np.float32(q.scale[0])) for q in (x1_q, x2_q, y_q))
+    multiplier, shift = quantize_multiplier_scalar(s1 * s2 / so)
+    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_q.zero_point[0])
+    return MulParams(-int(x1_q.zero_point[0]), -int(x2_q.zero_point[0]), multiplier, shift,
+                     int(y_q.zero_point[0]), act_min, act_max)
+
+
+def mul_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: QuantParams,
+             x2_q: QuantParams, y_q: QuantParams) -> np.ndarray:
+    """MUL of two int8 tensors with numpy broadcasting and a fused clamp (real units)."""
+    p = prepare_mul(x1_q, x2_q, y_q, clamp)
+    product = (as_int64(x1) + p.input1_offset) * (as_int64(x2) + p.input2_offset)
+    y = multiply_by_quantized_multiplier(product, p.output_multiplier, p.output_shift) \
+        + p.output_offset
+    return np.clip(y, p.act_min, p.act_max).astype(np.int8)
+
+
+def _strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a (right-aligned, broadcast) operand along the output's dimensions."""
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, step = [0] * len(out), 1
+    for axis in reversed(range(len(out))):
+        strides[axis] = step if shape[axis] != 1 else 0
+        step *= shape[axis]
+    return strides
+
+
+def merge_broadcast_dims(out: tuple[int, ...], strides: list[list[int]]
+                         ) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent output dimensions that are contiguous for every operand (stride of the outer
+    one = stride of the inner one x its size, which holds for two zero strides too); size-1
+    dimensions are dropped. Returns the merged sizes and strides, at least one dimension."""
+    dims: list[int] = []
+    merged: list[list[int]] = [[] for _ in strides]
+    for axis, size in enumerate(out):
+        if size == 1:
+            continue
+        if dims and all(m[-1] == s[axis] * size for m, s in zip(merged, strides)):
+            dims[-1] *= size
+            for m, s in zip(merged, strides):
+                m[-1] = s[axis]
+            continue
+        dims.append(size)
+        for m, s in zip(merged, strides):
+            m.append(s[axis])
+    if not dims:
+        return [1], [[1] for _ in strides]
+    return dims, merged
+
+
+def _operand(graph, index: int, name: str, position: int) -> Buffer | ConstArray:
+    tensor = graph.tensors[name]
+    if tensor.constant:
+        return ConstArray(c_ident(index, f"in{position + 1}"), "int8_t",
+                          np.asarray(tensor.data).astype(np.int8).reshape(-1))
+    return Buffer("tensor", name)
+
+
+def _max_centred(tensor: Tensor) -> int:
+    """The largest |x - zero point| of an int8 operand (over its values when it is a constant)."""
+    zero_point = tensor.quant.zero_point[0]
+    if tensor.constant:
+        return int(np.abs(np.asarray(tensor.data).astype(np.int64) - zero_point).max())
+    return max(127 - zero_point, zero_point + 128)
+
+
+class Mul(BinaryElementwiseOp):
+    """MUL (see the module docstring)."""
+
+    tflite_options = BuiltinOptions.MulOptions
+    tflite_option_fields = (tflite.MulOptions, ("FusedActivationFunction",))
+    options_functions = (tflite.MulOptionsStart, tflite.MulOptionsAddFusedActivationFunction,
+                         tflite.MulOptionsEnd)
+
+    def check_values(self, graph, op, where):
+        """The output multiplier ``in1 * in2 / out``, and the first input's requantisation."""
+        x = quantised_scales(graph, op.inputs[0])
+        y = quantised_scales(graph, op.outputs[0])
+        if x is not None and y is not None:
+            x2 = quantised_scales(graph, op.inputs[1]) or x
+            check_multiplier(where, "output (input 1 * input 2 / output)", x[0] * x2[0] / y[0])
+        check_requantisation(graph, op, where, op.inputs[:1])
+
+    def lower_tensors(self, graph, index, op, target, overlapped):
+        """MUL with numpy broadcasting (rank <= 4) and a fused clamp."""
+        a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
+        require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
+        assert isinstance(op.attrs, ElementwiseAttrs)
+        if len(y_t.shape) > 4:
+            raise unsupported(graph, index, op, "MUL of tensors of rank > 4")
+        p = prepare_mul(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp)
+        bound = _max_centred(a_t) * _max_centred(b_t)
+        fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
+        full = int(p.act_min == -128 and p.act_max == 127)
+        dims, (sa, sb) = merge_broadcast_dims(
+            tuple(y_t.shape), [_strides(a_t.shape, y_t.shape), _strides(b_t.shape, y_t.shape)])
+        pad = 4 - len(dims)
+        dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
+        spec = KernelSpec(
+            f"mf_mul_s8{'_fast' if fast else ''}{'_full' if full else ''}", "mul",
+            "const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, int32_t D2, "
+            "int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, int32_t B0, int32_t B1, "
+            "int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, int32_t out_mult, "
+            "int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
+            {"fast": fast, "full": full})
+        args = (_operand(graph, index, a_t.name, 0), _operand(graph, index, b_t.name, 1),
+                Buffer("tensor", y_t.name), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
+                p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
+        broadcast = a_t.shape != b_t.shape
+        note = ", ".join(filter(None, ("broadcast" if broadcast else "",
+                                       "in place" if overlapped else "")))
+        return LayerCall(op.name, op.kind.value, spec, args, note=note)
+
+
+OP_DEFS = (Mul(OpKind.MUL, mul_int8),)
