@@ -19,7 +19,6 @@ import math
 import numpy as np
 import pytest
 
-from mcuforge.frontends.tflite_writer import serialize_tflite
 from mcuforge.ir import (RELU, RELU6, ConcatAttrs, ConvAttrs, DType, ElementwiseAttrs,
                          FullyConnectedAttrs, Graph, MeanAttrs, NoAttrs, Op, OpKind, PadAttrs, Pads,
                          PoolAttrs, QuantParams, ReshapeAttrs, ResizeAttrs, SoftmaxAttrs, Tensor,
@@ -28,8 +27,9 @@ from mcuforge.ops.conv2d import conv2d_int8
 from mcuforge.ops.depthwise_conv2d import depthwise_conv2d_int8
 from mcuforge.ops.pool import average_pool2d_int8, max_pool2d_int8
 from mcuforge.runtime.reference import Interpreter
+from tflm_support import assert_matches_tflm
 
-runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
 NO_CLAMP = (-math.inf, math.inf)
 
@@ -56,23 +56,6 @@ def single_op_graph(kind: OpKind, attrs, inputs: list[Tensor], out_quant: QuantP
 
 def random_int8(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.integers(-128, 128, size=tuple(shape), dtype=np.int8)
-
-
-def assert_matches_tflm(graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run ``graph`` in our interpreter and in TFLite Micro; require identical outputs."""
-    ours = Interpreter(graph).invoke(inputs)[0]
-    # Keep the model bytes referenced while the interpreter lives: it reads from them lazily.
-    model_bytes = serialize_tflite(graph)
-    tflm = runtime.Interpreter.from_bytes(model_bytes, arena_size=4 * 1024 * 1024)
-    for index, array in enumerate(inputs):
-        tflm.set_input(array, index)
-    tflm.invoke()
-    reference = tflm.get_output(0).copy()
-    del tflm, model_bytes
-    assert ours.dtype == reference.dtype and ours.shape == reference.shape
-    mismatches = int(np.sum(ours != reference))
-    assert mismatches == 0, f"{mismatches} of {ours.size} values differ from TFLite Micro"
-    return ours
 
 
 def conv_weights(rng, shape, out_axis: int, x_scale: float, fan_in: int):

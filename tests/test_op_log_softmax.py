@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from codegen_support import Int8Builder, differential_run, q
+from tflm_support import assert_matches_tflm
 from mcuforge.errors import InvalidValueError, McuforgeError, UnsupportedOpError
 from mcuforge.frontends.tflite import read_tflite
-from mcuforge.frontends.tflite_writer import serialize_tflite, write_tflite
+from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import (DType, ElementwiseAttrs, Graph, NoAttrs, Op, OpKind, QuantParams, Tensor,
                          infer_output_shape)
 from mcuforge.ops import implemented_kinds, op_def
@@ -81,20 +82,9 @@ def test_log_of_sums_follows_the_real_logarithm():
 
 @pytest.mark.parametrize("in_scale, zero_point, shape", CASES)
 def test_log_softmax_matches_tflite_micro(in_scale, zero_point, shape):
-    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
     graph = log_softmax_graph(in_scale, zero_point, shape)
     for seed in (0, 1):
-        inputs = inputs_of(shape, seed)
-        ours = Interpreter(graph).invoke(inputs)[0]
-        model = serialize_tflite(graph)
-        tflm = runtime.Interpreter.from_bytes(model, arena_size=4 * 1024 * 1024)
-        tflm.set_input(inputs[0], 0)
-        tflm.invoke()
-        reference = tflm.get_output(0).copy()
-        del tflm, model
-        assert ours.dtype == reference.dtype and ours.shape == reference.shape
-        mismatches = int(np.sum(ours != reference))
-        assert mismatches == 0, f"{mismatches} of {ours.size} values differ from TFLite Micro"
+        assert_matches_tflm(graph, inputs_of(shape, seed))
 
 
 def test_log_softmax_approximates_the_real_log_softmax():

@@ -8,7 +8,6 @@ output atomically: one output as ``.npy``; several outputs as ``.npz`` keyed by 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import click

@@ -31,17 +31,18 @@ from pathlib import Path
 import numpy as np
 from tflite.Padding import Padding
 
+from ..arith.int4 import unpack_int4
 from ..errors import (InvalidGraphError, InvalidValueError, McuforgeError, ModelFileError,
                       UnsupportedOpError)
 from ..ir import DType, Graph, Op, OpKind, Pads, QuantParams, Tensor, validate
 from ..ir.ops import Attrs
 from ..ops import op_def
+from ..ops.tflite_common import ACTIVATION_NAME, CLAMP_OF_ACTIVATION
 from ..ops.validation import validate_model
 from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
 from .tflite_fold import fold_pads
-from .tflite_schema import (ACTIVATION_NAME, BUILTIN_NAME, CLAMP_OF_ACTIVATION, DTYPE_OF_TYPE,
-                            FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME, unpack_int4)
+from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
 

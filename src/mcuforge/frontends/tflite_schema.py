@@ -8,11 +8,8 @@ from __future__ import annotations
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.TensorType import TensorType
 
-from ..arith.int4 import pack_int4, unpack_int4  # noqa: F401  (re-exported for the reader/writer)
 from ..ir import DType, OpKind
 from ..ops import definitions
-from ..ops.tflite_common import (ACTIVATION_NAME, CLAMP_OF_ACTIVATION,  # noqa: F401  (re-exported)
-                                 activation_of_clamp)
 
 # Builtin operator code of every implemented op kind (OpKind values are TFLite's operator names).
 BUILTIN_CODE: dict[OpKind, int] = {kind: definition.builtin_code(kind)

@@ -27,13 +27,14 @@ import tflite
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
+from ..arith.int4 import pack_int4
 from ..atomic import write_bytes_atomic
 from ..errors import InvalidGraphError, ModelFileError, UnsupportedOpError
 from ..ir import DType, Graph, Op, OpKind, PadAttrs, Pads, QuantParams
 from ..ir.ops import Attrs
 from ..ops import op_def
 from .tflite_options import build_options
-from .tflite_schema import BUILTIN_CODE, OPTIONS_OF_KIND, TYPE_OF_DTYPE, pack_int4
+from .tflite_schema import BUILTIN_CODE, OPTIONS_OF_KIND, TYPE_OF_DTYPE
 
 _BUFFER_ALIGNMENT = 16
 _SCHEMA_VERSION = 3

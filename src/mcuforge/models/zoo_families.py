@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .dsl import BlockSpec, NetSpec, make_divisible, parse_spec
+from .dsl import NetSpec, make_divisible, parse_spec
 
 
 def _c(channels: int, width: float) -> int:
@@ -41,7 +41,6 @@ def mobilenet_v2(width: float | None = None, resolution: int | None = None) -> N
 def _mobilenet_v3(table: list[tuple], last_conv: int, hidden: int, width: float | None,
                   resolution: int | None) -> NetSpec:
     w = 1.0 if width is None else width
-    in_c = _c(16, w)
     blocks = []
     for kernel, expanded, out, se, act, stride in table:
         mid = _c(expanded, w)
@@ -49,7 +48,6 @@ def _mobilenet_v3(table: list[tuple], last_conv: int, hidden: int, width: float 
         parts = ["ir", f"k{kernel}"] + (["s2"] if stride == 2 else []) + [f"m{mid}"]
         parts += (["se0.25"] if se else []) + [f"c{out_c}", "nhs" if act == "HS" else "nre"]
         blocks.append("_".join(parts))
-        in_c = out_c
     return parse_spec(f"res{resolution or 224} | cn_k3_s2_c{_c(16, w)}_nhs | {' '.join(blocks)} | "
                       f"cn_k1_c{_c(last_conv, w)}_nhs pool fc_c{hidden}_nhs fc_c1000")
 

@@ -78,7 +78,7 @@ def markdown(report: dict) -> str:
                          f"{c['evolution']:.2%}, random search's {c['random']:.2%}.")
     check = report.get("device_check")
     if check:
-        lines += ["", f"Device check (generated C built for the target, candidates best first): "
+        lines += ["", "Device check (generated C built for the target, candidates best first): "
                       + "; ".join(f"{a['arch']}: SRAM {_kb(a['measured_sram_bytes'])}, Flash {_kb(a['flash_bytes'])}"
                                   f" {'fits' if a['fits'] else 'does not fit'}" for a in check["attempts"]) + "."]
     lines += ["", "## Winner", "", f"`{w['spec']}`", "",
