@@ -1,0 +1,60 @@
+"""The broadcast loop of the generated C that SUB, MAXIMUM, MINIMUM and PRELU share.
+
+The output ``[D0, D1, D2, D3]`` is written in order; ``A*`` and ``B*`` are the two operands' element
+strides along those dimensions (0 where an operand is broadcast). Adjacent dimensions contiguous for
+both operands are merged first (`mul.merge_broadcast_dims`, as MUL's kernel does), so a same-shape op
+is one flat loop. Each output element is written after its operands are read, so the output may
+alias an operand with the output's shape (the ELEMENTWISE overlap), never a broadcast one. The loop
+itself is the jinja macro ``broadcast_loop`` of ``kernels/broadcast_loop.inc.j2``; each kernel
+supplies the statement that turns ``x1`` and ``x2`` (the two int8 operands as int32) into ``*o``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.ops import Op
+from .lowering_types import Buffer, ConstArray, c_ident, unsupported
+from .mul import merge_broadcast_dims
+
+# The C parameters of a broadcast kernel before its own ones (the argument order of `loop_args`).
+BROADCAST_PARAMS = ("const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, "
+                    "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, "
+                    "int32_t B0, int32_t B1, int32_t B2, int32_t B3")
+
+
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a (right-aligned, broadcast) operand along the output's dimensions."""
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, step = [0] * len(out), 1
+    for axis in reversed(range(len(out))):
+        strides[axis] = step if shape[axis] != 1 else 0
+        step *= shape[axis]
+    return strides
+
+
+def _operand(graph, index: int, name: str, position: int) -> Buffer | ConstArray:
+    """An arena tensor, or a constant operand as a const array of model.c."""
+    tensor = graph.tensors[name]
+    if tensor.constant:
+        return ConstArray(c_ident(index, f"in{position + 1}"), "int8_t",
+                          np.asarray(tensor.data).astype(np.int8).reshape(-1))
+    return Buffer("tensor", name)
+
+
+def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
+    """The leading arguments of a broadcast kernel call (operands, output, D*, A*, B*) for the op's
+    two inputs, and the layer's note; `UnsupportedOpError` above rank 4."""
+    a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs[:2], op.outputs[0]))
+    if len(y_t.shape) > 4:
+        raise unsupported(graph, index, op, f"{op.kind.value} of tensors of rank > 4")
+    dims, (sa, sb) = merge_broadcast_dims(
+        tuple(y_t.shape), [broadcast_strides(a_t.shape, y_t.shape),
+                           broadcast_strides(b_t.shape, y_t.shape)])
+    pad = 4 - len(dims)
+    dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
+    args = (_operand(graph, index, a_t.name, 0), _operand(graph, index, b_t.name, 1),
+            Buffer("tensor", y_t.name), *dims, *sa, *sb)
+    note = ", ".join(filter(None, ("broadcast" if a_t.shape != b_t.shape else "",
+                                   "in place" if overlapped else "")))
+    return args, note
