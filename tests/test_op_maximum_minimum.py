@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen_support import Int8Builder, differential_run, q
+from codegen_support import HAVE_ARM, Int8Builder, differential_run, q
 from tflm_support import assert_matches_tflm
 from mcuforge.errors import InvalidValueError
 from mcuforge.frontends.tflite import read_tflite
@@ -97,3 +97,15 @@ def test_refuse_differing_quantisation_in_one_line(kind):
     with pytest.raises(InvalidValueError, match="needs one quantisation for all three") as info:
         validate_model(graph_of(kind, (1, 8), (1, 8), 0.05, 0, q(0.1, 0)))
     assert "\n" not in str(info.value) and "tensor a" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_c_for_cortex_m7_equals_the_reference(kind, tmp_path):
+    """The Cortex-M7 build, under QEMU where the Arm toolchain is installed."""
+    shape1, shape2, scale, zero_point = CASES[1]
+    b = Int8Builder("mm_m7", seed=3)
+    x = b.x(shape1, scale, zero_point)
+    other = b.input("other", shape2, DType.INT8, q(scale, zero_point))
+    y = b.op(kind, [x, other], dtype=DType.INT8, quant=q(scale, zero_point))
+    runs = differential_run(b.finish([y]), tmp_path, qemu=HAVE_ARM, target="cortex-m7")
+    assert set(runs.values()) == {0}

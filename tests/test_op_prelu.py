@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen_support import Int8Builder, differential_run, q
+from codegen_support import HAVE_ARM, Int8Builder, differential_run, q
 from tflm_support import assert_matches_tflm
 from mcuforge.errors import InvalidValueError
 from mcuforge.frontends.tflite import read_tflite
@@ -116,3 +116,15 @@ def test_prelu_refuses_bad_values_in_one_line():
                      graph.ops, graph.inputs, graph.outputs)
     with pytest.raises(InvalidValueError, match="identity .* not representable"):
         validate_model(tiny_out)
+
+
+def test_generated_c_for_cortex_m7_equals_the_reference(tmp_path):
+    """The Cortex-M7 build (DSP clamp), under QEMU where the Arm toolchain is installed."""
+    x_shape, alpha_shape, x_q, alpha_q, y_q = CASES[0]
+    b = Int8Builder("prelu_m7", seed=3)
+    x = b.x(x_shape, *x_q)
+    alpha = b.constant("alpha", alpha_shape, DType.INT8,
+                       b.rng.integers(-128, 128, size=alpha_shape, dtype=np.int8), q(*alpha_q))
+    y = b.op(OpKind.PRELU, [x, alpha], dtype=DType.INT8, quant=q(*y_q))
+    runs = differential_run(b.finish([y]), tmp_path, qemu=HAVE_ARM, target="cortex-m7")
+    assert set(runs.values()) == {0}

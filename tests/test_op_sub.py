@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen_support import Int8Builder, differential_run, q
+from codegen_support import HAVE_ARM, Int8Builder, differential_run, q
 from tflm_support import assert_matches_tflm
 from mcuforge.errors import InvalidValueError
 from mcuforge.frontends.tflite import read_tflite
@@ -112,3 +112,15 @@ def test_sub_refuses_an_output_multiplier_of_one_or_more_in_one_line():
     with pytest.raises(InvalidValueError, match="SUB needs .* < 1") as info:
         validate_model(graph)
     assert "\n" not in str(info.value) and "tensor y" in str(info.value)
+
+
+def test_generated_c_for_cortex_m7_equals_the_reference(tmp_path):
+    """The Cortex-M7 build (DSP clamp), under QEMU where the Arm toolchain is installed."""
+    shape1, shape2, scales, zero_points, _ = CASES[1]
+    b = Int8Builder("sub_m7", seed=3)
+    x = b.x(shape1, scales[0], zero_points[0])
+    other = b.input("other", shape2, DType.INT8, q(scales[1], zero_points[1]))
+    y = b.op(OpKind.SUB, [x, other], ElementwiseAttrs(), dtype=DType.INT8,
+             quant=q(scales[2], zero_points[2]))
+    runs = differential_run(b.finish([y]), tmp_path, qemu=HAVE_ARM, target="cortex-m7")
+    assert set(runs.values()) == {0}
