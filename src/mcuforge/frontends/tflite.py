@@ -11,6 +11,8 @@ this module maps the decoded records to IR tensors and ops:
 - the constant operands of PAD, RESHAPE, MEAN, TRANSPOSE and RESIZE_NEAREST_NEIGHBOR become
   attributes and leave the op's inputs (and the graph, when nothing else reads them);
 - the depthwise multiplier is taken from the filter and input shapes (as TFLite's kernels check it);
+- shape computations known at import (SHAPE -> STRIDED_SLICE -> PACK feeding a RESHAPE, as
+  Keras' dynamic batch produces) are evaluated and removed (`tflite_shape_fold.py`);
 - a PAD that only pads a conv's input is folded into the conv's pads (`tflite_fold.py`; exact, and
   what TinyEngine does), unless ``fold_pad_ops=False``;
 - QUANTIZE/DEQUANTIZE/TRANSPOSE at the graph's edges stay ops; blocks come from `tflite_blocks.py`.
@@ -42,6 +44,7 @@ from ..ops.validation import validate_model
 from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
 from .tflite_fold import fold_pads
+from .tflite_shape_fold import fold_shape_computations
 from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
@@ -59,7 +62,7 @@ def read_tflite(path: str | os.PathLike[str], fold_pad_ops: bool = True) -> Grap
 def graph_from_raw(raw: RawModel, name: str, source: str, fold_pad_ops: bool = True) -> Graph:
     """Turn a decoded model into a validated IR graph (``source`` is named in errors)."""
     try:
-        return _build_graph(raw, name, source, fold_pad_ops)
+        return _build_graph(fold_shape_computations(raw), name, source, fold_pad_ops)
     except InvalidValueError:
         raise
     except InvalidGraphError as exc:
