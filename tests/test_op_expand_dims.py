@@ -82,7 +82,9 @@ def test_generated_c_equals_the_reference(before, tmp_path):
 def test_expand_dims_refuses_an_axis_out_of_range(axis):
     x = Tensor("x", (2, 3), DType.INT8, QX)
     op = Op("expand", OpKind.EXPAND_DIMS, ("x",), ("y",), ExpandDimsAttrs(axis))
-    graph = Graph("bad", {"x": x, "y": Tensor("y", (2, 3, 1), DType.INT8, QX)}, (op,), ("x",), ("y",))
-    with pytest.raises(InvalidValueError, match=r"EXPAND_DIMS\): EXPAND_DIMS axis .* out of range") as info:
+    y = Tensor("y", (2, 3, 1), DType.INT8, QX)
+    graph = Graph("bad", {"x": x, "y": y}, (op,), ("x",), ("y",))
+    with pytest.raises(InvalidValueError,
+                       match=r"EXPAND_DIMS\): EXPAND_DIMS axis .* out of range") as info:
         validate_model(graph)
     assert "\n" not in str(info.value)

@@ -18,7 +18,7 @@ this module maps the decoded records to IR tensors and ops:
 - QUANTIZE/DEQUANTIZE/TRANSPOSE at the graph's edges stay ops; blocks come from `tflite_blocks.py`.
 
 An operator no op module implements (`mcuforge.ops`) raises ``UnsupportedOpError("unsupported op
-GATHER at operator #12 (tensor NAME)")``; each op module decodes its own options
+GATHER_ND at operator #12 (tensor NAME)")``; each op module decodes its own options
 (`OpDef.decode_attrs`, through the public helpers of `_Reader`); a missing, truncated or corrupt
 file raises `ModelFileError`. The graph returned has passed `mcuforge.ir.validate`.
 """
