@@ -13,6 +13,7 @@ this module maps the decoded records to IR tensors and ops:
 - the depthwise multiplier is taken from the filter and input shapes (as TFLite's kernels check it);
 - shape computations known at import (SHAPE -> STRIDED_SLICE -> PACK feeding a RESHAPE, as
   Keras' dynamic batch produces) are evaluated and removed (`tflite_shape_fold.py`);
+- SPLIT, SPLIT_V and UNPACK become one STRIDED_SLICE per output (`tflite_split.py`; exact);
 - a PAD that only pads a conv's input is folded into the conv's pads (`tflite_fold.py`; exact, and
   what TinyEngine does), unless ``fold_pad_ops=False``;
 - QUANTIZE/DEQUANTIZE/TRANSPOSE at the graph's edges stay ops; blocks come from `tflite_blocks.py`.
@@ -45,6 +46,7 @@ from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
 from .tflite_fold import fold_pads
 from .tflite_shape_fold import fold_shape_computations
+from .tflite_split import split_into_slices
 from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
@@ -62,7 +64,8 @@ def read_tflite(path: str | os.PathLike[str], fold_pad_ops: bool = True) -> Grap
 def graph_from_raw(raw: RawModel, name: str, source: str, fold_pad_ops: bool = True) -> Graph:
     """Turn a decoded model into a validated IR graph (``source`` is named in errors)."""
     try:
-        return _build_graph(fold_shape_computations(raw), name, source, fold_pad_ops)
+        raw = fold_shape_computations(split_into_slices(raw, source))
+        return _build_graph(raw, name, source, fold_pad_ops)
     except InvalidValueError:
         raise
     except InvalidGraphError as exc:
