@@ -10,6 +10,8 @@ import pytest
 
 from codegen_support import Int8Builder, differential_run, q
 from tflm_support import assert_matches_tflm
+from mcuforge.codegen.emit import generate
+from mcuforge.codegen.targets import TARGETS
 from mcuforge.analysis.overlap import OverlapKind, OverlapOptions, find_overlap
 from mcuforge.errors import InvalidValueError
 from mcuforge.frontends.tflite import read_tflite
@@ -86,3 +88,17 @@ def test_squeeze_refuses_bad_dimensions(dims, message):
         validate_model(graph)
     assert str(info.value).startswith("graph bad: operator #0 squeeze (SQUEEZE): SQUEEZE dimension")
     assert "\n" not in str(info.value)
+
+
+def test_generated_c_copies_when_the_input_stays_alive(tmp_path):
+    """The SQUEEZE input is read again after it (no alias: a byte copy); both outputs match."""
+    b = Int8Builder("squeeze_copy", seed=4)
+    x = b.x((1, 3, 1, 8), 0.05, -3)
+    x2 = b.input("x2", (1, 3, 1, 8), DType.INT8, q(0.04, 7))
+    s = b.op(OpKind.ADD, [x, x2], ElementwiseAttrs(), dtype=DType.INT8, quant=q(0.08, 2))
+    z = b.op(OpKind.SQUEEZE, [s], SqueezeAttrs(()), quant=q(0.08, 2))
+    y = b.op(OpKind.ADD, [s, x2], ElementwiseAttrs(), dtype=DType.INT8, quant=q(0.1, 0))
+    graph = b.finish([z, y])
+    model = generate(graph, TARGETS["host"])
+    assert [layer.note for layer in model.layers if layer.kind == "SQUEEZE"] == ["copy"]
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
