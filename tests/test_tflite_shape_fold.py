@@ -13,7 +13,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from tflite.TensorType import TensorType
 
 from tflite_build_support import build_model, options, run_tflm
-from mcuforge.errors import UnsupportedOpError
+from mcuforge.errors import McuforgeError, UnsupportedOpError
 from mcuforge.frontends.tflite import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import OpKind
@@ -78,4 +78,14 @@ def test_a_shape_that_is_a_graph_output_is_not_folded(tmp_path):
     path = tmp_path / "shape_out.tflite"
     path.write_bytes(chain_model(outputs=("y", "shape_x")))
     with pytest.raises(UnsupportedOpError, match="unsupported op SHAPE at operator #0"):
+        read_tflite(path)
+
+
+def test_operators_after_a_folded_chain_keep_their_file_index(tmp_path):
+    """An error about the RESHAPE (operator #3 of the file) names it reshape_3 after the chain
+    is folded."""
+    tensors = [t if t[0] != "flat" else ("flat", (1, 47), *t[2:]) for t in TENSORS]
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(build_model(tensors, CHAIN[:4], ["x"], ["flat"]))
+    with pytest.raises(McuforgeError, match=r"reshape_3 \(RESHAPE\): output 'flat' has shape \(1, 47\)"):
         read_tflite(path)

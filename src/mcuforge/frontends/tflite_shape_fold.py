@@ -14,7 +14,7 @@ honours), PACK, CONCATENATION (no fused activation), GATHER (batch_dims 0) and R
 EXPAND_DIMS (the output tensor's shape) of known int values. An operator writing a graph output, a
 value that does not fit its output tensor's shape, or anything these rules cannot evaluate is left
 alone (the reader then converts or refuses it as before). The values are integers, so folding is
-exact.
+exact. The operators left keep their index in the file (errors name the file's operator #).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def fold_shape_computations(raw: RawModel) -> RawModel:
         buffers.append(value.astype(_INT_TYPES[raw.tensors[out].type_code]).tobytes())
     if len(kept) == len(raw.operators):
         return raw
-    return replace(raw, tensors=tuple(tensors), buffers=tuple(buffers),
-                   operators=tuple(replace(rop, index=i) for i, rop in enumerate(kept)))
+    # The kept operators keep their index in the file, so that errors name the file's operator.
+    return replace(raw, tensors=tuple(tensors), buffers=tuple(buffers), operators=tuple(kept))
 
 
 def _evaluate(raw: RawModel, rop: RawOperator, known: dict[int, np.ndarray]) -> np.ndarray | None:
