@@ -246,9 +246,9 @@ def test_reshape_shape_tensor_with_minus_one_and_duplicate_names() -> None:
 def test_unsupported_op_names_kind_index_and_tensor() -> None:
     tensors = [_int8(0, "x", (4,)), _int8(1, "r", (4,)), _int32(2, "idx", (2,), 1),
                _int8(3, "gathered", (2,))]
-    ops = [_op(0, "RELU", (0,), (1,)), _op(1, "GATHER", (1, 2), (3,))]
+    ops = [_op(0, "RELU", (0,), (1,)), _op(1, "GATHER_ND", (1, 2), (3,))]
     model = _model(tensors, ops, [b"", np.zeros(2, np.int32).tobytes()])
-    with pytest.raises(UnsupportedOpError, match=r"unsupported op GATHER at operator #1 "
+    with pytest.raises(UnsupportedOpError, match=r"unsupported op GATHER_ND at operator #1 "
                                                  r"\(tensor gathered\)"):
         graph_from_raw(model, "t", "t.tflite")
 

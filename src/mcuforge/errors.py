@@ -22,7 +22,7 @@ class InvalidGraphError(McuforgeError):
 
 
 class UnsupportedOpError(McuforgeError):
-    """An operator the IR does not support, e.g. "unsupported op GATHER at operator #12 (tensor x)"."""
+    """An operator the IR does not support, e.g. "unsupported op GATHER_ND at operator #12 (tensor x)"."""
 
 
 class ModelFileError(McuforgeError):

@@ -11,12 +11,15 @@ this module maps the decoded records to IR tensors and ops:
 - the constant operands of PAD, RESHAPE, MEAN, TRANSPOSE and RESIZE_NEAREST_NEIGHBOR become
   attributes and leave the op's inputs (and the graph, when nothing else reads them);
 - the depthwise multiplier is taken from the filter and input shapes (as TFLite's kernels check it);
+- shape computations known at import (SHAPE -> STRIDED_SLICE -> PACK feeding a RESHAPE, as
+  Keras' dynamic batch produces) are evaluated and removed (`tflite_shape_fold.py`);
+- SPLIT, SPLIT_V and UNPACK become one STRIDED_SLICE per output (`tflite_split.py`; exact);
 - a PAD that only pads a conv's input is folded into the conv's pads (`tflite_fold.py`; exact, and
   what TinyEngine does), unless ``fold_pad_ops=False``;
 - QUANTIZE/DEQUANTIZE/TRANSPOSE at the graph's edges stay ops; blocks come from `tflite_blocks.py`.
 
 An operator no op module implements (`mcuforge.ops`) raises ``UnsupportedOpError("unsupported op
-GATHER at operator #12 (tensor NAME)")``; each op module decodes its own options
+GATHER_ND at operator #12 (tensor NAME)")``; each op module decodes its own options
 (`OpDef.decode_attrs`, through the public helpers of `_Reader`); a missing, truncated or corrupt
 file raises `ModelFileError`. The graph returned has passed `mcuforge.ir.validate`.
 """
@@ -42,6 +45,8 @@ from ..ops.validation import validate_model
 from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
 from .tflite_fold import fold_pads
+from .tflite_shape_fold import fold_shape_computations
+from .tflite_split import split_into_slices
 from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
@@ -59,6 +64,7 @@ def read_tflite(path: str | os.PathLike[str], fold_pad_ops: bool = True) -> Grap
 def graph_from_raw(raw: RawModel, name: str, source: str, fold_pad_ops: bool = True) -> Graph:
     """Turn a decoded model into a validated IR graph (``source`` is named in errors)."""
     try:
+        raw = fold_shape_computations(split_into_slices(raw, source))
         return _build_graph(raw, name, source, fold_pad_ops)
     except InvalidValueError:
         raise

@@ -32,6 +32,9 @@ _OPTION_FIELDS: dict[int, tuple[type, tuple[str, ...]]] = {
     definition.tflite_options: definition.tflite_option_fields
     for definition in definitions() if definition.tflite_option_fields is not None
 }
+# UNPACK has no op module: the reader rewrites it into STRIDED_SLICEs first (`tflite_split`).
+_OPTION_FIELDS.setdefault(tflite.BuiltinOptions.UnpackOptions,
+                          (tflite.UnpackOptions, ("Num", "Axis")))
 
 
 @dataclass(frozen=True)

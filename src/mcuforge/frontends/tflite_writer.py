@@ -112,7 +112,7 @@ class _Plan:
         return name
 
     def _constant(self, op_name: str, what: str, values: np.ndarray) -> int:
-        values = np.ascontiguousarray(values, dtype="<i4")
+        values = np.asarray(values, dtype="<i4")  # keeps a 0-d (scalar) constant 0-d
         return self._add(_TensorRecord(self._fresh_name(f"{op_name}/{what}"), tuple(values.shape),
                                        TensorType.INT32, None, values.tobytes()))
 
