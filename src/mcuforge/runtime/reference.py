@@ -44,8 +44,10 @@ def run_op(graph: Graph, op: Op, env: dict[str, np.ndarray]) -> None:
     if result.size != y_tensor.num_elements:
         raise McuforgeError(f"{op_location(graph, op)}: computed {result.shape}, graph declares "
                             f"{y_tensor.shape} for {y_tensor.name!r}")
-    env[op.outputs[0]] = np.ascontiguousarray(result.reshape(y_tensor.shape),
-                                              dtype=y_tensor.dtype.numpy)
+    # np.asarray, not np.ascontiguousarray: that one turns a rank-0 output (a full reduction
+    # without keep_dims) into shape (1,).
+    env[op.outputs[0]] = np.asarray(result.reshape(y_tensor.shape), dtype=y_tensor.dtype.numpy,
+                                    order="C")
 
 
 class Interpreter:
