@@ -47,7 +47,7 @@ from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_
 from .tflite_fold import fold_pads
 from .tflite_shape_fold import fold_shape_computations
 from .tflite_split import split_into_slices
-from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, FOLDED_INPUT_KINDS, KIND_OF_CODE, TYPE_NAME
+from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
 
@@ -216,10 +216,7 @@ class _Reader:
             raise ModelFileError(f"{self.source}: {where} has no input")
         if len(rop.outputs) != 1:
             raise ModelFileError(f"{self.source}: {where} has {len(rop.outputs)} outputs, expected 1")
-        if kind in FOLDED_INPUT_KINDS:
-            kept: tuple[int, ...] = (rop.inputs[0],)
-        else:
-            kept = tuple(i for i in rop.inputs if i >= 0)
+        kept = op_def(kind).tflite_kept_inputs(kind, tuple(rop.inputs))
         self.kept_inputs[rop.index] = kept
         attrs = self._attrs(kind, rop, where)
         return Op(name=f"{kind.value.lower()}_{rop.index}", kind=kind,

@@ -130,8 +130,9 @@ class _Plan:
             elif explicit:
                 raise UnsupportedOpError(f"cannot write {op.name}: pads {pads} of "
                                          f"{op.kind.value} are neither TFLite SAME nor VALID")
-        for what, values in definition.folded_constants(op.attrs):
-            record.inputs.append(self._constant(op.name, what, values))
+        folded = [self._constant(op.name, what, values)
+                  for what, values in definition.folded_constants(op.attrs)]
+        record.inputs = definition.tflite_inputs(op.kind, record.inputs, folded)
         self.ops.append(record)
 
     def _padding(self, op: Op, kernel: tuple[int, int], stride: tuple[int, int],

@@ -183,6 +183,18 @@ class OpDef:
         ``padding`` is the TFLite padding chosen for a window op's pads."""
         return None
 
+    def tflite_kept_inputs(self, kind: OpKind, inputs: tuple[int, ...]) -> tuple[int, ...]:
+        """The tensors of the .tflite operator's ``inputs`` (-1: absent) that become the op's
+        inputs, in order: the first alone when the op folds its constant inputs, else all present."""
+        if self.folds_constant_input:
+            return (inputs[0],)
+        return tuple(i for i in inputs if i >= 0)
+
+    def tflite_inputs(self, kind: OpKind, inputs: list[int], folded: list[int]) -> list[int]:
+        """The .tflite operator's input tensors from the op's input tensors and its folded
+        constants (`folded_constants`, in order): the inputs, then the constants."""
+        return [*inputs, *folded]
+
     def folded_constants(self, attrs: Attrs) -> tuple[tuple[str, np.ndarray], ...]:
         """(name, int32 values) of the constant inputs that the .tflite operator takes after its
         first input and the IR keeps as attributes."""
