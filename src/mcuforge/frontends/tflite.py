@@ -44,6 +44,7 @@ from ..ops.tflite_common import ACTIVATION_NAME, CLAMP_OF_ACTIVATION
 from ..ops.validation import validate_model
 from .tflite_blocks import infer_blocks
 from .tflite_decode import RawModel, RawOperator, RawTensor, decode_model, read_model_bytes
+from .tflite_dilation_fold import fold_dilated_convs
 from .tflite_fold import fold_pads
 from .tflite_shape_fold import fold_shape_computations
 from .tflite_split import split_into_slices
@@ -55,7 +56,8 @@ _CUSTOM_CODE = 32
 def read_tflite(path: str | os.PathLike[str], fold_pad_ops: bool = True) -> Graph:
     """Read the .tflite file at ``path`` into a validated `Graph` (blocks inferred). With
     ``fold_pad_ops``, PAD ops that only pad a conv's input become that conv's pads
-    (`tflite_fold.fold_pads`); without it, every operator of the file is one op."""
+    (`tflite_fold.fold_pads`) and SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND chains become
+    dilated convs (`tflite_dilation_fold`); without it, every operator of the file is one op."""
     path = Path(path)
     raw = decode_model(read_model_bytes(path), str(path))
     return graph_from_raw(raw, name=path.stem, source=str(path), fold_pad_ops=fold_pad_ops)
@@ -99,7 +101,7 @@ def _build_graph(raw: RawModel, name: str, source: str, fold_pad_ops: bool) -> G
     validate_model(graph, source)
     validate(graph)
     if fold_pad_ops:
-        graph = _number_ops(fold_pads(graph))
+        graph = _number_ops(fold_pads(fold_dilated_convs(graph)))
     graph = graph.with_ops(graph.ops, blocks=infer_blocks(graph))
     return validate(graph)
 
