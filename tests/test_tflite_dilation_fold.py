@@ -1,8 +1,8 @@
 """Folding SPACE_TO_BATCH_ND -> CONV_2D / DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND (TensorFlow's
-dilated convolution) into one dilated conv at import: the folded graph read from the file gives
-exactly what TFLite Micro computes on the original, unfolded file; a chain whose padding TFLite
-Micro fills with raw 0 where a conv would use the zero point is left unfolded and still exact;
-the folded conv's generated C equals the reference."""
+dilated convolution) into one dilated conv at import: the folded graph computes exactly what the
+unfolded one does in the reference runtime, and what TFLite Micro computes on the folded file; on
+the original file too where no padding is read (TFLite Micro's SPACE_TO_BATCH_ND padding is
+indeterminate); the folded conv's generated C equals the reference."""
 
 from __future__ import annotations
 
@@ -61,39 +61,32 @@ def _read(graph: Graph, tmp_path) -> tuple[bytes, Graph]:
     return model, read_tflite(path)
 
 
-@pytest.mark.parametrize("shape, kernel, rate, same, kind", [
-    ((1, 9, 9, 3), (3, 3), (2, 2), True, OpKind.CONV_2D),
-    ((1, 10, 7, 3), (3, 3), (2, 2), True, OpKind.CONV_2D),      # odd width: extra pad, crop
-    ((1, 12, 12, 4), (3, 3), (4, 4), True, OpKind.DEPTHWISE_CONV_2D),
-    ((2, 11, 9, 2), (3, 2), (3, 2), False, OpKind.CONV_2D),     # VALID
-    ((1, 8, 9, 4), (3, 3), (2, 2), False, OpKind.DEPTHWISE_CONV_2D),
+@pytest.mark.parametrize("shape, kernel, rate, same, kind, x_zp", [
+    ((1, 9, 9, 3), (3, 3), (2, 2), True, OpKind.CONV_2D, 0),
+    ((1, 10, 7, 3), (3, 3), (2, 2), True, OpKind.CONV_2D, 7),   # odd width: extra pad, crop
+    ((1, 12, 12, 4), (3, 3), (4, 4), True, OpKind.DEPTHWISE_CONV_2D, -128),
+    ((2, 11, 9, 2), (3, 2), (3, 2), False, OpKind.CONV_2D, 3),  # VALID, padded to the block
+    ((1, 8, 9, 4), (3, 3), (2, 2), False, OpKind.DEPTHWISE_CONV_2D, 0),
 ])
-def test_folded_conv_matches_tflite_micro_on_the_original_file(shape, kernel, rate, same, kind,
-                                                                tmp_path):
-    model, read = _read(dilated_chain(shape, kernel, rate, same, kind, seed=sum(shape)), tmp_path)
+def test_folded_conv_computes_what_the_chain_does(shape, kernel, rate, same, kind, x_zp, tmp_path):
+    original = dilated_chain(shape, kernel, rate, same, kind, x_zp=x_zp, seed=sum(shape))
+    _, read = _read(original, tmp_path)
     assert [op.kind for op in read.ops] == [kind]
     attrs = read.ops[0].attrs
     assert attrs.dilation == rate and attrs.stride == (1, 1)
     if same:
         assert attrs.pads == Pads.same(shape[1], shape[2], kernel, (1, 1), rate)
+    folded_model = serialize_tflite(read)
     rng = np.random.default_rng(sum(shape))
     for x in (rng.integers(-128, 128, size=shape, dtype=np.int8), np.full(shape, 127, np.int8)):
         ours = Interpreter(read).invoke([x])[0]
-        assert np.array_equal(ours, _tflm(model, x))
+        assert np.array_equal(ours, Interpreter(original).invoke([x])[0])
+        assert np.array_equal(ours, _tflm(folded_model, x))
 
 
-def test_padding_read_as_data_is_not_folded(tmp_path):
-    """Input zero point 7 and SAME padding: TFLite Micro's SPACE_TO_BATCH_ND pads with raw 0, a
-    dilated conv would pad with 7, so the chain stays as it is, and still runs bit-exact."""
-    model, read = _read(dilated_chain((1, 9, 9, 3), (3, 3), (2, 2), True, x_zp=7), tmp_path)
-    assert [op.kind for op in read.ops] == [OpKind.SPACE_TO_BATCH_ND, OpKind.CONV_2D,
-                                            OpKind.BATCH_TO_SPACE_ND]
-    x = np.random.default_rng(4).integers(-128, 128, size=(1, 9, 9, 3), dtype=np.int8)
-    assert np.array_equal(Interpreter(read).invoke([x])[0], _tflm(model, x))
-
-
-def test_unpadded_chain_folds_whatever_the_zero_point(tmp_path):
-    """VALID with sizes the block divides: no padding is read, so zero point 7 folds too."""
+def test_folded_conv_matches_tflite_micro_on_the_original_file(tmp_path):
+    """VALID with sizes the block divides: TFLite Micro reads no padding, so the original file
+    is deterministic there and the folded conv gives its bytes."""
     model, read = _read(dilated_chain((1, 8, 8, 3), (3, 3), (2, 2), False, x_zp=7), tmp_path)
     assert [op.kind for op in read.ops] == [OpKind.CONV_2D]
     x = np.random.default_rng(5).integers(-128, 128, size=(1, 8, 8, 3), dtype=np.int8)

@@ -7,13 +7,13 @@ TensorFlow's converter expresses a convolution with dilation d = (dh, dw) as
 
 Interleaving the d_h * d_w phase images back, output row h reads padded rows ``h + C_top + k * dh``,
 i.e. input rows ``h + (P_top - C_top) + k * dh``: a conv with dilation d and leading pad
-``P_top - C_top`` (the trailing pad follows from y's size), the same per column. The fold is exact
-(in TFLite Micro) only where the padding is never read as data or reads as the conv's own padding:
-TFLite Micro's SPACE_TO_BATCH_ND pads with the raw value 0 (`ops.space_batch`), while a conv's
-padding is the input zero point. So a chain is folded when its folded pads are all 0, or the input
-zero point is 0; otherwise, and when any pad would be negative, it is left as it is (and still runs
-bit-exact). Both data-movement ops must be 4-D with the same block, the conv stride 1, dilation 1
-and unpadded, and the intermediate tensors read by nothing else and not graph outputs.
+``P_top - C_top`` (the trailing pad follows from y's size), the same per column. The fold is exact:
+SPACE_TO_BATCH_ND pads with its output zero point (`ops.space_batch`), which is the conv's input
+zero point, and a conv's padding is that zero point too. (TFLite Micro's SPACE_TO_BATCH_ND pads
+with an indeterminate value, so on the original file it agrees wherever no padding is read.) A
+chain whose pads would be negative is left as it is. Both data-movement ops must be 4-D with the
+same block, the conv stride 1, dilation 1 and unpadded, and the intermediate tensors read by
+nothing else and not graph outputs.
 """
 
 from __future__ import annotations
@@ -83,7 +83,5 @@ def _chain(graph: Graph, s2b: Op, consumers, outputs) -> tuple[Op, Op, ConvAttrs
              zip(y.shape[1:3], x.shape[1:3], lead, (kh, kw), block)]
     pads = Pads(lead[0], trail[0], lead[1], trail[1])
     if min(lead + trail) < 0:
-        return None
-    if pads != Pads() and (x.quant is None or x.quant.zero_point[0] != 0):
         return None
     return conv, b2s, replace(attrs, pads=pads, dilation=tuple(block))

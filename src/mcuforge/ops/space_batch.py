@@ -6,18 +6,18 @@ As TFLite Micro's ``kernels/space_to_batch_nd.cc`` / ``batch_to_space_nd.cc``
 (``reference_ops::SpaceToBatchND`` / ``BatchToSpaceND``; a 3-D tensor is handled as [N, H, 1, C]
 with block width 1). With block (bh, bw):
 
-- SPACE_TO_BATCH_ND pads H and W by ``paddings`` [[top, bottom], [left, right]] with the raw
-  value 0, then output batch ``(sh * bw + sw) * N + n`` holds the padded pixels
+- SPACE_TO_BATCH_ND pads H and W by ``paddings`` [[top, bottom], [left, right]] with the output
+  zero point, then output batch ``(sh * bw + sw) * N + n`` holds the padded pixels
   ``(h * bh + sh, w * bw + sw)`` of batch n. The padded sizes must be multiples of the block.
 - BATCH_TO_SPACE_ND is its inverse, then removes ``crops`` [[top, bottom], [left, right]]; the
   input batch must be a multiple of bh * bw.
 
-The padding value: TFLite pads with the output zero point, but TFLite Micro never sets its
-``SpaceToBatchParams.output_offset`` (the persistent buffer holding it is not written, 0 in a fresh
-arena, as the pip interpreter shows), so its int8 padding is the raw value 0, i.e. the real value
-``-zero_point * scale``; this module pads with raw 0, bit-exact with TFLite Micro. Input and output
-share one quantisation. Not patchable; no overlap. C: ``space_batch`` (one C-byte
-copy or padding fill per output pixel; the direction is baked in). .tflite: the empty
+The padding value is the output zero point, as TFLite's kernel sets it (``output_offset``).
+TFLite Micro never sets its ``SpaceToBatchParams.output_offset``: it pads with whatever its
+persistent arena buffer holds (0 in a fresh arena, other bytes once the heap is reused), so its
+padded values are indeterminate and only the unpadded values can be compared with it. Input
+and output share one quantisation. Not patchable; no overlap. C: ``space_batch`` (one C-byte copy
+or zero-point fill per output pixel; the direction is baked in). .tflite: the empty
 SpaceToBatchNDOptions / BatchToSpaceNDOptions tables; the block shape and the paddings or crops
 (constant inputs) are kept as attributes.
 """
@@ -38,8 +38,6 @@ from .registry import OpDef
 from .tflite_common import empty_table
 
 S2B, B2S = OpKind.SPACE_TO_BATCH_ND, OpKind.BATCH_TO_SPACE_ND
-# The raw padding value of SPACE_TO_BATCH_ND (TFLite Micro's unset output_offset; see above).
-PAD_VALUE = 0
 
 
 @dataclass(frozen=True)
@@ -138,11 +136,13 @@ class SpaceBatch(OpDef):
                 f"{x_t.quant.zero_point[0]}); {op.kind.value} moves values unchanged")
 
     def run(self, graph, op, env):
-        """`space_to_batch` (padding with raw 0, as TFLite Micro) or `batch_to_space`."""
+        """`space_to_batch` (padding with the output zero point, 0 when unquantised) or
+        `batch_to_space`."""
         x = ref.value_of(graph, env, op.inputs[0])
         if op.kind is B2S:
             return batch_to_space(x, op.attrs)
-        return space_to_batch(x, op.attrs, PAD_VALUE)
+        y_q = graph.tensors[op.outputs[0]].quant
+        return space_to_batch(x, op.attrs, int(y_q.zero_point[0]) if y_q is not None else 0)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
         """One C-byte copy (or padding fill) per output pixel."""
@@ -156,7 +156,8 @@ class SpaceBatch(OpDef):
             "const int8_t *in, int8_t *out, int32_t N, int32_t IH, int32_t IW, int32_t C, "
             "int32_t OB, int32_t OH, int32_t OW, int32_t BH, int32_t BW, int32_t top, "
             "int32_t left, int32_t pad", {"to_batch": op.kind is S2B})
-        args = (*io_buffers(op), n, h, w, c, out[0], out_h, out_w, bh, bw, top, left, PAD_VALUE)
+        args = (*io_buffers(op), n, h, w, c, out[0], out_h, out_w, bh, bw, top, left,
+                int(y_t.quant.zero_point[0]))
         return LayerCall(op.name, op.kind.value, spec, args)
 
     def decode_attrs(self, kind, reader, rop, where):
