@@ -61,7 +61,7 @@ def load_graph(model: str, resolution: int | None = None, width: float | None = 
     try:
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:
-        raise UnknownModelError(f"{exc} (or give a .tflite/.json path or a spec string)") from None
+        raise UnknownModelError(f"{exc} (or give a .tflite/.onnx/.json path or a spec string)") from None
     return validate_model(build_graph(spec, spec.name or Path(model).stem), model)
 
 

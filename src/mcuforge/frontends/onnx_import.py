@@ -45,6 +45,7 @@ from .onnx_nodes import CONVERTERS, TO_NCHW, TO_NHWC, _attr, nhwc_constant
 from .tflite_blocks import infer_blocks
 
 _SOFTMAX_OUT = QuantParams.per_tensor(1.0 / 256.0, -128)
+_FOLDED = ("Constant", "QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,16 @@ class _Importer:
     def __init__(self, model, source: str):
         from onnx import numpy_helper
         self.source = source
-        self.model = _static_model(model)
+        self._index = {node.output[0]: i for i, node in enumerate(model.graph.node) if node.output}
+        for node in model.graph.node:
+            known = node.op_type in CONVERTERS or node.op_type in _FOLDED
+            if not known or node.domain not in ("", "ai.onnx"):
+                raise UnsupportedOpError(f"unsupported ONNX op {node.op_type} at {self.where(node)}")
+        try:
+            self.model = _static_model(model)
+        except Exception as exc:  # onnx raises its own InferenceError / ValidationError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{source}: shapes cannot be inferred ({first})") from None
         g = self.model.graph
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
         for node in g.node:
@@ -128,15 +138,12 @@ class _Importer:
         self.ops: list[Op] = []
         self.values: dict[str, tuple[str, bool]] = {}  # ONNX value -> (IR tensor, permuted)
         self._layouts: dict[tuple[str, bool], str] = {}
-        self._index: dict[int, int] = {}
-        for i, node in enumerate(g.node):
-            self._index[id(node)] = i
 
     # --- helpers for converters --------------------------------------------------------------
 
     def where(self, node) -> str:
         """``node #i (name)``, as refusals name a node."""
-        return f"node #{self._index[id(node)]} ({node.name or node.output[0]})"
+        return f"node #{self._index[node.output[0]]} ({node.name or node.output[0]})"
 
     def onnx_shape(self, name: str) -> tuple[int, ...]:
         """The ONNX (inferred, static) shape of value ``name``."""
@@ -273,6 +280,17 @@ class _Importer:
             self._tensor(ir, values.shape, DType.FLOAT32, None, values)
         return ir
 
+    def quantised_like_output(self, node, ir: str) -> str:
+        """``ir`` itself, or, for a float activation in a QDQ model (ORT leaves a Relu or Clip on
+        the float graph input), its QUANTIZE with the quantisation of ``node``'s output: exact for
+        monotonic ops that map 0 to 0, since Q(relu(x)) = max(Q(x), zero point)."""
+        if not self.qdq or self.tensors[ir].dtype is not DType.FLOAT32:
+            return ir
+        readers = self.q_of_float.get(node.output[0])
+        if not readers:
+            return ir
+        return self._requant(ir, self._q_params(self.q_nodes[readers[0]]))
+
     def emit(self, node, kind: OpKind, inputs: list[str], attrs, permuted: bool,
              same_quant: bool = False, softmax_out: bool = False) -> str:
         """Append the IR op of ``node`` writing its (first) output; in a QDQ model the output takes
@@ -335,7 +353,8 @@ class _Importer:
         return self._layouts[key]
 
     def _requant(self, ir: str, quant: QuantParams) -> str:
-        name = self._unique(f"{ir}:requant")
+        float_input = self.tensors[ir].dtype is DType.FLOAT32
+        name = self._unique(f"{ir}:{'quantize' if float_input else 'requant'}")
         return self._op(name, OpKind.QUANTIZE, [ir], NoAttrs(), name, DType.INT8, quant)
 
     @staticmethod
@@ -433,8 +452,6 @@ class _Importer:
                     self.qconst[node.output[0]] = self._dequantized_constant(node)
                 else:
                     self.dq_source[node.output[0]] = node.input[0]
-            elif node.op_type not in CONVERTERS:
-                raise UnsupportedOpError(f"unsupported ONNX op {node.op_type} at {self.where(node)}")
         for node in g.node:
             if node.op_type in CONVERTERS:
                 CONVERTERS[node.op_type](self, node)

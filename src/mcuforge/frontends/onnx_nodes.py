@@ -58,11 +58,11 @@ def conv(imp, node) -> None:
     x = imp.nhwc(node.input[0])
     n, h, w, c = imp.shape(x)
     weight = imp.weight(node, 1)
+    _require(imp, node, len(weight.shape) == 4, "with a non-2-D kernel")
     o, i_per_group, kh, kw = weight.shape
     group = int(_attr(node, "group", 1))
     stride = tuple(_attr(node, "strides", (1, 1)))
     dilation = tuple(_attr(node, "dilations", (1, 1)))
-    _require(imp, node, len(weight.shape) == 4, "with a non-2-D kernel")
     pads = _spatial_pads(imp, node, (h, w), (kh, kw), stride, dilation)
     if group == 1:
         kind, w_perm, axis, mult = OpKind.CONV_2D, (0, 2, 3, 1), 0, 1
@@ -126,7 +126,8 @@ def relu(imp, node) -> None:
                  f"with bounds ({low:g}, {high:g}) (only (0, 6) or (0, inf))")
         kind = OpKind.RELU6 if high == 6.0 else OpKind.RELU
     x = node.input[0]
-    imp.emit(node, kind, [imp.value(x)], None, permuted=imp.permuted(x))
+    imp.emit(node, kind, [imp.quantised_like_output(node, imp.value(x))], None,
+             permuted=imp.permuted(x))
 
 
 def pool(imp, node) -> None:
