@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,27 +40,13 @@ from ..ir import DType, Graph, Op, OpKind, QuantParams, Tensor, validate
 from ..ir.ops import NoAttrs, TransposeAttrs
 from ..ir.shapes import infer_output_shape
 from ..ops.validation import validate_model
-from .onnx_nodes import CONVERTERS, TO_NCHW, TO_NHWC, _attr, nhwc_constant
+from .onnx_constants import (Weight, bias_values, dequantized_constant, operand_values,
+                             quantize_linear_params, quant_equal, weight_values)
+from .onnx_nodes import CONVERTERS, TO_NCHW, TO_NHWC, node_attr
 from .tflite_blocks import infer_blocks
 
 _SOFTMAX_OUT = QuantParams.per_tensor(1.0 / 256.0, -128)
 _FOLDED = ("Constant", "QuantizeLinear", "DequantizeLinear")
-
-
-@dataclass(frozen=True)
-class Weight:
-    """A constant operand: its values in ONNX layout (int for QDQ, float32 otherwise) and, when
-    quantised, scales, zero points and the ONNX axis of per-channel scales."""
-
-    values: np.ndarray
-    scale: np.ndarray | None = None
-    zero_point: np.ndarray | None = None
-    axis: int | None = None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The ONNX shape."""
-        return tuple(self.values.shape)
 
 
 def read_onnx(path: str | os.PathLike[str]) -> Graph:
@@ -211,73 +196,36 @@ class _Importer:
                                      f"constant at {self.where(node)}")
         return Weight(self.consts[name].astype(np.float32))
 
-    def weight_tensor(self, node, weight: Weight, perm: tuple[int, ...], channel_axis: int,
-                      onnx_axis: int | None = None) -> str:
+    def weight_tensor(self, node, weight: Weight, perm: tuple[int, ...], channel_axis: int) -> str:
         """An IR constant of ``weight`` transposed by ``perm`` (int8 with its quantisation, whose
         per-channel axis must land on ``channel_axis``, or float32)."""
-        values = np.ascontiguousarray(weight.values.transpose(perm))
-        name = self._unique(f"{node.input[1]}")
-        if weight.scale is None:
-            self._tensor(name, values.shape, DType.FLOAT32, None, values)
-            return name
-        if weight.scale.size > 1:
-            axis = perm.index(weight.axis)
-            if axis != channel_axis:
-                raise UnsupportedOpError(f"unsupported ONNX {node.op_type} with weight scales along "
-                                         f"axis {weight.axis} (not the output channels) at "
-                                         f"{self.where(node)}")
-            quant = QuantParams(tuple(float(s) for s in weight.scale),
-                                tuple(int(z) for z in weight.zero_point), axis)
-        else:
-            quant = QuantParams.per_tensor(float(weight.scale[0]), int(weight.zero_point[0]))
-        self._tensor(name, values.shape, DType.INT8, quant, values.astype(np.int8))
+        values, dtype, quant = weight_values(weight, perm, channel_axis, self._what(node))
+        name = self._unique(node.input[1])
+        self._tensor(name, values.shape, dtype, quant, values)
         return name
 
     def bias_tensor(self, node, position: int | None, x: str, weight: Weight, out: int) -> str:
-        """The IR bias of a weighted op: int32 in the scale input scale * weight scale (QDQ) or
-        float32; zeros when the node has none."""
-        name = self._unique(node.input[position] if position is not None else f"{node.output[0]}:bias")
-        if weight.scale is None:
-            data = (self.consts[node.input[position]].astype(np.float32) if position is not None
-                    else np.zeros(out, np.float32))
-            self._tensor(name, (out,), DType.FLOAT32, None, data.reshape(out))
-            return name
-        x_q = self.tensors[x].quant
-        w_scale = np.broadcast_to(weight.scale.astype(np.float64), (out,))
-        scale = np.float64(np.float32(x_q.scale[0])) * w_scale
-        if position is None:
-            data = np.zeros(out, np.int32)
-        else:
-            bias = self.qconst.get(node.input[position])
+        """The IR bias of a weighted op reading ``x`` (`onnx_constants.bias_values`); zeros when
+        ``position`` is None."""
+        bias = None
+        if position is not None:
+            name = node.input[position]
+            bias = self.qconst.get(name, self.consts.get(name))
             if bias is None:
-                raise UnsupportedOpError(f"unsupported ONNX {node.op_type} with an unquantised bias "
-                                         f"at {self.where(node)}")
-            b_scale = np.broadcast_to(bias.scale.astype(np.float64), (out,))
-            raw = bias.values.astype(np.int64).reshape(out)
-            if np.allclose(b_scale, scale, rtol=1e-6, atol=0):
-                data = raw
-            else:
-                data = np.round(raw * b_scale / scale)
-            data = np.clip(data, -2**31, 2**31 - 1).astype(np.int32)
-        quant = (QuantParams(tuple(float(s) for s in scale), (0,) * out, 0) if weight.scale.size > 1
-                 else QuantParams.per_tensor(float(scale[0]), 0))
-        self._tensor(name, (out,), DType.INT32, quant, data)
+                raise UnsupportedOpError(f"unsupported {self._what(node)} with a non-constant bias")
+        values, dtype, quant = bias_values(weight, bias, self.tensors[x].quant, out, self._what(node))
+        name = self._unique(node.input[position] if position is not None else f"{node.output[0]}:bias")
+        self._tensor(name, (out,), dtype, quant, values)
         return name
 
     def operand_constant(self, node, name: str, rank: int, permuted: bool) -> str:
         """A broadcast constant operand (Add/Mul) in the IR layout (int8 per-tensor, or float32)."""
+        constant = self.qconst.get(name) if self.qdq else self.consts[name]
+        if constant is None:
+            raise UnsupportedOpError(f"unsupported {self._what(node)} with an unquantised constant {name}")
+        values, dtype, quant = operand_values(constant, rank, permuted, self._what(node))
         ir = self._unique(name)
-        if self.qdq:
-            w = self.qconst.get(name)
-            if w is None or w.scale.size != 1:
-                raise UnsupportedOpError(f"unsupported ONNX {node.op_type} with a constant {name} "
-                                         f"that is not quantised per tensor at {self.where(node)}")
-            values = nhwc_constant(w.values, rank, permuted).astype(np.int8)
-            quant = QuantParams.per_tensor(float(w.scale[0]), int(w.zero_point[0]))
-            self._tensor(ir, values.shape, DType.INT8, quant, values)
-        else:
-            values = nhwc_constant(self.consts[name].astype(np.float32), rank, permuted)
-            self._tensor(ir, values.shape, DType.FLOAT32, None, values)
+        self._tensor(ir, values.shape, dtype, quant, values)
         return ir
 
     def quantised_like_output(self, node, ir: str) -> str:
@@ -313,11 +261,15 @@ class _Importer:
                                      f"quantised at {self.where(node)}")
         want = self._q_params(self.q_nodes[readers[0]])
         if kind is OpKind.CONCATENATION:
-            inputs = [i if self._same(self.tensors[i].quant, want) else self._requant(i, want)
+            inputs = [i if quant_equal(self.tensors[i].quant, want) else self._requant(i, want)
                       for i in inputs]
-        first = softmax_out and _SOFTMAX_OUT or (same_quant and self.tensors[inputs[0]].quant) or want
+        first = want
+        if softmax_out:
+            first = _SOFTMAX_OUT
+        elif same_quant and kind is not OpKind.CONCATENATION:
+            first = self.tensors[inputs[0]].quant
         out = self._op(op_name, kind, inputs, attrs, self._unique(y), DType.INT8, first)
-        if not self._same(first, want):
+        if not quant_equal(first, want):
             out = self._requant(out, want)
         self.values[y] = (out, permuted)
         return out
@@ -357,22 +309,13 @@ class _Importer:
         name = self._unique(f"{ir}:{'quantize' if float_input else 'requant'}")
         return self._op(name, OpKind.QUANTIZE, [ir], NoAttrs(), name, DType.INT8, quant)
 
-    @staticmethod
-    def _same(a: QuantParams | None, b: QuantParams) -> bool:
-        return (a is not None and a.zero_point[0] == b.zero_point[0]
-                and np.float32(a.scale[0]) == np.float32(b.scale[0]))
+    def _what(self, node) -> str:
+        return f"ONNX {node.op_type} at {self.where(node)}"
 
     def _q_params(self, node) -> QuantParams:
-        """The int8 quantisation of a QuantizeLinear (uint8 shifted by -128)."""
-        scale = float(self._const(node, 1).reshape(-1)[0])
-        zp = self._const(node, 2) if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
-        if zp.size != 1 or self._const(node, 1).size != 1:
-            raise UnsupportedOpError(f"unsupported per-axis QuantizeLinear at {self.where(node)}")
-        if zp.dtype not in (np.int8, np.uint8):
-            raise UnsupportedOpError(f"unsupported {zp.dtype} QuantizeLinear at {self.where(node)} "
-                                     "(only int8 and uint8)")
-        shift = 128 if zp.dtype == np.uint8 else 0
-        return QuantParams.per_tensor(scale, int(zp.reshape(-1)[0]) - shift)
+        """The int8 quantisation of a QuantizeLinear."""
+        zp = self._const(node, 2) if len(node.input) > 2 and node.input[2] else None
+        return quantize_linear_params(self._const(node, 1), zp, self.where(node))
 
     def _const(self, node, position: int) -> np.ndarray:
         name = node.input[position]
@@ -382,19 +325,9 @@ class _Importer:
         return self.consts[name]
 
     def _dequantized_constant(self, node) -> Weight:
-        data = self.consts[node.input[0]]
-        scale = self._const(node, 1).astype(np.float64).reshape(-1)
-        zp = (self._const(node, 2) if len(node.input) > 2 and node.input[2]
-              else np.zeros(scale.shape, data.dtype))
-        if data.dtype == np.uint8:
-            data, zp = data.astype(np.int16) - 128, zp.astype(np.int16) - 128
-        elif data.dtype not in (np.int8, np.int32):
-            raise UnsupportedOpError(f"unsupported {data.dtype} DequantizeLinear at {self.where(node)}")
-        axis = None
-        if scale.size > 1:
-            axis = int(_attr(node, "axis", 1)) % data.ndim
-        zp = np.broadcast_to(zp.reshape(-1).astype(np.int64), scale.shape)
-        return Weight(np.asarray(data), scale, zp, axis)
+        zp = self._const(node, 2) if len(node.input) > 2 and node.input[2] else None
+        return dequantized_constant(self.consts[node.input[0]], self._const(node, 1), zp,
+                                    int(node_attr(node, "axis", 1)), self.where(node))
 
     def _resolve(self, name: str) -> tuple[str, bool]:
         if name in self.values:
@@ -414,7 +347,7 @@ class _Importer:
         want = self._q_params(node)
         ir, permuted = self._resolve(node.input[0])
         t = self.tensors[ir]
-        if t.dtype is DType.INT8 and self._same(t.quant, want):
+        if t.dtype is DType.INT8 and quant_equal(t.quant, want):
             out = ir
         elif t.dtype in (DType.INT8, DType.FLOAT32):
             out = self._requant(ir, want)

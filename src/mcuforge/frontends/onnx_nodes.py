@@ -24,7 +24,7 @@ TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
 
 
-def _attr(node, name: str, default=None):
+def node_attr(node, name: str, default=None):
     """The value of attribute ``name`` of ``node`` (ints, floats, strings and their lists)."""
     import onnx
     for a in node.attribute:
@@ -36,7 +36,7 @@ def _attr(node, name: str, default=None):
 
 def _spatial_pads(imp, node, in_hw, kernel, stride, dilation=(1, 1)) -> Pads:
     """Explicit pads from ``pads`` [top, left, bottom, right] or ``auto_pad``."""
-    auto = _attr(node, "auto_pad", "NOTSET")
+    auto = node_attr(node, "auto_pad", "NOTSET")
     if auto == "VALID":
         return Pads()
     if auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -44,7 +44,7 @@ def _spatial_pads(imp, node, in_hw, kernel, stride, dilation=(1, 1)) -> Pads:
         if auto == "SAME_LOWER":
             same = Pads(same.bottom, same.top, same.right, same.left)
         return same
-    top, left, bottom, right = tuple(_attr(node, "pads", (0, 0, 0, 0)))
+    top, left, bottom, right = tuple(node_attr(node, "pads", (0, 0, 0, 0)))
     return Pads(top, bottom, left, right)
 
 
@@ -60,9 +60,9 @@ def conv(imp, node) -> None:
     weight = imp.weight(node, 1)
     _require(imp, node, len(weight.shape) == 4, "with a non-2-D kernel")
     o, i_per_group, kh, kw = weight.shape
-    group = int(_attr(node, "group", 1))
-    stride = tuple(_attr(node, "strides", (1, 1)))
-    dilation = tuple(_attr(node, "dilations", (1, 1)))
+    group = int(node_attr(node, "group", 1))
+    stride = tuple(node_attr(node, "strides", (1, 1)))
+    dilation = tuple(node_attr(node, "dilations", (1, 1)))
     pads = _spatial_pads(imp, node, (h, w), (kh, kw), stride, dilation)
     if group == 1:
         kind, w_perm, axis, mult = OpKind.CONV_2D, (0, 2, 3, 1), 0, 1
@@ -83,15 +83,15 @@ def gemm(imp, node) -> None:
     weight = imp.weight(node, 1)
     _require(imp, node, len(weight.shape) == 2, "with a weight of rank other than 2")
     if node.op_type == "Gemm":
-        _require(imp, node, float(_attr(node, "alpha", 1.0)) == 1.0
-                 and float(_attr(node, "beta", 1.0)) == 1.0 and not _attr(node, "transA", 0),
+        _require(imp, node, float(node_attr(node, "alpha", 1.0)) == 1.0
+                 and float(node_attr(node, "beta", 1.0)) == 1.0 and not node_attr(node, "transA", 0),
                  "with alpha/beta != 1 or transA")
-        trans_b = bool(_attr(node, "transB", 0))
+        trans_b = bool(node_attr(node, "transB", 0))
     else:
         _require(imp, node, len(imp.shape(x)) == 2, "with an input of rank other than 2")
         trans_b = False
     perm, out_axis = ((0, 1), 0) if trans_b else ((1, 0), 1)
-    w_name = imp.weight_tensor(node, weight, perm, 0, onnx_axis=out_axis)
+    w_name = imp.weight_tensor(node, weight, perm, 0)
     out = weight.shape[out_axis]
     bias = 2 if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] else None
     b_name = imp.bias_tensor(node, bias, x, weight, out)
@@ -120,8 +120,8 @@ def relu(imp, node) -> None:
     """Relu -> RELU; Clip with constant bounds (0, 6) -> RELU6, (0, none) -> RELU."""
     kind = OpKind.RELU
     if node.op_type == "Clip":
-        low = imp.scalar(node, 1, _attr(node, "min", -math.inf))
-        high = imp.scalar(node, 2, _attr(node, "max", math.inf))
+        low = imp.scalar(node, 1, node_attr(node, "min", -math.inf))
+        high = imp.scalar(node, 2, node_attr(node, "max", math.inf))
         _require(imp, node, low == 0.0 and high in (6.0, math.inf),
                  f"with bounds ({low:g}, {high:g}) (only (0, 6) or (0, inf))")
         kind = OpKind.RELU6 if high == 6.0 else OpKind.RELU
@@ -142,14 +142,14 @@ def pool(imp, node) -> None:
         imp.emit(node, OpKind.MAX_POOL_2D, [x], PoolAttrs((h, w), (1, 1)), permuted=True,
                  same_quant=True)
         return
-    kernel = tuple(_attr(node, "kernel_shape"))
-    stride = tuple(_attr(node, "strides", (1, 1)))
-    _require(imp, node, len(kernel) == 2 and not _attr(node, "ceil_mode", 0)
-             and tuple(_attr(node, "dilations", (1, 1))) == (1, 1),
+    kernel = tuple(node_attr(node, "kernel_shape"))
+    stride = tuple(node_attr(node, "strides", (1, 1)))
+    _require(imp, node, len(kernel) == 2 and not node_attr(node, "ceil_mode", 0)
+             and tuple(node_attr(node, "dilations", (1, 1))) == (1, 1),
              "with ceil_mode, dilations or a non-2-D window")
     pads = _spatial_pads(imp, node, (h, w), kernel, stride)
     if node.op_type == "AveragePool":
-        _require(imp, node, pads == Pads() or not _attr(node, "count_include_pad", 0),
+        _require(imp, node, pads == Pads() or not node_attr(node, "count_include_pad", 0),
                  "with count_include_pad and padding")
     kind = OpKind.MAX_POOL_2D if node.op_type == "MaxPool" else OpKind.AVERAGE_POOL_2D
     imp.emit(node, kind, [x], PoolAttrs(kernel, stride, pads), permuted=True, same_quant=True)
@@ -159,7 +159,7 @@ def concat(imp, node) -> None:
     """Concat along any axis (a channel concat of NCHW values is the last axis in NHWC)."""
     names = [n for n in node.input if n]
     rank = len(imp.onnx_shape(node.output[0]))
-    axis = int(_attr(node, "axis")) % rank
+    axis = int(node_attr(node, "axis")) % rank
     permuted = rank == 4 and all(imp.permuted(n) for n in names)
     inputs = [imp.nhwc(n) if permuted else imp.plain(n) for n in names]
     if permuted:
@@ -188,7 +188,7 @@ def transpose(imp, node) -> None:
     """Transpose, composed with the NHWC layout of its input (an identity becomes an alias)."""
     source = node.input[0]
     rank = len(imp.onnx_shape(source))
-    perm = tuple(_attr(node, "perm", tuple(reversed(range(rank)))))
+    perm = tuple(node_attr(node, "perm", tuple(reversed(range(rank)))))
     if imp.permuted(source):
         perm = tuple(TO_NCHW[p] for p in perm)
     x = imp.value(source)
@@ -202,7 +202,7 @@ def softmax(imp, node) -> None:
     """Softmax over the last axis (or over channels of an NCHW value, the last axis in NHWC)."""
     source = node.input[0]
     rank = len(imp.onnx_shape(source))
-    axis = int(_attr(node, "axis", -1)) % rank
+    axis = int(node_attr(node, "axis", -1)) % rank
     if imp.permuted(source) and axis == 1:
         x, permuted = imp.value(source), True
     else:
