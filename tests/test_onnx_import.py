@@ -5,6 +5,8 @@ refused in one line."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -206,13 +208,16 @@ def test_qdq_layouts_and_constants_close_to_onnxruntime(tmp_path):
     assert max(worst) <= 2.0 + 1e-6
 
 
-def test_qdq_graph_is_bit_exact_with_tflite_micro_after_writing(tmp_path):
-    """The imported int8 graph written as .tflite runs in TFLite Micro bit-exactly like our runtime,
-    and reads back with the same ops."""
-    graph = read_onnx(quantised(tmp_path, convnet(2)))
+@pytest.mark.parametrize("which", ["int8", "uint8", "layouts"])
+def test_qdq_graph_is_bit_exact_with_tflite_micro_after_writing(tmp_path, which):
+    """The imported int8 graph written as .tflite runs in TFLite Micro bit-exactly like our runtime
+    (first output), and reads back with the same ops."""
+    model = layout_net(2) if which == "layouts" else convnet(2)
+    activation = QuantType.QUInt8 if which == "uint8" else QuantType.QInt8
+    graph = read_onnx(quantised(tmp_path, model, activation))
     rng = np.random.default_rng(0)
     for _ in range(3):
-        x = rng.standard_normal((1, 16, 16, 3)).astype(np.float32)
+        x = rng.standard_normal(graph.tensors[graph.inputs[0]].shape).astype(np.float32)
         assert_matches_tflm(graph, [x])
     write_tflite(graph, tmp_path / "m.tflite")
     back = read_tflite(tmp_path / "m.tflite")
@@ -304,3 +309,59 @@ def test_bad_files(tmp_path):
     onnx.save(convnet(0), path)
     with pytest.raises(McuforgeError, match="do not apply to an .onnx model"):
         load_graph(str(path), resolution=32)
+
+
+# --- a model exported by torch.onnx.export ---------------------------------------------------------
+
+def _torch_model_path(tmp_path):
+    """A small PyTorch module (conv + BN, a residual, a channel concat, max pool, linear) exported
+    with the TorchScript exporter (which folds BN into the convs); skipped where it is unavailable."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+            self.side = nn.Conv2d(8, 4, 1)
+            self.fc = nn.Linear(12, 10)
+
+        def forward(self, x):
+            y = self.stem(x)
+            y = torch.relu(self.body(y) + y)
+            y = torch.cat([nn.functional.max_pool2d(y, 2), nn.functional.max_pool2d(self.side(y), 2)], 1)
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():  # BN statistics that are not the identity
+        for bn in (net.stem[1], net.body[1]):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "torch_float.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (torch.randn(*SHAPE),), str(path), dynamo=False,
+                              opset_version=13, input_names=["x"], output_names=["logits"])
+    except Exception as exc:  # the exporter's optional dependencies may be missing
+        pytest.skip(f"torch.onnx.export unavailable: {type(exc).__name__}")
+    return path
+
+
+def test_torch_exported_model(tmp_path):
+    """torch.onnx.export -> quantize_static -> import: close to ORT on 100 inputs, C equal to the
+    reference; the float export imports as a float graph with the same MACs."""
+    path = _torch_model_path(tmp_path)
+    model = onnx.load(path)
+    q_path = quantised(tmp_path, model, name="torch_q")
+    agreement, worst = compare_with_ort(q_path, 100)
+    print(f"torch export: argmax agreement {agreement:.2f}, max |difference| {worst:.4f}")
+    assert agreement >= 0.9
+    graph = read_onnx(q_path)
+    out_scale = graph.tensors[graph.op(graph.outputs[0]).inputs[0]].quant.scale[0]
+    assert worst <= 4 * out_scale
+    float_graph = read_onnx(path)
+    assert profile_graph(float_graph).macs == profile_graph(graph).macs
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
