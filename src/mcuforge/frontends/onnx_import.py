@@ -106,6 +106,8 @@ class _Importer:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{source}: shapes cannot be inferred ({first})") from None
         g = self.model.graph
+        self.opset = max((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")),
+                         default=1)
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
         for node in g.node:
             if node.op_type == "Constant":
@@ -394,7 +396,7 @@ class _Importer:
         layout = "NHWC (transposed from the ONNX model's NCHW)" if any(
             len(tensors[i].shape) == 4 for i in inputs) else "as in the ONNX model"
         metadata = {"source": self.source, "format": "onnx", "quantisation": "qdq" if self.qdq else "float",
-                    "opset": max((o.version for o in self.model.opset_import), default=0),
+                    "opset": self.opset,
                     "input_layout": layout,
                     "nhwc_outputs": [o for o, v in zip(outputs, g.output)
                                      if self._resolve(v.name)[1]]}

@@ -202,7 +202,11 @@ def softmax(imp, node) -> None:
     """Softmax over the last axis (or over channels of an NCHW value, the last axis in NHWC)."""
     source = node.input[0]
     rank = len(imp.onnx_shape(source))
-    axis = int(node_attr(node, "axis", -1)) % rank
+    shape = imp.onnx_shape(source)
+    axis = int(node_attr(node, "axis", -1 if imp.opset >= 13 else 1)) % rank
+    # Before opset 13 Softmax normalises over all dimensions from ``axis`` on.
+    _require(imp, node, imp.opset >= 13 or all(d == 1 for d in shape[axis + 1:]),
+             f"of opset {imp.opset} over several axes")
     if imp.permuted(source) and axis == 1:
         x, permuted = imp.value(source), True
     else:
