@@ -1,5 +1,5 @@
 """One entry point from a user's MODEL argument to a Graph: a zoo name, a DSL spec string, a
-ProxylessNAS/MCUNet JSON config, or a .tflite file."""
+ProxylessNAS/MCUNet JSON config, a .tflite or an .onnx file."""
 
 from __future__ import annotations
 
@@ -45,18 +45,23 @@ def load_spec(model: str, resolution: int | None = None, width: float | None = N
 
 
 def load_graph(model: str, resolution: int | None = None, width: float | None = None) -> Graph:
-    """The IR graph of MODEL: a .tflite file (int8, with weights) or an analytic zoo/spec/config graph."""
+    """The IR graph of MODEL: a .tflite or .onnx file (with weights) or an analytic zoo/spec/config graph."""
     if model.endswith(".tflite"):
         if resolution is not None or width is not None:
             raise McuforgeError("--resolution/--width do not apply to a .tflite model")
         from .tflite import read_tflite
         return read_tflite(model)
+    if model.endswith(".onnx"):
+        if resolution is not None or width is not None:
+            raise McuforgeError("--resolution/--width do not apply to an .onnx model")
+        from .onnx_import import read_onnx
+        return read_onnx(model)
     if not ("|" in model or model.endswith(".json")) and Path(model).exists():
-        raise ModelFileError(f"{model}: not a .tflite or .json model file")
+        raise ModelFileError(f"{model}: not a .tflite, .onnx or .json model file")
     try:
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:
-        raise UnknownModelError(f"{exc} (or give a .tflite/.json path or a spec string)") from None
+        raise UnknownModelError(f"{exc} (or give a .tflite/.onnx/.json path or a spec string)") from None
     return validate_model(build_graph(spec, spec.name or Path(model).stem), model)
 
 
