@@ -7,7 +7,9 @@ builds ordinary Keras models with random weights, converts each with
 dataset of random data, ``inference_input_type``/``inference_output_type`` int8, Keras' default
 dynamic batch kept), and writes them to ``--out`` (default: a temporary folder): MobileNet V1, V2 and
 V3-Small (small input, small width), a DS-CNN keyword model, a Conv1D audio net, a tiny YOLO-style
-detector, a small U-Net, an MLP, a model of mixed layers and an LSTM. Without TensorFlow it says so
+detector, a small U-Net, an MLP, a model of mixed layers and an LSTM (batch 1; as
+UNIDIRECTIONAL_SEQUENCE_LSTM and unrolled). Random weights: batch norms take the statistics of one
+random batch (`normalise_batch_norms`), so that deep models keep usable activation scales. Without TensorFlow it says so
 in one line and exits 0. ``--models DIR`` takes every .tflite under DIR instead (no TensorFlow
 needed), e.g. the reference models: ``.venv/bin/python benchmarks/converter_models.py --models
 ../shared/reference/models``.
@@ -244,13 +246,16 @@ def keras_models(tf) -> dict:
         x = layers.Multiply()([x, layers.Reshape((1, 1, 16))(gate)])
         x = layers.AveragePooling2D(2)(layers.Activation("tanh")(x))
         x = layers.ZeroPadding2D(1)(x)
-        x = layers.Conv2D(8, 3, activation="elu")(x)
+        x = layers.LeakyReLU(0.2)(layers.Conv2D(8, 3)(x))
         x = layers.Flatten()(layers.MaxPooling2D(2)(x))
         return tf.keras.Model(inputs, layers.Dense(5, activation="softmax")(layers.Dropout(0.1)(x)))
 
-    def lstm():
-        x = inputs = layers.Input((20, 8))
-        x = layers.LSTM(16)(x)
+    def lstm(unroll: bool):
+        # A fixed batch of 1: with Keras' dynamic batch the converter cannot lower the LSTM's
+        # tensor lists to builtin ops. unroll=False gives UNIDIRECTIONAL_SEQUENCE_LSTM; unroll=True
+        # the per-step FULLY_CONNECTED/SPLIT/LOGISTIC/TANH/MUL/ADD ops.
+        x = inputs = layers.Input((12, 8), batch_size=1)
+        x = layers.LSTM(16, unroll=unroll)(x)
         return tf.keras.Model(inputs, layers.Dense(4, activation="softmax")(x))
 
     return {
@@ -259,8 +264,24 @@ def keras_models(tf) -> dict:
         "mobilenet_v3_small": lambda: apps.MobileNetV3Small(
             (96, 96, 3), alpha=0.75, weights=None, classes=10, include_preprocessing=False),
         "ds_cnn_kws": ds_cnn, "conv1d_audio": conv1d_audio, "tiny_yolo": tiny_yolo,
-        "small_unet": small_unet, "mlp": mlp, "mixed_layers": mixed_layers, "lstm": lstm,
+        "small_unet": small_unet, "mlp": mlp, "mixed_layers": mixed_layers,
+        "lstm": lambda: lstm(False), "lstm_unrolled": lambda: lstm(True),
     }
+
+
+def normalise_batch_norms(tf, model, seed: int = 0) -> None:
+    """Set every BatchNormalization's moving statistics to those of one random batch (momentum 0,
+    one training-mode call), so that activations keep unit scale through a deep random-weight
+    network instead of collapsing towards zero (which leaves scales TFLite's SOFTMAX refuses)."""
+    norms = [layer for layer in model._flatten_layers()
+             if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    rng = np.random.default_rng(seed)
+    shape = tuple(d or 8 for d in model.inputs[0].shape)
+    for layer in norms:
+        layer.momentum = 0.0
+    model(rng.uniform(-1, 1, size=(8, *shape[1:])).astype(np.float32), training=True)
 
 
 def convert_int8(tf, model, samples: int = 32, seed: int = 0) -> bytes:
@@ -293,7 +314,9 @@ def build_all(out: Path, only: set[str] | None) -> list[Path]:
         if only is not None and name not in only:
             continue
         try:
-            data = convert_int8(tf, build())
+            model = build()
+            normalise_batch_norms(tf, model)
+            data = convert_int8(tf, model)
         except Exception as exc:  # the converter's own refusal: report it and go on
             message = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
             print(f"{name:<32}not converted: {type(exc).__name__}: {message[:160]}")

@@ -182,3 +182,26 @@ def test_audio_preprocessor_custom_op_is_refused(capsys) -> None:
     path = require_reference_file("models/tflite_micro/audio_preprocessor_float.tflite")
     assert main(["bench", str(path)]) == 2
     assert "unsupported op CUSTOM(SignalWindow) at operator #0" in _one_error_line(capsys)
+
+
+def test_an_op_without_c_kernel_runs_but_is_not_compiled(tmp_path: Path, capsys) -> None:
+    """int8 x -> DEQUANTIZE -> float32 h -> QUANTIZE -> int8 y: the reference runtime runs it, the
+    generated C has no DEQUANTIZE inside a graph (only at a float output, left to the caller)."""
+    quant = QuantParams.per_tensor(0.05, 0)
+    tensors = {"x": Tensor("x", (1, 4), DType.INT8, quant), "h": Tensor("h", (1, 4), DType.FLOAT32),
+               "y": Tensor("y", (1, 4), DType.INT8, quant)}
+    ops = (Op("dq", OpKind.DEQUANTIZE, ("x",), ("h",)), Op("q", OpKind.QUANTIZE, ("h",), ("y",)))
+    graph = Graph("g", tensors, ops, ("x",), ("y",))
+    assert refusal(graph, c_code=False) is None
+    assert refusal(graph).startswith("unsupported op DEQUANTIZE at operator #0 (tensor h): no C kernel")
+    path = tmp_path / "dq.tflite"
+    write_tflite(graph, path)
+    x = np.arange(-2, 2, dtype=np.int8).reshape(1, 4)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                 str(tmp_path / "y.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "y.npy"), x)
+    capsys.readouterr()
+    assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--core", "host",
+                 "--no-measure"]) == 2
+    assert "DEQUANTIZE at operator #0 (tensor h): no C kernel" in _one_error_line(capsys)

@@ -3,7 +3,8 @@
 
 The answer comes from the op registry: an op kind is runnable when its module defines a reference
 kernel (`OpDef.has_reference`), compilable when it also defines a C lowering (`OpDef.has_lowering`; the QUANTIZE/DEQUANTIZE at
-the edges of a float-I/O model need none: `codegen.edges` leaves them to the caller),
+the edges of a float-I/O model need none: the generated C leaves them to its caller,
+`is_edge_conversion`, which `codegen.edges` uses too),
 and every non-constant input and the output of the op must have one of the dtypes its kernels take
 (`OpDef.input_dtypes`, `OpDef.output_dtypes`: int8 by default; QUANTIZE also takes a float32 input
 and DEQUANTIZE gives a float32 output, the edges of a float-I/O model). A constant input without
@@ -19,8 +20,11 @@ refused earlier, by the .tflite reader, in the same one-line form.
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 from ..errors import UnsupportedOpError
 from ..ir.graph import Graph
+from ..ir.ops import Op, OpKind
 from ..ir.tensor import DType
 from .registry import find_op_def, implemented_kinds
 
@@ -71,27 +75,34 @@ def refusal(graph: Graph, c_code: bool = True) -> str | None:
     return _c_refusal(graph) if c_code else None
 
 
+def is_edge_conversion(graph: Graph, op: Op, consumers: Mapping[str, Sequence[Op]]) -> bool:
+    """Whether ``op`` is an edge conversion of a float-I/O model, which the generated C leaves to
+    its caller (`codegen.edges`): a QUANTIZE that is the only reader of a float32 graph input, or a
+    DEQUANTIZE that writes a float32 graph output. ``consumers``: `Graph.consumers()`."""
+    if op.kind is OpKind.QUANTIZE and op.inputs:
+        src = graph.tensors[op.inputs[0]]
+        return (src.name in graph.inputs and src.dtype is DType.FLOAT32
+                and len(consumers.get(src.name, [])) == 1)
+    return (op.kind is OpKind.DEQUANTIZE and op.outputs[0] in graph.outputs
+            and graph.tensors[op.outputs[0]].dtype is DType.FLOAT32)
+
+
 def _c_refusal(graph: Graph) -> str | None:
     """Why the generated C cannot run ``graph`` (already runnable): an op kind without a C
-    lowering, once the float-I/O edge conversions the C leaves to its caller are set aside."""
-    from ..codegen.edges import strip_edge_conversions  # codegen imports ops: import it late
-    try:
-        stripped = strip_edge_conversions(graph).graph
-    except UnsupportedOpError as exc:
-        return str(exc)
-    index_of = {op.name: i for i, op in enumerate(graph.ops)}
-    for op in stripped.ops:
-        if not find_op_def(op.kind).has_lowering:
+    lowering, the float-I/O edge conversions the C leaves to its caller set aside."""
+    consumers = graph.consumers()
+    for index, op in enumerate(graph.ops):
+        if not find_op_def(op.kind).has_lowering and not is_edge_conversion(graph, op, consumers):
             compilable = ", ".join(k.value for k in implemented_kinds()
                                    if find_op_def(k).has_lowering)
-            return (f"unsupported op {op.kind.value} at operator #{index_of[op.name]} (tensor "
+            return (f"unsupported op {op.kind.value} at operator #{index} (tensor "
                     f"{op.outputs[0]}): no C kernel; ops with C kernels: {compilable}")
     return None
 
 
 def require_executable(graph: Graph, source: str | None = None, c_code: bool = True) -> Graph:
     """Return ``graph`` unchanged, or raise `UnsupportedOpError` with `refusal`'s line, prefixed by
-    ``source: cannot run/compile:``."""
+    ``source: cannot run:`` (or ``cannot compile:`` with ``c_code``)."""
     why = refusal(graph, c_code)
     if why is None:
         return graph
