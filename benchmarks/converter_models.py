@@ -23,23 +23,35 @@ plan the C uses; with ``--measure`` also the measured SRAM of the Cortex-M7 buil
 .bss + stack high-water under QEMU, which needs the Arm toolchain and QEMU) against TFLite Micro's
 arena (`rivals.tflm.measure_tflm_arena`: total = head + tail). 1 kB = 1024 B.
 
-Output, one line per model, then a summary line (``--json FILE`` keeps the figures)::
+Output, one line per model, then a summary line (``--json FILE`` keeps the figures). A run with
+TensorFlow 2.21 (tensorflow-cpu, Keras 3.15), random weights, 5 random inputs per model::
 
-    model                           result                     ours kB  TFLM kB  TFLM/ours
-    kws_ref_model                   bit-exact (5 inputs)          24.3     35.7      1.47x
-    mobilenet_v3_small              refused: unsupported op HARD_SWISH at operator #3 ...
-    ...
-    9 models: 6 bit-exact, 0 differ, 3 refused
+    model                           result                         ours kB  TFLM kB  TFLM/ours
+    mobilenet_v1                    bit-exact (5 inputs)              45.0    101.8      2.26x
+    mobilenet_v2                    bit-exact (5 inputs)             110.2    205.3      1.86x
+    mobilenet_v3_small              bit-exact (5 inputs)              63.0    157.4      2.50x
+    ds_cnn_kws                      bit-exact (5 inputs)               8.3     23.7      2.85x
+    conv1d_audio                    bit-exact (5 inputs)               4.0      9.0      2.24x
+    tiny_yolo                       refused: unsupported op TILE at operator #18 (tensor ...)
+    small_unet                      refused: unsupported op TRANSPOSE_CONV at operator #8 (tensor ...)
+    mlp                             bit-exact (5 inputs)               0.2      3.3     17.75x
+    mixed_layers                    bit-exact (5 inputs)               8.0     16.8      2.10x
+    lstm                            not converted: the converter crashed (exit status -11)
+    lstm_unrolled                   bit-exact (5 inputs)               0.6     37.7     61.90x
+    11 models: 8 bit-exact, 0 differ, 2 refused, 1 not converted
 
-``ours kB`` is the planned arena (``measured`` with ``--measure``); ``TFLM kB`` is TFLite Micro's
-total arena (its planned tensors plus its persistent tail); a refused model shows the one line that
-`mcuforge compile` prints for it, and ``differ`` lists how many output values differed.
+``ours kB`` is the planned arena (``measured kB`` with ``--measure``); ``TFLM kB`` is TFLite Micro's
+total arena (its planned tensors plus its persistent tail, which dominates on tiny models); a
+refused model shows the one line that `mcuforge compile` prints for it (the error text of the
+check, or of the reader/value checks when the file itself is refused), ``differ`` how many output
+values differed, ``not converted`` the converter's own error (or its crash).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -76,7 +88,8 @@ np.savez(outputs_path, **results)
 
 @dataclass
 class Row:
-    """One model's result: ``status`` is bit-exact, differ or refused."""
+    """One model's result: ``status`` is bit-exact, differ, refused, error (TFLite Micro or the
+    measurement failed) or not converted (the TensorFlow converter failed or crashed)."""
 
     model: str
     status: str
@@ -163,8 +176,8 @@ def print_rows(rows: list[Row], measure: bool) -> None:
     ours_label = "measured kB" if measure else "ours kB"
     print(f"{'model':<32}{'result':<27}{ours_label:>11}{'TFLM kB':>9}{'TFLM/ours':>11}")
     for row in rows:
-        if row.status == "refused":
-            print(f"{row.model:<32}refused: {row.detail}")
+        if row.status in ("refused", "not converted"):
+            print(f"{row.model:<32}{row.status}: {row.detail}")
             continue
         ours = row.measured_sram_bytes if measure else row.ours_bytes
         result = f"{row.status} ({row.detail})"
@@ -172,9 +185,12 @@ def print_rows(rows: list[Row], measure: bool) -> None:
                  f"{row.tflm_total_bytes / 1024:.1f}" if row.tflm_total_bytes else "-",
                  f"{row.tflm_total_bytes / ours:.2f}x" if ours and row.tflm_total_bytes else "-"]
         print(f"{row.model:<32}{result:<27}{cells[0]:>11}{cells[1]:>9}{cells[2]:>11}")
-    counts = {s: sum(r.status == s for r in rows) for s in ("bit-exact", "differ", "refused", "error")}
+    counts = {s: sum(r.status == s for r in rows)
+              for s in ("bit-exact", "differ", "refused", "error", "not converted")}
     print(f"{len(rows)} models: {counts['bit-exact']} bit-exact, {counts['differ']} differ, "
-          f"{counts['refused']} refused" + (f", {counts['error']} errors" if counts["error"] else ""))
+          f"{counts['refused']} refused" + "".join(f", {counts[s]} {label}" for s, label in
+                                                   (("error", "errors"), ("not converted",
+                                                    "not converted")) if counts[s]))
 
 
 # --- the Keras models (TensorFlow only from here on) -------------------------------------------
@@ -303,27 +319,49 @@ def convert_int8(tf, model, samples: int = 32, seed: int = 0) -> bytes:
     return converter.convert()
 
 
-def build_all(out: Path, only: set[str] | None) -> list[Path]:
-    """Build and convert every Keras model (or those in ``only``) into ``out``; a model the
-    converter refuses is reported on one line and skipped. Requires TensorFlow."""
+def convert_one(name: str, out: Path) -> int:
+    """Build and convert the Keras model ``name`` into ``out/name.tflite`` (the child process of
+    `build_all`); a converter error is one line on stderr and exit status 3."""
     import tensorflow as tf
     tf.keras.utils.set_random_seed(0)
+    try:
+        model = keras_models(tf)[name]()
+        normalise_batch_norms(tf, model)
+        data = convert_int8(tf, model)
+    except Exception as exc:  # the converter's own refusal: report it
+        message = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
+        print(f"{type(exc).__name__}: {message[:200]}", file=sys.stderr)
+        return 3
+    (out / f"{name}.tflite").write_bytes(data)
+    return 0
+
+
+KERAS_MODELS = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "ds_cnn_kws", "conv1d_audio",
+                "tiny_yolo", "small_unet", "mlp", "mixed_layers", "lstm", "lstm_unrolled")
+
+
+def build_all(out: Path, only: set[str] | None) -> list[Path | Row]:
+    """Build and convert every Keras model (or those in ``only``) into ``out``, each in a child
+    process (the converter can crash: a segfault then names the model); a model that is not
+    converted is a ``not converted`` `Row` in the list, in its place."""
     out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
     paths = []
-    for name, build in keras_models(tf).items():
+    for name in KERAS_MODELS:
         if only is not None and name not in only:
             continue
-        try:
-            model = build()
-            normalise_batch_norms(tf, model)
-            data = convert_int8(tf, model)
-        except Exception as exc:  # the converter's own refusal: report it and go on
-            message = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
-            print(f"{name:<32}not converted: {type(exc).__name__}: {message[:160]}")
-            continue
+        result = subprocess.run([sys.executable, __file__, "--convert-one", name, "--out", str(out)],
+                                capture_output=True, text=True, env=env, timeout=1200)
         path = out / f"{name}.tflite"
-        path.write_bytes(data)
-        paths.append(path)
+        if result.returncode == 0 and path.exists():
+            paths.append(path)
+            continue
+        if result.returncode == 3:
+            why = result.stderr.strip().splitlines()[-1]
+        else:
+            why = f"the converter crashed (exit status {result.returncode})"
+        paths.append(Row(name, "not converted", why))
     return paths
 
 
@@ -338,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure", action="store_true",
                         help="Also build for Cortex-M7 and measure the SRAM under QEMU.")
     parser.add_argument("--json", type=Path, help="Write the rows to this JSON file.")
+    parser.add_argument("--convert-one", help=argparse.SUPPRESS)  # build_all's child process
     args = parser.parse_args(argv)
+    if args.convert_one:
+        return convert_one(args.convert_one, args.out)
     only = set(args.only.split(",")) if args.only else None
     with tempfile.TemporaryDirectory() as scratch:
         if args.models is not None:
@@ -356,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path(scratch)
             paths = build_all(out, only)
         if only is not None:
-            paths = [p for p in paths if p.stem in only]
-        rows = [bench_model(path, args.inputs, args.measure) for path in paths]
+            paths = [p for p in paths if isinstance(p, Row) or p.stem in only]
+        rows = [path if isinstance(path, Row) else bench_model(path, args.inputs, args.measure)
+                for path in paths]
     print_rows(rows, args.measure)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
