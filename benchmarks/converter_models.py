@@ -50,6 +50,7 @@ values differed, ``not converted`` the converter's own error (or its crash).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -388,10 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             paths = sorted(args.models.rglob("*.tflite"))
         else:
-            try:
-                import tensorflow  # noqa: F401  (optional: only for building the models)
-            except ImportError as exc:
-                print(f"TensorFlow is not installed ({exc}); nothing to convert (pip install "
+            if importlib.util.find_spec("tensorflow") is None:  # optional: only to build models
+                print("TensorFlow is not installed; nothing to convert (pip install "
                       "tensorflow-cpu, or give --models DIR)")
                 return 0
             out = args.out or Path(scratch)
