@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import UnsupportedOpError
 from ..ir import DType, Graph, OpKind
+from ..ops.support import is_edge_conversion
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,13 @@ def strip_edge_conversions(graph: Graph) -> EdgeConversions:
     dropped: set[str] = set()
     consumers = graph.consumers()
     for op in graph.ops:
-        src = graph.tensors[op.inputs[0]] if op.inputs else None
-        if op.kind is OpKind.QUANTIZE and src is not None and src.name in inputs \
-                and src.dtype is DType.FLOAT32 and len(consumers.get(src.name, [])) == 1:
-            inputs[inputs.index(src.name)] = op.outputs[0]
-            dropped.add(op.name)
-        elif op.kind is OpKind.DEQUANTIZE and op.outputs[0] in outputs \
-                and graph.tensors[op.outputs[0]].dtype is DType.FLOAT32:
+        if not is_edge_conversion(graph, op, consumers):  # the rule `ops.support` checks by
+            continue
+        if op.kind is OpKind.QUANTIZE:
+            inputs[inputs.index(op.inputs[0])] = op.outputs[0]
+        else:
             outputs[outputs.index(op.outputs[0])] = op.inputs[0]
-            dropped.add(op.name)
+        dropped.add(op.name)
     float_inputs = tuple(n for n in graph.inputs if n not in inputs)
     float_outputs = tuple(n for n in graph.outputs if n not in outputs)
     ops = [op for op in graph.ops if op.name not in dropped]

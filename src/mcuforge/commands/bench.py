@@ -20,6 +20,7 @@ from ..rivals.tflm import TflmArena, measure_tflm_arena
 from ..errors import ModelFileError
 from ..frontends.tflite import read_tflite
 from ..ir import DType, Graph
+from ..ops.support import require_executable
 from ..planner.arena import plan_arena
 
 NOTES = (
@@ -86,8 +87,9 @@ def float_io_bytes(graph: Graph) -> int:
 
 
 def bench_against_tflm(path: Path) -> BenchResult:
-    """Our analytic peaks and TFLite Micro's measured arena for the .tflite file ``path``."""
-    graph = read_tflite(path)
+    """Our analytic peaks and TFLite Micro's measured arena for the .tflite file ``path`` (refused
+    in one line, `ops.support`, when we cannot compile it: no figures for a model we cannot run)."""
+    graph = require_executable(read_tflite(path), str(path), c_code=True)
     # The analytic peaks under docs/architecture.md's (reference) conventions, the arena under the planner's.
     inplace = memory_profile(graph, REFERENCE_CONVENTIONS).peak_activation_bytes
     plain = memory_profile(graph, replace(REFERENCE_CONVENTIONS, inplace_depthwise=False)

@@ -50,7 +50,7 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     else:
         sram_bytes = hardware.board.sram_bytes if hardware.board is not None else None
     source = str(Path(model).resolve()) if Path(model).exists() else model
-    graph = load_graph(model)
+    graph = load_graph(model, require="compile")
     schedule = None
     if patch != "none":
         from ..codegen.patch_emit import resolve_c_patch

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from ..analysis.profile import ProfileReport, profile_graph
+from ..errors import UnsupportedOpError
 from ..frontends.load import load_graph
 from ..targets import get_board, parse_bytes
 from .hardware import board_option, resolve_hardware, target_option
@@ -69,12 +70,24 @@ def print_profile(report: ProfileReport, board_name: str | None, console: Consol
 @click.option("--depthwise-row-buffer", is_flag=True,
               help="--patch: in-place depthwise convs keep a ring of output rows instead of a "
                    "whole channel plane.")
+@click.option("--analytic-only", is_flag=True,
+              help="A .tflite that mcuforge cannot compile (float32, int16, an op without a "
+                   "kernel): print its analytic figures anyway instead of refusing it.")
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
             board: str | None, target: str | None, plot_path: str | None, patch: str, halo: str,
-            sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool) -> None:
-    """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory."""
+            sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool,
+            analytic_only: bool) -> None:
+    """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory.
+    Zoo names, specs and configs are analytic descriptions; a .tflite must be one that mcuforge
+    can compile (`ops.support`), unless --analytic-only."""
     chosen_board = resolve_hardware(board, None, target, accepts_core=False).board
     graph = load_graph(model, resolution, width)
+    if model.endswith(".tflite") and not analytic_only:
+        from ..ops.support import refusal
+        why = refusal(graph, c_code=True)
+        if why is not None:
+            raise UnsupportedOpError(f"{model}: cannot compile: {why} (--analytic-only prints the "
+                                     "analytic figures anyway)")
     report = profile_graph(graph)
     options = MemoryConventions(overlap_pointwise=overlap_pointwise,
                                 depthwise_row_buffer=depthwise_row_buffer)

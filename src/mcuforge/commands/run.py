@@ -16,6 +16,7 @@ import numpy as np
 from ..atomic import write_bytes_atomic
 from ..errors import McuforgeError, ModelFileError
 from ..frontends.tflite import read_tflite
+from ..ops.support import require_executable
 from ..runtime.reference import Interpreter, RuntimeInputError
 
 
@@ -58,7 +59,7 @@ def command(model: Path, input_paths: tuple[Path, ...], output_path: Path) -> No
     """Run MODEL.tflite on the given inputs with the bit-exact int8 reference runtime."""
     if model.suffix.lower() != ".tflite":
         raise ModelFileError(f"{model}: `run` takes a .tflite model")
-    graph = read_tflite(model)
+    graph = require_executable(read_tflite(model), str(model), c_code=False)
     interpreter = Interpreter(graph)
     specs = interpreter.input_specs()
     if len(input_paths) != len(specs):

@@ -23,7 +23,7 @@ from ..frontends.load import load_graph
 @click.option("--no-qemu", is_flag=True, help="Skip the QEMU run of a Cortex-M project.")
 def command(directory: Path, random_count: int, seed: int, no_qemu: bool) -> None:
     """Check the C project in DIRECTORY against the int8 reference runtime."""
-    model = load_graph(project_model_source(directory))
+    model = load_graph(project_model_source(directory), require="compile")
     results = verify_project(directory, model, random_count, seed, qemu=not no_qemu)
     for r in results:
         status = "PASS" if r.passed else f"FAIL ({r.mismatches} of {r.total} bytes differ)"

@@ -44,25 +44,39 @@ def load_spec(model: str, resolution: int | None = None, width: float | None = N
     return spec
 
 
-def load_graph(model: str, resolution: int | None = None, width: float | None = None) -> Graph:
-    """The IR graph of MODEL: a .tflite or .onnx file (with weights) or an analytic zoo/spec/config graph."""
+def load_graph(model: str, resolution: int | None = None, width: float | None = None,
+               require: str | None = None) -> Graph:
+    """The IR graph of MODEL: a .tflite or .onnx file (with weights) or an analytic zoo/spec/config
+    graph. ``require`` "run" or "compile": refuse, in one line (`ops.support.require_executable`), a
+    graph the reference runtime cannot run or the generated C cannot compute (float32 or int16 ops,
+    ops without a kernel, analytic weights); None: any graph the IR can describe."""
     if model.endswith(".tflite"):
         if resolution is not None or width is not None:
             raise McuforgeError("--resolution/--width do not apply to a .tflite model")
         from .tflite import read_tflite
-        return read_tflite(model)
+        return _required(read_tflite(model), model, require)
     if model.endswith(".onnx"):
         if resolution is not None or width is not None:
             raise McuforgeError("--resolution/--width do not apply to an .onnx model")
         from .onnx_import import read_onnx
-        return read_onnx(model)
+        return _required(read_onnx(model), model, require)
     if not ("|" in model or model.endswith(".json")) and Path(model).exists():
         raise ModelFileError(f"{model}: not a .tflite, .onnx or .json model file")
     try:
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:
         raise UnknownModelError(f"{exc} (or give a .tflite/.onnx/.json path or a spec string)") from None
-    return validate_model(build_graph(spec, spec.name or Path(model).stem), model)
+    return _required(validate_model(build_graph(spec, spec.name or Path(model).stem), model), model,
+                     require)
+
+
+def _required(graph: Graph, model: str, require: str | None) -> Graph:
+    if require is None:
+        return graph
+    if require not in ("run", "compile"):
+        raise ValueError(f"require must be None, 'run' or 'compile', not {require!r}")
+    from ..ops.support import require_executable
+    return require_executable(graph, model, c_code=require == "compile")
 
 
 __all__ = ["load_graph", "load_spec", "list_models"]

@@ -51,6 +51,8 @@ from .tflite_split import split_into_slices
 from .tflite_schema import BUILTIN_NAME, DTYPE_OF_TYPE, KIND_OF_CODE, TYPE_NAME
 
 _CUSTOM_CODE = 32
+# Control flow: each runs other subgraphs; mcuforge compiles one straight-line subgraph.
+_CONTROL_FLOW = ("WHILE", "IF", "CALL_ONCE", "CALL")
 
 
 def read_tflite(path: str | os.PathLike[str], fold_pad_ops: bool = True) -> Graph:
@@ -81,6 +83,7 @@ def graph_from_raw(raw: RawModel, name: str, source: str, fold_pad_ops: bool = T
 
 def _build_graph(raw: RawModel, name: str, source: str, fold_pad_ops: bool) -> Graph:
     reader = _Reader(raw, source)
+    reader.refuse_dynamic_shapes()
     ops = [reader.op(rop) for rop in raw.operators]
     used: set[int] = set(raw.inputs) | set(raw.outputs)
     for rop in raw.operators:
@@ -233,7 +236,28 @@ class _Reader:
         else:
             op_name = BUILTIN_NAME.get(rop.builtin_code, f"builtin code {rop.builtin_code}")
         tensor = self.names[rop.outputs[0]] if rop.outputs else "none"
-        raise UnsupportedOpError(f"unsupported op {op_name} at operator #{rop.index} (tensor {tensor})")
+        why = ""
+        if op_name in _CONTROL_FLOW:
+            why = (f": control flow is not supported (the model has {self.raw.subgraph_count} "
+                   "subgraphs; mcuforge compiles one straight-line subgraph)")
+        raise UnsupportedOpError(f"unsupported op {op_name} at operator #{rop.index} "
+                                 f"(tensor {tensor}){why}")
+
+    def refuse_dynamic_shapes(self) -> None:
+        """Refuse, naming the operator, a tensor whose shape keeps a -1 (dynamic) dimension after
+        the shape computations were folded (a -1 batch of ``shape_signature`` with a static
+        ``shape``, as Keras writes, is fine: TFLite Micro plans ``shape`` too)."""
+        for rop in self.raw.operators:
+            for index in (*rop.inputs, *rop.outputs):
+                if index >= 0 and any(d < 0 for d in self.raw.tensors[index].shape):
+                    code = rop.builtin_code
+                    op_name = (f"CUSTOM({rop.custom_code or '?'})" if code == _CUSTOM_CODE
+                               else BUILTIN_NAME.get(code, f"builtin code {code}"))
+                    raise UnsupportedOpError(
+                        f"{self.source}: dynamic shape: tensor {self.names[index]} of {op_name} at "
+                        f"operator #{rop.index} has shape {list(self.raw.tensors[index].shape)} "
+                        "after folding the shape computations; mcuforge compiles static shapes "
+                        "only (batch 1)")
 
     def clamp(self, rop: RawOperator, where: str) -> tuple[float, float]:
         code = int(rop.options.get("FusedActivationFunction", 0))

@@ -32,6 +32,7 @@ class Dequantize(OpDef):
     kinds = (OpKind.DEQUANTIZE,)
     spatially_pointwise = True
     tflite_options = BuiltinOptions.DequantizeOptions
+    output_dtypes = frozenset({DType.FLOAT32})
 
     def window(self, graph, op, axis):
         """Kernel 1, stride 1, no padding."""

@@ -52,6 +52,7 @@ class Quantize(OpDef):
     overlap = OverlapRule.ELEMENTWISE
     spatially_pointwise = True
     tflite_options = BuiltinOptions.QuantizeOptions
+    input_dtypes = frozenset({DType.INT8, DType.FLOAT32})  # float32: a float-I/O model's input
 
     def window(self, graph, op, axis):
         """Kernel 1, stride 1, no padding."""

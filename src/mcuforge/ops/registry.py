@@ -35,6 +35,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..errors import UnsupportedOpError
 from ..ir.checks import check_requantisation
 from ..ir.ops import Attrs, NoAttrs, Op, OpKind, Pads, register_kind
+from ..ir.tensor import DType
 from .lowering_types import LayerCall, LoweringTarget, unsupported
 
 if TYPE_CHECKING:  # only for annotations: the IR graph type
@@ -102,6 +103,10 @@ class OpDef:
     input_count: tuple[int, int] = (1, 1)
     # How refusals name the inputs, by position; inputs beyond these are "input 2", "input 3", ...
     input_roles: tuple[str, ...] = ("input",)
+    # The dtypes the op's kernels (reference and C) take as non-constant inputs and give as output;
+    # `ops.support` refuses any other before a model is run, compiled, profiled or benchmarked.
+    input_dtypes: frozenset[DType] = frozenset({DType.INT8})
+    output_dtypes: frozenset[DType] = frozenset({DType.INT8})
 
     # --- IR --------------------------------------------------------------------------------------
 

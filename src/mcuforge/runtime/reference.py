@@ -10,7 +10,7 @@ graph outputs.
 Activations are int8 with per-tensor quantisation; weights may be per-channel, and int8 or
 int4 (int4 values sit unpacked in an int8 array, so the kernels are the same). Float tensors appear
 only at QUANTIZE inputs and DEQUANTIZE outputs (float-I/O models). Anything else raises
-`UnsupportedOpError` naming the op.
+`UnsupportedOpError` naming the op, when the interpreter is made (`ops.support`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..errors import McuforgeError, UnsupportedOpError
 from ..ir import Graph, Op
 from ..ops import find_op_def
 from ..ops.reference_support import op_location
+from ..ops.support import require_executable
 
 
 class RuntimeInputError(McuforgeError):
@@ -56,16 +57,8 @@ class Interpreter:
     def __init__(self, graph: Graph):
         self.graph = graph
         self._constants = {name: t.data for name, t in graph.tensors.items() if t.data is not None}
-        for index, op in enumerate(graph.ops):
-            definition = find_op_def(op.kind)
-            if definition is None or not definition.has_reference:
-                raise UnsupportedOpError(f"unsupported op {op.kind.value} at operator #{index} "
-                                         f"(tensor {op.outputs[0]})")
-            for name in op.inputs:
-                tensor = graph.tensor(name)
-                if tensor.constant and tensor.data is None:
-                    raise McuforgeError(f"operator #{index} {op.name}: weight {name!r} has no "
-                                        "values (an analytic graph cannot be run)")
+        # The one check of what can run (`ops.support`): kernels, dtypes, weights with values.
+        require_executable(graph, c_code=False)
 
     def input_specs(self) -> list[tuple[str, tuple[int, ...], np.dtype]]:
         """(name, shape, numpy dtype) of every graph input, in order."""
