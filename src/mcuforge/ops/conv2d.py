@@ -20,11 +20,14 @@ import tflite
 from tflite.BuiltinOptions import BuiltinOptions
 
 from ..ir.ops import ConvAttrs, OpKind
-from .conv_common import (is_acc32, ConvolutionOp, exact_matmul, lower_conv_weights, prepare_conv,
+from ..ir.tensor import DType
+from .conv_common import (ConvolutionOp, exact_matmul, lower_conv_weights, prepare_conv,
                           requantize, run_weighted, weights_and_bias, zero_points)
 from .lowering_types import require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide_convolution
 from .windows import output_hw, pad_spatial, window_taps
 
 
@@ -91,8 +94,11 @@ class Conv2D(ConvolutionOp):
         return run_weighted(conv2d_int8, graph, op, env)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """A 1x1 stride-1 unpadded conv becomes a matrix product; others use im2col."""
+        """A 1x1 stride-1 unpadded conv becomes a matrix product; others use im2col; 16x8 the
+        direct loop of `conv_common.lower_wide_convolution`."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x_t.dtype is DType.INT16:
+            return lower_wide_convolution(graph, index, op, self.macs(graph, op), overlapped)
         require_int8(graph, index, op, (x_t.name, y_t.name))
         cout, kh, kw, cin = graph.tensors[op.inputs[1]].shape
         if cin != x_t.shape[3]:

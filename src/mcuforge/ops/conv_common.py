@@ -25,7 +25,8 @@ Micro's int16 ``ConvPerChannel`` / ``DepthwiseConvPerChannel`` / ``FullyConnecte
 is int64, requantised with the int64 ``MultiplyByQuantizedMultiplier`` (the multiplier rounded to
 16 bits, one rounding shift by 15 - shift; `multiply_by_quantized_multiplier_int64`), clamped to the
 int16 activation range; no output offset (zero point 0). `ChannelQuantization.wide` marks it;
-`weighted_dtypes` refuses every other dtype combination in one line.
+`wide.weighted_dtypes` refuses every other dtype combination in one line; the C lowering is
+`wide_lowering`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
-                                conv_channel_multipliers, multiply_by_quantized_multiplier,
-                                wrap_int32)
+from ..arith.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
+                                multiply_by_quantized_multiplier, wrap_int32)
 from ..arith.int4 import pack_int4
-from ..errors import InvalidValueError, ModelFileError, UnsupportedOpError
+from ..errors import InvalidValueError, ModelFileError
 from ..ir.ops import ConvAttrs, Op, OpKind
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.shapes import conv_output_hw
@@ -50,6 +50,7 @@ from . import reference_support as ref
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall,
                              LoweringTarget, c_ident, unsupported)
 from .registry import OpDef
+from .wide import check_wide_values, multiply_by_quantized_multiplier_int64, weighted_dtypes
 
 if TYPE_CHECKING:  # only for annotations
     from ..ir.graph import Graph
@@ -97,23 +98,6 @@ def prepare_conv(x_q: QuantParams, w_q: QuantParams, y_q: QuantParams, clamp: tu
     """CONV_2D / DEPTHWISE_CONV_2D: double(in) * double(w[c]) / double(out) per channel."""
     multiplier, shift = conv_channel_multipliers(x_q.scale[0], w_q.scale, y_q.scale[0], out_channels)
     return prepare_channels(multiplier, shift, y_q, clamp, wide, acc32)
-
-
-def is_acc32(bias: np.ndarray | None) -> bool:
-    """Whether a 16x8 layer's bias is int32 (TFLite Micro then accumulates in int32)."""
-    return bias is not None and np.asarray(bias).dtype == np.int32
-
-
-def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
-    """TFLite ``MultiplyByQuantizedMultiplier(int64 x, int32 multiplier, int shift)``: the
-    multiplier reduced to 16 bits (``(m + 2^15) >> 16``, 0x7FFF from 0x7FFF0000 up), then
-    ``(x * reduced + 2^(14 - shift)) >> (15 - shift)``, truncated to int32 (|x| < 2^47)."""
-    x = as_int64(x)
-    multiplier = as_int64(multiplier)
-    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
-    total_shift = 15 - as_int64(shift)
-    rounding = np.left_shift(np.int64(1), total_shift - 1)
-    return wrap_int32((x * reduced + rounding) >> total_shift)
 
 
 def requantize(acc: np.ndarray, params: ChannelQuantization) -> np.ndarray:
@@ -231,12 +215,9 @@ def check_weighted_values(graph: "Graph", op: Op, where: str) -> None:
     """The value checks of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: every per-channel
     multiplier ``in * w[c] / out`` is representable (as `prepare_conv` derives it), the input's
     requantisation too, and the weights are symmetric. A layer with an int16 activation must be
-    16x8 throughout (`weighted_dtypes`) and keep its accumulator in range (`check_wide_bias`)."""
+    16x8 throughout, within the 16x8 ranges (`wide.check_wide_values`)."""
     if DType.INT16 in (graph.tensor(op.inputs[0]).dtype, graph.tensor(op.outputs[0]).dtype):
-        weighted_dtypes(graph, op, where)
-        w_shape = graph.tensor(op.inputs[1]).shape
-        channels = w_shape[3] if op.kind is OpKind.DEPTHWISE_CONV_2D else w_shape[0]
-        check_wide_bias(graph, op, where, int(np.prod(w_shape)) // max(channels, 1))
+        check_wide_values(graph, op, where)
     x = quantised_scales(graph, op.inputs[0])
     y = quantised_scales(graph, op.outputs[0])
     if x is not None and y is not None:
@@ -265,46 +246,6 @@ def check_symmetric_weights(graph: "Graph", op: Op, where: str) -> None:
 def _weights_role(op: Op) -> str:
     """How refusals name the second input of a weighted op: "weights" or "filter"."""
     return "weights" if op.kind is OpKind.FULLY_CONNECTED else "filter"
-
-
-def weighted_dtypes(graph: "Graph", op: Op, where: str) -> bool:
-    """Whether a weighted op is 16x8 (True) or int8 (False); any other dtype combination raises
-    `UnsupportedOpError` of one line naming ``where`` (the operator), the tensor and its dtype.
-    int8: int8 input and output, int8 or int4 weights, int32 bias. 16x8: int16 input and output,
-    int8 weights, int64 or (not DEPTHWISE_CONV_2D) int32 bias."""
-    x_t, w_t, y_t = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    wide = x_t.dtype is DType.INT16
-    act = DType.INT16 if wide else DType.INT8
-    weights = (DType.INT8,) if wide else (DType.INT8, DType.INT4)
-    biases = (DType.INT64, DType.INT32) if wide else (DType.INT32,)
-    if wide and op.kind is OpKind.DEPTHWISE_CONV_2D:
-        biases = (DType.INT64,)  # TFLite Micro's int16 depthwise reads its bias as int64 only
-    roles = [(x_t, (act,), "input"), (y_t, (act,), "output"), (w_t, weights, _weights_role(op))]
-    if len(op.inputs) > 2 and op.inputs[2]:
-        roles.append((graph.tensor(op.inputs[2]), biases, "bias"))
-    for tensor, allowed, role in roles:
-        if tensor.dtype not in allowed:
-            combo = "16x8 (int16 activations)" if wide else "int8"
-            raise UnsupportedOpError(
-                f"unsupported dtype at {where}: {role} tensor {tensor.name} is "
-                f"{tensor.dtype.value}; a {combo} {op.kind.value} takes "
-                f"{' or '.join(d.value for d in allowed)}")
-    return wide
-
-
-def check_wide_bias(graph: "Graph", op: Op, where: str, taps: int) -> None:
-    """A 16x8 layer's int64 accumulator must stay inside TFLite's +-2^47 (the int64
-    MultiplyByQuantizedMultiplier's range): |bias| + taps * 2^22 < 2^47."""
-    if len(op.inputs) < 3 or not op.inputs[2]:
-        return
-    b_t = graph.tensor(op.inputs[2])
-    if b_t.data is None:
-        return
-    bound = int(np.max(np.abs(np.asarray(b_t.data, dtype=np.int64)), initial=0)) + taps * (1 << 22)
-    if bound >= 1 << 47:
-        raise InvalidValueError(f"{where}: bias tensor {b_t.name}: values up to 2^"
-                                f"{np.log2(float(bound)):.1f} with {taps} taps overflow the 16x8 "
-                                "accumulator range (+-2^47)")
 
 
 def run_weighted(kernel, graph: "Graph", op: Op, env) -> np.ndarray:

@@ -26,12 +26,14 @@ from tflite.BuiltinOptions import BuiltinOptions
 from .row_ring import row_ring_rows
 from ..ir.ops import ConvAttrs, OpKind
 from ..ir.tensor import DType
-from .conv_common import (is_acc32, REQUANT_FORM, ChannelQuantization, ConvolutionOp, lower_conv_weights,
+from .conv_common import (REQUANT_FORM, ChannelQuantization, ConvolutionOp, lower_conv_weights,
                           prepare_conv, requant_constants, requantize, run_weighted, weight_array,
                           weights_and_bias, zero_points)
 from .lowering_types import Buffer, ConstArray, KernelSpec, LayerCall, require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide_convolution
 from .windows import output_hw, pad_spatial, window_taps
 
 
@@ -156,8 +158,11 @@ class DepthwiseConv2D(ConvolutionOp):
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
         """Channel-plane kernel, unrolled over the window (in place when planned; ``row_ring`` with
-        ``overlapped``: the in-place kernel whose overlap buffer is a ring of output rows)."""
+        ``overlapped``: the in-place kernel whose overlap buffer is a ring of output rows); 16x8
+        the direct loop of `conv_common.lower_wide_convolution`."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x_t.dtype is DType.INT16:
+            return lower_wide_convolution(graph, index, op, self.macs(graph, op), overlapped)
         require_int8(graph, index, op, (x_t.name, y_t.name))
         attrs = op.attrs
         assert isinstance(attrs, ConvAttrs)

@@ -24,14 +24,16 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..arith.fixedpoint import quantize_multiplier
 from ..errors import UnsupportedOpError
 from ..ir.ops import FullyConnectedAttrs, OpKind
-from ..ir.tensor import QuantParams
-from .conv_common import (is_acc32, REQUANT_FORM, ChannelQuantization, check_weighted_values, exact_matmul,
+from ..ir.tensor import DType, QuantParams
+from .conv_common import (REQUANT_FORM, ChannelQuantization, check_weighted_values, exact_matmul,
                           prepare_channels, requant_constants, requantize, run_weighted,
                           weights_and_bias, zero_points)
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall, c_ident,
                              require_int8, unsupported)
 from .registry import OpDef
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide
 
 
 def fully_connected_multipliers(x_q: QuantParams, w_q: QuantParams, y_q: QuantParams,
@@ -119,14 +121,22 @@ class FullyConnected(OpDef):
         return run_weighted(fully_connected_int8, graph, op, env)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """Rows of the flattened input times the [out][in] weights."""
+        """Rows of the flattened input times the [out][in] weights (16x8: ``fully_connected_s16``)."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        require_int8(graph, index, op, (x_t.name, y_t.name))
-        if overlapped:
-            raise unsupported(graph, index, op, "an overlap on a fully connected layer")
         assert isinstance(op.attrs, FullyConnectedAttrs)
         w_t = graph.tensors[op.inputs[1]]
         cout, cin = w_t.shape
+        if x_t.dtype is DType.INT16:
+            bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] else None
+            params = prepare_fully_connected(x_t.quant, w_t.quant, y_t.quant, op.attrs.clamp, cout,
+                                             True, is_acc32(bias))
+            return lower_wide(graph, index, op, params, f"mf_fc_s16_{cin}x{cout}",
+                              "fully_connected_s16", "int32_t rows",
+                              (math.prod(x_t.shape) // cin,), {"cin": cin, "cout": cout},
+                              self.macs(graph, op), overlapped)
+        require_int8(graph, index, op, (x_t.name, y_t.name))
+        if overlapped:
+            raise unsupported(graph, index, op, "an overlap on a fully connected layer")
         weights, bias = weights_and_bias(graph, index, op, cout)
         x_zp = x_t.quant.zero_point[0]
         bias_folded = bias - x_zp * weights.sum(axis=1)
