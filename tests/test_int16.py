@@ -1,5 +1,5 @@
 """16x8 quantisation (int16 activations with zero point 0, int8 symmetric per-channel weights, int64
-bias): FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, ADD and RESHAPE run bit-exact with the TFLite
+bias): FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL and RESHAPE run bit-exact with the TFLite
 Micro pip interpreter on several shapes, scales and options, round-trip through the .tflite writer
 and reader, and their generated C (host build with sanitizers, behind int8 <-> int16 QUANTIZE edges
 since the C API is int8) equals the reference runtime; a small conv -> dw -> conv -> add -> fc model
@@ -227,17 +227,38 @@ ADD_CASES = [
 ]
 
 
-def add_graph(shape_a, shape_b, s_a, s_b, s_out, clamp) -> Graph:
-    """a, b (int16) -> ADD -> y (int16)."""
+def add_graph(shape_a, shape_b, s_a, s_b, s_out, clamp, kind=OpKind.ADD) -> Graph:
+    """a, b (int16) -> ADD (or MUL) -> y (int16)."""
     b = Builder16("add16")
     x1 = b.input("a", tuple(shape_a), DType.INT16, q16(s_a))
     x2 = b.input("b", tuple(shape_b), DType.INT16, q16(s_b))
-    return b.finish([b.op(OpKind.ADD, [x1, x2], ElementwiseAttrs(clamp), quant=q16(s_out))])
+    return b.finish([b.op(kind, [x1, x2], ElementwiseAttrs(clamp), quant=q16(s_out))])
+
+
+def mul_constant(b, x):
+    """x * a per-channel int16 constant (the squeeze-excite shape of broadcast)."""
+    c = b.constant("c", (1, 1, 1, 3), DType.INT16, np.array([[[[-30000, 1234, 32767]]]], np.int16),
+                   q16(1 / 32768))
+    return b.op(OpKind.MUL, [x, c], ElementwiseAttrs(), quant=q16(0.0005))
 
 
 @pytest.mark.parametrize("shape_a,shape_b,s_a,s_b,s_out,clamp", ADD_CASES)
 def test_add_int16_matches_tflm(shape_a, shape_b, s_a, s_b, s_out, clamp):
     check_tflm(add_graph(shape_a, shape_b, s_a, s_b, s_out, clamp))
+
+
+MUL_CASES = [
+    ((1, 4, 4, 3), (1, 4, 4, 3), 0.001, 0.002, 0.05, NO_CLAMP),
+    ((2, 17), (2, 17), 0.01, 0.01, 2.0, RELU),
+    ((1, 3, 5, 4), (1, 1, 1, 4), 0.001, 0.0005, 0.01, NO_CLAMP),
+    ((3, 8), (8,), 1 / 32768, 1 / 32768, 1 / 32768, NO_CLAMP),
+]
+
+
+@pytest.mark.parametrize("shape_a,shape_b,s_a,s_b,s_out,clamp", MUL_CASES)
+def test_mul_int16_matches_tflm(shape_a, shape_b, s_a, s_b, s_out, clamp):
+    graph = add_graph(shape_a, shape_b, s_a, s_b, s_out, clamp, OpKind.MUL)
+    check_tflm(graph)
 
 
 def test_reshape_int16_matches_tflm():
@@ -272,6 +293,14 @@ C_CASES = {
                                                                  dilation=(2, 2))),
     "add": ((1, 4, 4, 3), lambda b, x: b.op(
         OpKind.ADD, [x, b.conv(x, 3, (1, 1), 0.002)], ElementwiseAttrs(RELU), quant=q16(0.003))),
+    "mul": ((1, 4, 4, 3), lambda b, x: b.op(
+        OpKind.MUL, [x, b.conv(x, 3, (1, 1), 0.002)], ElementwiseAttrs(RELU), quant=q16(0.02))),
+    "mul_broadcast": ((1, 4, 4, 3), lambda b, x: b.op(
+        OpKind.MUL, [x, b.op(OpKind.RESHAPE, [b.fc(b.op(OpKind.RESHAPE, [x], ReshapeAttrs((16, 3)),
+                                                            quant=q16(0.001)), 1, 0.003)],
+                             ReshapeAttrs((1, 4, 4, 1)), quant=q16(0.003))],
+        ElementwiseAttrs(), quant=q16(0.01))),
+    "mul_constant": ((1, 3, 3, 3), mul_constant),
     "reshape": ((1, 2, 3, 4), lambda b, x: b.fc(
         b.op(OpKind.RESHAPE, [x], ReshapeAttrs((2, 12)), quant=q16(0.001)), 4, 0.004)),
 }

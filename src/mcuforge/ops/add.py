@@ -23,12 +23,10 @@ from tflite.BuiltinOptions import BuiltinOptions
 
 from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
                                 multiply_by_quantized_multiplier, quantize_multiplier_scalar)
-from ..errors import UnsupportedOpError
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams
-from . import reference_support as ref
-from .binary_common import BinaryElementwiseOp
+from .binary_common import BinaryElementwiseOp, int16_operands
 from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
 
 ADD_LEFT_SHIFT = 20
@@ -85,20 +83,6 @@ def add_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: Q
     return np.clip(y, p.act_min, p.act_max).astype(np.int16 if wide else np.int8)
 
 
-def add_int16_dtypes(graph, op, where: str) -> bool:
-    """Whether an ADD is int16 (both operands and the output int16); an int16 mixed with another
-    dtype raises `UnsupportedOpError` of one line naming ``where``, the tensor and its dtype."""
-    names = (*op.inputs, op.outputs[0])
-    dtypes = [graph.tensor(n).dtype for n in names]
-    if DType.INT16 not in dtypes:
-        return False
-    for role, name, dtype in zip(("input 1", "input 2", "output"), names, dtypes):
-        if dtype is not DType.INT16:
-            raise UnsupportedOpError(f"unsupported dtype at {where}: {role} tensor {name} is "
-                                     f"{dtype.value}; an int16 ADD takes int16 operands and output")
-    return True
-
-
 class Add(BinaryElementwiseOp):
     """ADD (see the module docstring)."""
 
@@ -109,8 +93,8 @@ class Add(BinaryElementwiseOp):
 
     def check_values(self, graph, op, where):
         """The three multipliers `prepare_add` derives, and the first input's requantisation; an
-        int16 ADD is int16 throughout (`add_int16_dtypes`)."""
-        left_shift = ADD_LEFT_SHIFT_INT16 if add_int16_dtypes(graph, op, where) else ADD_LEFT_SHIFT
+        int16 ADD is int16 throughout (`binary_common.int16_operands`)."""
+        left_shift = ADD_LEFT_SHIFT_INT16 if int16_operands(graph, op, where) else ADD_LEFT_SHIFT
         x = quantised_scales(graph, op.inputs[0])
         y = quantised_scales(graph, op.outputs[0])
         if x is not None and y is not None:
@@ -121,27 +105,10 @@ class Add(BinaryElementwiseOp):
             check_multiplier(where, "output", twice_max / ((1 << left_shift) * y[0]))
         check_requantisation(graph, op, where, op.inputs[:1])
 
-    def run(self, graph, op, env):
-        """`add_int8` on int8 operands, or on int16 ones (16x8)."""
-        if not add_int16_dtypes(graph, op, ref.op_location(graph, op)):
-            return super().run(graph, op, env)
-        a, b = op.inputs
-        return add_int8(ref.value_of(graph, env, a), ref.value_of(graph, env, b), op.attrs.clamp,
-                        ref.quant_of(graph, op, a), ref.quant_of(graph, op, b),
-                        ref.quant_of(graph, op, op.outputs[0]))
-
-    def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """int16: `lower_int16` (no table); int8: a table for a one-valued constant operand, else
-        `lower_tensors`."""
-        if graph.tensors[op.outputs[0]].dtype is DType.INT16:
-            return self.lower_int16(graph, index, op, overlapped)
-        return super().lower(graph, index, op, target, overlapped, row_ring)
-
     def lower_int16(self, graph, index, op, overlapped):
         """Two same-shape int16 tensors, the exact requantisation (the output may overlap either
         input)."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
-        add_int16_dtypes(graph, op, f"operator #{index} {op.name} (ADD)")
         for t in (a_t, b_t):
             if t.constant:
                 raise unsupported(graph, index, op, f"int16 ADD of the constant {t.name}")
@@ -160,8 +127,10 @@ class Add(BinaryElementwiseOp):
         return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """Two same-shape int8 tensors (the output may overlap either input)."""
+        """Two same-shape int8 tensors (the output may overlap either input); int16: `lower_int16`."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
+        if y_t.dtype is DType.INT16:
+            return self.lower_int16(graph, index, op, overlapped)
         require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         if not (a_t.shape == b_t.shape == y_t.shape):
             raise unsupported(graph, index, op, "ADD with broadcasting")
