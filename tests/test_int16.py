@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen_support import differential_run
+from codegen_support import HAVE_ARM, differential_run
 from tflm_support import assert_matches_tflm
 from mcuforge.errors import InvalidValueError, McuforgeError, UnsupportedOpError
 from mcuforge.frontends.tflite import read_tflite
@@ -389,6 +389,19 @@ def test_small_16x8_model_end_to_end(tmp_path):
     x = [rng.integers(-128, 128, (1, 6, 6, 3), dtype=np.int8)]
     np.testing.assert_array_equal(Interpreter(read).invoke(x)[0], Interpreter(graph).invoke(x)[0])
     assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("case", ["model", "mul_constant", "avgpool", "fc_per_channel_keep_dims"])
+def test_16x8_cortex_m7_build_equals_reference(case, tmp_path):
+    """The Cortex-M7 build (under QEMU) of the 16x8 kernels equals the reference runtime."""
+    if case == "model":
+        graph = small_16x8_model(edges=True)
+    else:
+        shape, build = C_CASES[case]
+        graph = int8_edged(build, shape, 0.001)
+    runs = differential_run(graph, tmp_path, qemu=True, count=2, target="cortex-m7")
+    assert runs == {"host-asan": 0, "qemu": 0}
 
 
 def test_16x8_ops_round_trip_through_tflite(tmp_path):
