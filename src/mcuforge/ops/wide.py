@@ -57,7 +57,8 @@ def weighted_dtypes(graph: "Graph", op: Op, where: str) -> bool:
     biases = (DType.INT64, DType.INT32) if wide else (DType.INT32,)
     if wide and op.kind is OpKind.DEPTHWISE_CONV_2D:
         biases = (DType.INT64,)  # TFLite Micro's int16 depthwise reads its bias as int64 only
-    roles = [(x_t, (act,), "input"), (y_t, (act,), "output"), (w_t, weights, ("weights" if op.kind is OpKind.FULLY_CONNECTED else "filter"))]
+    w_role = "weights" if op.kind is OpKind.FULLY_CONNECTED else "filter"
+    roles = [(x_t, (act,), "input"), (y_t, (act,), "output"), (w_t, weights, w_role)]
     if len(op.inputs) > 2 and op.inputs[2]:
         roles.append((graph.tensor(op.inputs[2]), biases, "bias"))
     for tensor, allowed, role in roles:
