@@ -1,13 +1,15 @@
-"""ADD of two int8 tensors (``reference_integer_ops::Add`` / ``BroadcastAdd6DSlow``), bit-exact
-with TFLite Micro.
+"""ADD of two int8 tensors (``reference_integer_ops::Add`` / ``BroadcastAdd6DSlow``), or of two
+int16 tensors (16x8, zero point 0: ``reference_ops::Add`` for int16), bit-exact with TFLite Micro.
 
 - Prepare (`prepare_add`, used by the reference kernel and the C alike): both operands are shifted
   left by 20 bits, each rescaled to twice the larger input scale, summed, and rescaled to the output:
   in_mult_i = s_i / (2 max(s1, s2)), out_mult = 2 max(s1, s2) / (2^20 s_out), all via
-  QuantizeMultiplier; the integer clamp of the fused activation.
+  QuantizeMultiplier; the integer clamp of the fused activation. int16 (TFLite Micro's add.cc): the
+  same with a left shift of 15 and the int16 clamp.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
-- C: ``add`` for two same-shape tensors (the output may overlap either input; the DSP form when every
-  shift is <= 0), or a 256-entry table when one operand is a one-valued constant (`lut`).
+- C: ``add`` for two same-shape int8 tensors (the output may overlap either input; the DSP form when
+  every shift is <= 0), or a 256-entry table when one operand is a one-valued constant (`lut`);
+  two same-shape int16 tensors: ``add_s16`` (the exact form; constant operands are refused).
 - .tflite: AddOptions (fused activation).
 """
 
@@ -23,11 +25,12 @@ from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
                                 multiply_by_quantized_multiplier, quantize_multiplier_scalar)
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
-from ..ir.tensor import QuantParams
-from .binary_common import BinaryElementwiseOp
+from ..ir.tensor import DType, QuantParams
+from .binary_common import BinaryElementwiseOp, int16_operands
 from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
 
 ADD_LEFT_SHIFT = 20
+ADD_LEFT_SHIFT_INT16 = 15
 
 
 @dataclass(frozen=True)
@@ -45,32 +48,39 @@ class AddParams:
     output_offset: int
     act_min: int
     act_max: int
+    left_shift: int = ADD_LEFT_SHIFT
 
 
 def prepare_add(x1_q: QuantParams, x2_q: QuantParams, y_q: QuantParams,
-                clamp: tuple[float, float]) -> AddParams:
-    """`AddParams` from the operands' and the output's quantisation and the fused clamp."""
+                clamp: tuple[float, float], wide: bool = False) -> AddParams:
+    """`AddParams` from the operands' and the output's quantisation and the fused clamp (``wide``:
+    int16 operands and output, left shift 15)."""
+    left_shift = ADD_LEFT_SHIFT_INT16 if wide else ADD_LEFT_SHIFT
+    qmin, qmax = (-32768, 32767) if wide else (-128, 127)
     s1, s2, so = (float(np.float32(q.scale[0])) for q in (x1_q, x2_q, y_q))
     twice_max_input_scale = 2.0 * max(s1, s2)
     m1, sh1 = quantize_multiplier_scalar(s1 / twice_max_input_scale)
     m2, sh2 = quantize_multiplier_scalar(s2 / twice_max_input_scale)
-    mo, sho = quantize_multiplier_scalar(twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * so))
-    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_q.zero_point[0])
+    mo, sho = quantize_multiplier_scalar(twice_max_input_scale / ((1 << left_shift) * so))
+    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_q.zero_point[0],
+                                                            qmin, qmax)
     return AddParams(-int(x1_q.zero_point[0]), -int(x2_q.zero_point[0]), m1, sh1, m2, sh2, mo, sho,
-                     int(y_q.zero_point[0]), act_min, act_max)
+                     int(y_q.zero_point[0]), act_min, act_max, left_shift)
 
 
 def add_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: QuantParams,
              x2_q: QuantParams, y_q: QuantParams) -> np.ndarray:
-    """ADD of two int8 tensors with numpy broadcasting and a fused clamp (real units)."""
-    p = prepare_add(x1_q, x2_q, y_q, clamp)
-    shifted1 = (as_int64(x1) + p.input1_offset) << ADD_LEFT_SHIFT
-    shifted2 = (as_int64(x2) + p.input2_offset) << ADD_LEFT_SHIFT
+    """ADD of two int8 tensors (or, both int16, two int16 tensors giving int16) with numpy
+    broadcasting and a fused clamp (real units)."""
+    wide = x1.dtype == np.int16
+    p = prepare_add(x1_q, x2_q, y_q, clamp, wide)
+    shifted1 = (as_int64(x1) + p.input1_offset) << p.left_shift
+    shifted2 = (as_int64(x2) + p.input2_offset) << p.left_shift
     raw_sum = (multiply_by_quantized_multiplier(shifted1, p.input1_multiplier, p.input1_shift)
                + multiply_by_quantized_multiplier(shifted2, p.input2_multiplier, p.input2_shift))
     y = multiply_by_quantized_multiplier(raw_sum, p.output_multiplier, p.output_shift) \
         + p.output_offset
-    return np.clip(y, p.act_min, p.act_max).astype(np.int8)
+    return np.clip(y, p.act_min, p.act_max).astype(np.int16 if wide else np.int8)
 
 
 class Add(BinaryElementwiseOp):
@@ -82,7 +92,9 @@ class Add(BinaryElementwiseOp):
                          tflite.AddOptionsEnd)
 
     def check_values(self, graph, op, where):
-        """The three multipliers `prepare_add` derives, and the first input's requantisation."""
+        """The three multipliers `prepare_add` derives, and the first input's requantisation; an
+        int16 ADD is int16 throughout (`binary_common.int16_operands`)."""
+        left_shift = ADD_LEFT_SHIFT_INT16 if int16_operands(graph, op, where) else ADD_LEFT_SHIFT
         x = quantised_scales(graph, op.inputs[0])
         y = quantised_scales(graph, op.outputs[0])
         if x is not None and y is not None:
@@ -90,12 +102,35 @@ class Add(BinaryElementwiseOp):
             twice_max = 2.0 * max(x[0], x2[0])
             check_multiplier(where, "input 1", x[0] / twice_max)
             check_multiplier(where, "input 2", x2[0] / twice_max)
-            check_multiplier(where, "output", twice_max / ((1 << ADD_LEFT_SHIFT) * y[0]))
+            check_multiplier(where, "output", twice_max / ((1 << left_shift) * y[0]))
         check_requantisation(graph, op, where, op.inputs[:1])
 
-    def lower_tensors(self, graph, index, op, target, overlapped):
-        """Two same-shape int8 tensors (the output may overlap either input)."""
+    def lower_int16(self, graph, index, op, overlapped):
+        """Two same-shape int16 tensors, the exact requantisation (the output may overlap either
+        input)."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
+        for t in (a_t, b_t):
+            if t.constant:
+                raise unsupported(graph, index, op, f"int16 ADD of the constant {t.name}")
+        if not (a_t.shape == b_t.shape == y_t.shape):
+            raise unsupported(graph, index, op, "ADD with broadcasting")
+        p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide=True)
+        spec = KernelSpec(
+            "mf_add_s16", "add_s16",
+            "const int16_t *in1, const int16_t *in2, int16_t *out, int32_t n, int32_t in1_mult, "
+            "int32_t in1_shift, int32_t in2_mult, int32_t in2_shift, int32_t out_mult, "
+            "int32_t out_shift, int32_t act_min, int32_t act_max")
+        args = (Buffer("tensor", a_t.name, "int16_t"), Buffer("tensor", b_t.name, "int16_t"),
+                Buffer("tensor", y_t.name, "int16_t"), y_t.num_elements, p.input1_multiplier,
+                p.input1_shift, p.input2_multiplier, p.input2_shift, p.output_multiplier,
+                p.output_shift, p.act_min, p.act_max)
+        return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")
+
+    def lower_tensors(self, graph, index, op, target, overlapped):
+        """Two same-shape int8 tensors (the output may overlap either input); int16: `lower_int16`."""
+        a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
+        if y_t.dtype is DType.INT16:
+            return self.lower_int16(graph, index, op, overlapped)
         require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         if not (a_t.shape == b_t.shape == y_t.shape):
             raise unsupported(graph, index, op, "ADD with broadcasting")

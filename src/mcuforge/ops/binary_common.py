@@ -5,6 +5,10 @@ a 256-entry table when one operand is a one-valued constant (`lut.lower_binary_s
 A subclass sets ``kernel`` (the reference ``kernel(a, b, clamp, a_q, b_q, y_q)``), its .tflite
 options (``tflite_options``, ``tflite_option_fields`` and the generated ``options_functions``:
 start, add-fused-activation, end) and `lower_tensors`, the lowering of two tensor operands.
+
+int16 operands (16x8, zero point 0) run the same ``kernel`` (which gives int16 for int16 inputs) and
+lower through `lower_tensors` (no table); `int16_operands` refuses an int16 mixed with another
+dtype in one line.
 """
 
 from __future__ import annotations
@@ -13,13 +17,31 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import UnsupportedOpError
 from ..ir.ops import ElementwiseAttrs
 from ..ir.shapes import broadcast_shape
+from ..ir.tensor import DType
+from . import reference_support as ref
 from .lowering_types import LayerCall, unsupported
 from .lut import lower_binary_scalar, scalar_constant_operand
 from .reference_support import binary_int8
 from .registry import OpDef, OverlapRule
 from .tflite_common import fused_activation
+
+
+def int16_operands(graph, op, where: str) -> bool:
+    """Whether a binary op is int16 (both operands and the output int16); an int16 mixed with
+    another dtype raises `UnsupportedOpError` of one line naming ``where``, the tensor, its dtype."""
+    names = (*op.inputs, op.outputs[0])
+    dtypes = [graph.tensor(n).dtype for n in names]
+    if DType.INT16 not in dtypes:
+        return False
+    for role, name, dtype in zip(("input 1", "input 2", "output"), names, dtypes):
+        if dtype is not DType.INT16:
+            raise UnsupportedOpError(
+                f"unsupported dtype at {where}: {role} tensor {name} is {dtype.value}; an int16 "
+                f"{op.kind.value} takes int16 operands and output")
+    return True
 
 
 class BinaryElementwiseOp(OpDef):
@@ -45,11 +67,19 @@ class BinaryElementwiseOp(OpDef):
         return 1, 1, 0
 
     def run(self, graph, op, env):
-        """The op's int8 kernel on both operands."""
-        return self._run(graph, op, env)
+        """The op's kernel on both operands: int8, or int16 (`int16_operands`)."""
+        if not int16_operands(graph, op, ref.op_location(graph, op)):
+            return self._run(graph, op, env)
+        a, b = op.inputs
+        return self.kernel(ref.value_of(graph, env, a), ref.value_of(graph, env, b), op.attrs.clamp,
+                           ref.quant_of(graph, op, a), ref.quant_of(graph, op, b),
+                           ref.quant_of(graph, op, op.outputs[0]))
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """A 256-entry table when one operand is a one-valued constant, else `lower_tensors`."""
+        """A 256-entry table when one int8 operand is a one-valued constant, else `lower_tensors`
+        (always for int16)."""
+        if int16_operands(graph, op, f"operator #{index} {op.name} ({op.kind.value})"):
+            return self.lower_tensors(graph, index, op, target, overlapped)
         position = scalar_constant_operand(graph, op)
         if position is not None:
             return lower_binary_scalar(graph, index, op, self.kernel, overlapped, position)

@@ -9,6 +9,8 @@
   TFLite skips padded taps, which equals padding the zero-point-shifted input with zeros.
 - C: ``conv_1x1`` (matrix product) or ``conv_im2col`` (`conv_common.lower_conv_weights`).
 - .tflite: Conv2DOptions (padding, strides, dilations, fused activation).
+- 16x8 (int16 activations, int8 weights, int64 bias): the same im2col with an int64 accumulator
+  and the int64 requantisation (TFLite Micro's int16 ``ConvPerChannel``); C ``conv_s16``.
 """
 
 from __future__ import annotations
@@ -18,18 +20,22 @@ import tflite
 from tflite.BuiltinOptions import BuiltinOptions
 
 from ..ir.ops import ConvAttrs, OpKind
+from ..ir.tensor import DType
 from .conv_common import (ConvolutionOp, exact_matmul, lower_conv_weights, prepare_conv,
                           requantize, run_weighted, weights_and_bias, zero_points)
 from .lowering_types import require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide_convolution
 from .windows import output_hw, pad_spatial, window_taps
 
 
 def conv2d_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, attrs: ConvAttrs,
                 x_q, w_q, y_q) -> np.ndarray:
     """CONV_2D: x [N, H, W, C_in] int8, w [C_out, kh, kw, C_in / groups] int8 (OHWI), bias [C_out]
-    int32 or None. Returns y [N, OH, OW, C_out] int8."""
+    int32 or None. Returns y [N, OH, OW, C_out] int8. With an int16 ``x`` (16x8: int64 or int32
+    bias) the output is int16 (`conv_common.requantize` with ``wide``)."""
     n, in_h, in_w, in_c = x.shape
     out_c, kh, kw, filter_in_c = w.shape
     if in_c % filter_in_c:
@@ -58,7 +64,8 @@ def conv2d_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, attrs: Co
         acc[:, out_slice] = exact_matmul(cols, weights[out_slice].reshape(group_out, -1).T)
     if bias is not None:
         acc += bias.astype(np.int64)
-    y = requantize(acc, prepare_conv(x_q, w_q, y_q, attrs.clamp, out_c))
+    y = requantize(acc, prepare_conv(x_q, w_q, y_q, attrs.clamp, out_c, x.dtype == np.int16,
+                                       is_acc32(bias)))
     return y.reshape(n, out_h, out_w, out_c)
 
 
@@ -87,8 +94,11 @@ class Conv2D(ConvolutionOp):
         return run_weighted(conv2d_int8, graph, op, env)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """A 1x1 stride-1 unpadded conv becomes a matrix product; others use im2col."""
+        """A 1x1 stride-1 unpadded conv becomes a matrix product; others use im2col; 16x8 the
+        direct loop of `conv_common.lower_wide_convolution`."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x_t.dtype is DType.INT16:
+            return lower_wide_convolution(graph, index, op, self.macs(graph, op), overlapped)
         require_int8(graph, index, op, (x_t.name, y_t.name))
         cout, kh, kw, cin = graph.tensors[op.inputs[1]].shape
         if cin != x_t.shape[3]:

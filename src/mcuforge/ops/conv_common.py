@@ -19,6 +19,14 @@ the DSP extension, every shift is negative, and |acc| < 2^29 is proved for every
 
 Int4 weights (``DType.INT4``, values in [-8, 7]) are emitted packed two per byte, low nibble first,
 and the convolution kernels take an ``int4`` variant that unpacks them.
+
+16x8 (int16 activations, zero point 0, int8 symmetric weights, int64 or int32 bias), as TFLite
+Micro's int16 ``ConvPerChannel`` / ``DepthwiseConvPerChannel`` / ``FullyConnected``: the accumulator
+is int64, requantised with the int64 ``MultiplyByQuantizedMultiplier`` (the multiplier rounded to
+16 bits, one rounding shift by 15 - shift; `multiply_by_quantized_multiplier_int64`), clamped to the
+int16 activation range; no output offset (zero point 0). `ChannelQuantization.wide` marks it;
+`wide.weighted_dtypes` refuses every other dtype combination in one line; the C lowering is
+`wide_lowering`.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from ..arith.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
-                                multiply_by_quantized_multiplier)
+                                multiply_by_quantized_multiplier, wrap_int32)
 from ..arith.int4 import pack_int4
 from ..errors import InvalidValueError, ModelFileError
 from ..ir.ops import ConvAttrs, Op, OpKind
@@ -42,6 +50,7 @@ from . import reference_support as ref
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall,
                              LoweringTarget, c_ident, unsupported)
 from .registry import OpDef
+from .wide import check_wide_values, multiply_by_quantized_multiplier_int64, weighted_dtypes
 
 if TYPE_CHECKING:  # only for annotations
     from ..ir.graph import Graph
@@ -60,31 +69,47 @@ class ChannelQuantization:
     out_zero_point: int
     act_min: int
     act_max: int
+    wide: bool = False
+    acc32: bool = False
 
     @property
     def full_range(self) -> bool:
-        """The clamp is the whole int8 range (the kernels skip it)."""
+        """The clamp is the whole output range, int8 (or int16 when ``wide``): the kernels skip it."""
+        if self.wide:
+            return self.act_min == -32768 and self.act_max == 32767
         return self.act_min == -128 and self.act_max == 127
 
 
 def prepare_channels(multiplier: np.ndarray, shift: np.ndarray, y_q: QuantParams,
-                     clamp: tuple[float, float]) -> ChannelQuantization:
-    """`ChannelQuantization` of multipliers already derived, for output ``y_q`` and ``clamp``."""
+                     clamp: tuple[float, float], wide: bool = False,
+                     acc32: bool = False) -> ChannelQuantization:
+    """`ChannelQuantization` of multipliers already derived, for output ``y_q`` and ``clamp``
+    (``wide``: a 16x8 layer, int16 output; ``acc32``: its bias is int32, so TFLite Micro's
+    accumulator is int32 and the requantisation the int32 one)."""
     y_zp = int(y_q.zero_point[0])
-    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_zp)
-    return ChannelQuantization(multiplier, shift, y_zp, act_min, act_max)
+    qmin, qmax = (-32768, 32767) if wide else (-128, 127)
+    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_zp, qmin, qmax)
+    return ChannelQuantization(multiplier, shift, y_zp, act_min, act_max, wide, wide and acc32)
 
 
 def prepare_conv(x_q: QuantParams, w_q: QuantParams, y_q: QuantParams, clamp: tuple[float, float],
-                 out_channels: int) -> ChannelQuantization:
+                 out_channels: int, wide: bool = False, acc32: bool = False
+                 ) -> ChannelQuantization:
     """CONV_2D / DEPTHWISE_CONV_2D: double(in) * double(w[c]) / double(out) per channel."""
     multiplier, shift = conv_channel_multipliers(x_q.scale[0], w_q.scale, y_q.scale[0], out_channels)
-    return prepare_channels(multiplier, shift, y_q, clamp)
+    return prepare_channels(multiplier, shift, y_q, clamp, wide, acc32)
 
 
 def requantize(acc: np.ndarray, params: ChannelQuantization) -> np.ndarray:
-    """Scale an int32 accumulator to the int8 output: MultiplyByQuantizedMultiplier, add the output
-    zero point, clamp to the fused activation range."""
+    """Scale an accumulator to the output: MultiplyByQuantizedMultiplier, add the output zero
+    point, clamp to the fused activation range. int8 output, or int16 with ``params.wide`` (the
+    int64 form of the multiplication; with ``acc32`` the int32 one on the wrapped accumulator)."""
+    if params.acc32:
+        y = multiply_by_quantized_multiplier(wrap_int32(acc), params.multiplier, params.shift)
+        return np.clip(y + params.out_zero_point, params.act_min, params.act_max).astype(np.int16)
+    if params.wide:
+        y = multiply_by_quantized_multiplier_int64(acc, params.multiplier, params.shift)
+        return np.clip(y + params.out_zero_point, params.act_min, params.act_max).astype(np.int16)
     y = multiply_by_quantized_multiplier(acc, params.multiplier, params.shift) + params.out_zero_point
     return np.clip(y, params.act_min, params.act_max).astype(np.int8)
 
@@ -189,7 +214,10 @@ def conv_tflite_window(graph: "Graph", op: Op):
 def check_weighted_values(graph: "Graph", op: Op, where: str) -> None:
     """The value checks of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: every per-channel
     multiplier ``in * w[c] / out`` is representable (as `prepare_conv` derives it), the input's
-    requantisation too, and the weights are symmetric."""
+    requantisation too, and the weights are symmetric. A layer with an int16 activation must be
+    16x8 throughout, within the 16x8 ranges (`wide.check_wide_values`)."""
+    if DType.INT16 in (graph.tensor(op.inputs[0]).dtype, graph.tensor(op.outputs[0]).dtype):
+        check_wide_values(graph, op, where)
     x = quantised_scales(graph, op.inputs[0])
     y = quantised_scales(graph, op.outputs[0])
     if x is not None and y is not None:
@@ -222,11 +250,9 @@ def _weights_role(op: Op) -> str:
 
 def run_weighted(kernel, graph: "Graph", op: Op, env) -> np.ndarray:
     """Run a weighted op's reference ``kernel(x, w, bias, attrs, x_q, w_q, y_q)`` (int4 weights
-    arrive unpacked, one int8 value each)."""
+    arrive unpacked, one int8 value each; int16 activations with int8 weights are 16x8)."""
     x_name, w_name = op.inputs[0], op.inputs[1]
-    ref.check_int8(graph, op, [x_name, op.outputs[0]])
-    if graph.tensor(w_name).dtype is not DType.INT4:
-        ref.check_int8(graph, op, [w_name])
+    weighted_dtypes(graph, op, ref.op_location(graph, op))
     bias = ref.value_of(graph, env, op.inputs[2]) if len(op.inputs) > 2 else None
     return kernel(ref.value_of(graph, env, x_name), ref.value_of(graph, env, w_name), bias, op.attrs,
                   ref.quant_of(graph, op, x_name), ref.quant_of(graph, op, w_name),

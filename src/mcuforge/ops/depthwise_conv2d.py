@@ -13,6 +13,8 @@
   input channel: a CONV_2D with depth_multiplier output channels (im2col needs far less scratch).
   The in-place kernels have no int4 variant: int4 values are stored widened there.
 - .tflite: DepthwiseConv2DOptions.
+- 16x8 (int16 activations, int8 weights, int64 bias): an int64 accumulator and the int64
+  requantisation (TFLite Micro's int16 ``DepthwiseConvPerChannel``); C ``depthwise_s16``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from .conv_common import (REQUANT_FORM, ChannelQuantization, ConvolutionOp, lowe
 from .lowering_types import Buffer, ConstArray, KernelSpec, LayerCall, require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide_convolution
 from .windows import output_hw, pad_spatial, window_taps
 
 
@@ -44,20 +48,22 @@ def depthwise_conv2d_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
         raise ValueError(f"depthwise filter has {out_c} channels, input {in_c} x depth multiplier "
                          f"{multiplier_count}")
     out_h, out_w = output_hw(in_h, in_w, (kh, kw), attrs.stride, attrs.pads, attrs.dilation)
-    # int32 is exact here (|product| < 2^16, fewer than 2^15 taps) and twice as fast as int64.
-    shifted = x.astype(np.int32) - np.int32(x_q.zero_point[0])
+    # int32 is exact for int8 (|product| < 2^16, fewer than 2^15 taps) and twice as fast as int64.
+    wide = x.dtype == np.int16
+    acc_type = np.int64 if wide else np.int32
+    shifted = x.astype(acc_type) - acc_type(x_q.zero_point[0])
     if multiplier_count > 1:
         shifted = np.repeat(shifted, multiplier_count, axis=3)
     padded = pad_spatial(shifted, attrs.pads, 0)
-    weights = (w[0].astype(np.int64) - zero_points(w_q, out_c)).astype(np.int32)
-    acc = np.zeros((n, out_h, out_w, out_c), dtype=np.int32)
+    weights = (w[0].astype(np.int64) - zero_points(w_q, out_c)).astype(acc_type)
+    acc = np.zeros((n, out_h, out_w, out_c), dtype=acc_type)
     for ky, kx, view in window_taps(padded, (kh, kw), attrs.stride, attrs.dilation,
                                     (out_h, out_w)):
         acc += view * weights[ky, kx]
     acc = acc.astype(np.int64)
     if bias is not None:
         acc += bias.astype(np.int64)
-    return requantize(acc, prepare_conv(x_q, w_q, y_q, attrs.clamp, out_c))
+    return requantize(acc, prepare_conv(x_q, w_q, y_q, attrs.clamp, out_c, wide, is_acc32(bias)))
 
 
 def depthwise_plane(graph, op) -> tuple[int, int]:
@@ -152,8 +158,11 @@ class DepthwiseConv2D(ConvolutionOp):
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
         """Channel-plane kernel, unrolled over the window (in place when planned; ``row_ring`` with
-        ``overlapped``: the in-place kernel whose overlap buffer is a ring of output rows)."""
+        ``overlapped``: the in-place kernel whose overlap buffer is a ring of output rows); 16x8
+        the direct loop of `conv_common.lower_wide_convolution`."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x_t.dtype is DType.INT16:
+            return lower_wide_convolution(graph, index, op, self.macs(graph, op), overlapped)
         require_int8(graph, index, op, (x_t.name, y_t.name))
         attrs = op.attrs
         assert isinstance(attrs, ConvAttrs)

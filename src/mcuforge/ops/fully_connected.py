@@ -9,6 +9,8 @@
 - Reference kernel: an exact float64 matrix product of the rows (`conv_common.exact_matmul`).
 - C: ``fully_connected`` (rows times the [out][in] weights, zero point folded into the bias).
 - .tflite: FullyConnectedOptions (fused activation, keep_num_dims; shuffled weights are refused).
+- 16x8 (int16 activations, int8 weights, int64 bias): an int64 accumulator and the int64
+  requantisation (TFLite Micro's int16 ``FullyConnected``); C ``fully_connected_s16``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..arith.fixedpoint import quantize_multiplier
 from ..errors import UnsupportedOpError
 from ..ir.ops import FullyConnectedAttrs, OpKind
-from ..ir.tensor import QuantParams
+from ..ir.tensor import DType, QuantParams
 from .conv_common import (REQUANT_FORM, ChannelQuantization, check_weighted_values, exact_matmul,
                           prepare_channels, requant_constants, requantize, run_weighted,
                           weights_and_bias, zero_points)
@@ -30,6 +32,8 @@ from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, Lay
                              require_int8, unsupported)
 from .registry import OpDef
 from .tflite_common import fused_activation
+from .wide import is_acc32
+from .wide_lowering import lower_wide
 
 
 def fully_connected_multipliers(x_q: QuantParams, w_q: QuantParams, y_q: QuantParams,
@@ -45,17 +49,20 @@ def fully_connected_multipliers(x_q: QuantParams, w_q: QuantParams, y_q: QuantPa
 
 
 def prepare_fully_connected(x_q: QuantParams, w_q: QuantParams, y_q: QuantParams,
-                            clamp: tuple[float, float], out_features: int) -> ChannelQuantization:
-    """The requantisation of a FULLY_CONNECTED layer, used by the reference kernel and the C."""
+                            clamp: tuple[float, float], out_features: int,
+                            wide: bool = False, acc32: bool = False) -> ChannelQuantization:
+    """The requantisation of a FULLY_CONNECTED layer, used by the reference kernel and the C
+    (``wide``: 16x8, int16 output; ``acc32``: with an int32 bias)."""
     multiplier, shift = fully_connected_multipliers(x_q, w_q, y_q, out_features)
-    return prepare_channels(multiplier, shift, y_q, clamp)
+    return prepare_channels(multiplier, shift, y_q, clamp, wide, acc32)
 
 
 def fully_connected_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
                          attrs: FullyConnectedAttrs, x_q: QuantParams, w_q: QuantParams,
                          y_q: QuantParams) -> np.ndarray:
     """FULLY_CONNECTED: x [..., in] int8 (flattened to rows of ``in``), w [out, in] int8, bias [out]
-    int32 or None. Returns [rows, out], or x.shape[:-1] + (out,) with ``keep_num_dims``."""
+    int32 or None. Returns [rows, out], or x.shape[:-1] + (out,) with ``keep_num_dims``. An int16
+    ``x`` is 16x8: int64 accumulator, int16 output."""
     out_features, in_features = w.shape
     if x.size % in_features:
         raise ValueError(f"input of {x.size} values cannot be split into rows of {in_features}")
@@ -64,7 +71,8 @@ def fully_connected_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     acc = exact_matmul(rows, weights.T)
     if bias is not None:
         acc += bias.astype(np.int64)
-    y = requantize(acc, prepare_fully_connected(x_q, w_q, y_q, attrs.clamp, out_features))
+    y = requantize(acc, prepare_fully_connected(x_q, w_q, y_q, attrs.clamp, out_features,
+                                                x.dtype == np.int16, is_acc32(bias)))
     if attrs.keep_num_dims:
         return y.reshape(tuple(x.shape[:-1]) + (out_features,))
     return y
@@ -113,14 +121,22 @@ class FullyConnected(OpDef):
         return run_weighted(fully_connected_int8, graph, op, env)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """Rows of the flattened input times the [out][in] weights."""
+        """Rows of the flattened input times the [out][in] weights (16x8: ``fully_connected_s16``)."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        require_int8(graph, index, op, (x_t.name, y_t.name))
-        if overlapped:
-            raise unsupported(graph, index, op, "an overlap on a fully connected layer")
         assert isinstance(op.attrs, FullyConnectedAttrs)
         w_t = graph.tensors[op.inputs[1]]
         cout, cin = w_t.shape
+        if x_t.dtype is DType.INT16:
+            bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 and op.inputs[2] else None
+            params = prepare_fully_connected(x_t.quant, w_t.quant, y_t.quant, op.attrs.clamp, cout,
+                                             True, is_acc32(bias))
+            return lower_wide(graph, index, op, params, f"mf_fc_s16_{cin}x{cout}",
+                              "fully_connected_s16", "int32_t rows",
+                              (math.prod(x_t.shape) // cin,), {"cin": cin, "cout": cout},
+                              self.macs(graph, op), overlapped)
+        require_int8(graph, index, op, (x_t.name, y_t.name))
+        if overlapped:
+            raise unsupported(graph, index, op, "an overlap on a fully connected layer")
         weights, bias = weights_and_bias(graph, index, op, cout)
         x_zp = x_t.quant.zero_point[0]
         bias_folded = bias - x_zp * weights.sum(axis=1)

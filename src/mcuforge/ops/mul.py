@@ -1,8 +1,10 @@
-"""MUL of two int8 tensors (``reference_integer_ops::Mul``), bit-exact with TFLite Micro.
+"""MUL of two int8 tensors, or two int16 tensors (16x8, zero point 0), as TFLite Micro's
+``reference_integer_ops::Mul`` / ``BroadcastMul6DSlow``, bit-exact with it.
 
 - Prepare (`prepare_mul`, shared by the reference kernel and the C): (x1 - z1) * (x2 - z2) rescaled
   by MultiplyByQuantizedMultiplier(s1 s2 / s_out), plus the output zero point, clamped (a left shift
-  that overflows int32 wraps in both, as the reference's ``wrap_int32`` does).
+  that overflows int32 wraps in both, as the reference's ``wrap_int32`` does). int16: the same
+  arithmetic (|product| <= 2^30) with the int16 clamp.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
 - C: ``mul``, a 4-D loop with per-operand strides (0 along broadcast dimensions); adjacent dimensions
   that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
@@ -10,7 +12,8 @@
   is written in order after its element's operands are read, so it may alias any operand with the
   output's shape; it never aliases a broadcast operand. On Cortex-M with the DSP extension the
   rescale takes the SMMULR form when |product| * 2^max(shift, 0) < 2^29 is proved. A one-valued
-  constant operand makes it a 256-entry table (`lut`).
+  constant operand makes it a 256-entry table (`lut`). int16: the same loop over int16 elements
+  (exact form; constants are emitted as int16 arrays, no table).
 - .tflite: MulOptions (fused activation).
 """
 
@@ -27,7 +30,7 @@ from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import QuantParams, Tensor
-from .binary_common import BinaryElementwiseOp
+from .binary_common import BinaryElementwiseOp, int16_operands
 from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8,
                              unsupported)
 
@@ -46,23 +49,28 @@ class MulParams:
 
 
 def prepare_mul(x1_q: QuantParams, x2_q: QuantParams, y_q: QuantParams,
-                clamp: tuple[float, float]) -> MulParams:
-    """`MulParams` from the operands' and the output's quantisation and the fused clamp."""
+                clamp: tuple[float, float], wide: bool = False) -> MulParams:
+    """`MulParams` from the operands' and the output's quantisation and the fused clamp (``wide``:
+    int16 output)."""
     s1, s2, so = (float(np.float32(q.scale[0])) for q in (x1_q, x2_q, y_q))
     multiplier, shift = quantize_multiplier_scalar(s1 * s2 / so)
-    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_q.zero_point[0])
+    qmin, qmax = (-32768, 32767) if wide else (-128, 127)
+    act_min, act_max = calculate_activation_range_quantized(clamp, y_q.scale[0], y_q.zero_point[0],
+                                                            qmin, qmax)
     return MulParams(-int(x1_q.zero_point[0]), -int(x2_q.zero_point[0]), multiplier, shift,
                      int(y_q.zero_point[0]), act_min, act_max)
 
 
 def mul_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: QuantParams,
              x2_q: QuantParams, y_q: QuantParams) -> np.ndarray:
-    """MUL of two int8 tensors with numpy broadcasting and a fused clamp (real units)."""
-    p = prepare_mul(x1_q, x2_q, y_q, clamp)
+    """MUL of two int8 tensors (or, both int16, two int16 tensors giving int16) with numpy
+    broadcasting and a fused clamp (real units)."""
+    wide = x1.dtype == np.int16
+    p = prepare_mul(x1_q, x2_q, y_q, clamp, wide)
     product = (as_int64(x1) + p.input1_offset) * (as_int64(x2) + p.input2_offset)
     y = multiply_by_quantized_multiplier(product, p.output_multiplier, p.output_shift) \
         + p.output_offset
-    return np.clip(y, p.act_min, p.act_max).astype(np.int8)
+    return np.clip(y, p.act_min, p.act_max).astype(np.int16 if wide else np.int8)
 
 
 def _strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
@@ -98,12 +106,12 @@ def merge_broadcast_dims(out: tuple[int, ...], strides: list[list[int]]
     return dims, merged
 
 
-def _operand(graph, index: int, name: str, position: int) -> Buffer | ConstArray:
+def _operand(graph, index: int, name: str, position: int, ctype: str) -> Buffer | ConstArray:
     tensor = graph.tensors[name]
     if tensor.constant:
-        return ConstArray(c_ident(index, f"in{position + 1}"), "int8_t",
-                          np.asarray(tensor.data).astype(np.int8).reshape(-1))
-    return Buffer("tensor", name)
+        return ConstArray(c_ident(index, f"in{position + 1}"), ctype,
+                          np.asarray(tensor.data).astype(tensor.dtype.numpy).reshape(-1))
+    return Buffer("tensor", name, ctype)
 
 
 def _max_centred(tensor: Tensor) -> int:
@@ -123,7 +131,9 @@ class Mul(BinaryElementwiseOp):
                          tflite.MulOptionsEnd)
 
     def check_values(self, graph, op, where):
-        """The output multiplier ``in1 * in2 / out``, and the first input's requantisation."""
+        """The output multiplier ``in1 * in2 / out``, and the first input's requantisation; an int16
+        MUL is int16 throughout (`binary_common.int16_operands`)."""
+        int16_operands(graph, op, where)
         x = quantised_scales(graph, op.inputs[0])
         y = quantised_scales(graph, op.outputs[0])
         if x is not None and y is not None:
@@ -132,29 +142,36 @@ class Mul(BinaryElementwiseOp):
         check_requantisation(graph, op, where, op.inputs[:1])
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """MUL with numpy broadcasting (rank <= 4) and a fused clamp."""
+        """MUL with numpy broadcasting (rank <= 4) and a fused clamp, int8 or int16."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
-        require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
+        wide = int16_operands(graph, op, f"operator #{index} {op.name} (MUL)")
+        if not wide:
+            require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         assert isinstance(op.attrs, ElementwiseAttrs)
         if len(y_t.shape) > 4:
             raise unsupported(graph, index, op, "MUL of tensors of rank > 4")
-        p = prepare_mul(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp)
-        bound = _max_centred(a_t) * _max_centred(b_t)
-        fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
-        full = int(p.act_min == -128 and p.act_max == 127)
+        p = prepare_mul(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide)
+        ctype = "int16_t" if wide else "int8_t"
+        if wide:
+            fast = full = 0
+        else:
+            bound = _max_centred(a_t) * _max_centred(b_t)
+            fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
+            full = int(p.act_min == -128 and p.act_max == 127)
         dims, (sa, sb) = merge_broadcast_dims(
             tuple(y_t.shape), [_strides(a_t.shape, y_t.shape), _strides(b_t.shape, y_t.shape)])
         pad = 4 - len(dims)
         dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
         spec = KernelSpec(
-            f"mf_mul_s8{'_fast' if fast else ''}{'_full' if full else ''}", "mul",
-            "const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, int32_t D2, "
-            "int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, int32_t B0, int32_t B1, "
-            "int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, int32_t out_mult, "
-            "int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
-            {"fast": fast, "full": full})
-        args = (_operand(graph, index, a_t.name, 0), _operand(graph, index, b_t.name, 1),
-                Buffer("tensor", y_t.name), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
+            f"mf_mul_s{16 if wide else 8}{'_fast' if fast else ''}{'_full' if full else ''}", "mul",
+            f"const {ctype} *in1, const {ctype} *in2, {ctype} *out, int32_t D0, int32_t D1, "
+            "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, int32_t B0, "
+            "int32_t B1, int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, "
+            "int32_t out_mult, int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
+            {"fast": fast, "full": full, "ctype": ctype})
+        args = (_operand(graph, index, a_t.name, 0, ctype),
+                _operand(graph, index, b_t.name, 1, ctype),
+                Buffer("tensor", y_t.name, ctype), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
                 p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
         broadcast = a_t.shape != b_t.shape
         note = ", ".join(filter(None, ("broadcast" if broadcast else "",

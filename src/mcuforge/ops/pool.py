@@ -1,5 +1,6 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D on int8, bit-exact with TFLite Micro's
-``reference_integer_ops::AveragePool`` / ``MaxPool``.
+"""AVERAGE_POOL_2D and MAX_POOL_2D on int8 or int16 (16x8), bit-exact with TFLite Micro's
+``reference_integer_ops::AveragePool`` / ``MaxPool`` (whose int16 variants are the same arithmetic
+with the int16 clamp).
 
 - AVERAGE: the window is clipped to the input, so padded pixels neither add to the sum nor to the
   count. The raw int8 values are summed (input and output share their quantisation, as TFLite
@@ -7,7 +8,7 @@
   ``acc > 0 ? (acc + n/2) / n : (acc - n/2) / n`` in C integer division, then clamped.
 - MAX: the maximum over the clipped window, clamped.
 - Shape: [N, OH, OW, C]; window: kernel, stride, leading pad (patchable); no overlap.
-- C: ``pool`` specialised by kernel and stride. .tflite: Pool2DOptions (explicit pads that are
+- C: ``pool`` specialised by kernel, stride and element type (int8_t or int16_t). .tflite: Pool2DOptions (explicit pads that are
   neither SAME nor VALID cannot be written).
 """
 
@@ -20,21 +21,25 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..arith.fixedpoint import calculate_activation_range_quantized, trunc_div
 from ..ir.ops import OpKind, PoolAttrs
 from ..ir.shapes import conv_output_hw
-from ..ir.tensor import QuantParams
-from .lowering_types import KernelSpec, LayerCall, io_buffers, require_int8, unsupported
-from .reference_support import unary_int8_with_attrs
+from ..ir.tensor import DType, QuantParams
+from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
+from .reference_support import check_int8_or_int16, unary_int8_or_int16_with_attrs
 from .registry import OpDef
 from .tflite_common import fused_activation
 from .windows import output_hw, pad_spatial, window_taps
 
 
-def _activation_range(clamp: tuple[float, float], q: QuantParams) -> tuple[int, int]:
-    return calculate_activation_range_quantized(clamp, q.scale[0], q.zero_point[0])
+def _activation_range(clamp: tuple[float, float], q: QuantParams,
+                      dtype: np.dtype = np.dtype(np.int8)) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return calculate_activation_range_quantized(clamp, q.scale[0], q.zero_point[0], int(info.min),
+                                                int(info.max))
 
 
 def average_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
                         y_q: QuantParams) -> np.ndarray:
-    """AVERAGE_POOL_2D on x [N, H, W, C] int8; the average counts only unpadded pixels."""
+    """AVERAGE_POOL_2D on x [N, H, W, C] int8 (or int16, giving int16); the average counts only
+    unpadded pixels."""
     n, in_h, in_w, channels = x.shape
     out_hw = output_hw(in_h, in_w, attrs.kernel, attrs.stride, attrs.pads)
     values = pad_spatial(x.astype(np.int64), attrs.pads, 0)
@@ -49,13 +54,13 @@ def average_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
         raise ValueError("an average-pool window lies entirely in the padding")
     half = count // 2
     rounded = np.where(total > 0, trunc_div(total + half, count), trunc_div(total - half, count))
-    act_min, act_max = _activation_range(attrs.clamp, y_q)
-    return np.clip(rounded, act_min, act_max).astype(np.int8)
+    act_min, act_max = _activation_range(attrs.clamp, y_q, x.dtype)
+    return np.clip(rounded, act_min, act_max).astype(x.dtype)
 
 
 def max_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
                     y_q: QuantParams) -> np.ndarray:
-    """MAX_POOL_2D on x [N, H, W, C] int8; padded pixels never win."""
+    """MAX_POOL_2D on x [N, H, W, C] int8 (or int16, giving int16); padded pixels never win."""
     n, in_h, in_w, channels = x.shape
     out_hw = output_hw(in_h, in_w, attrs.kernel, attrs.stride, attrs.pads)
     sentinel = np.iinfo(np.int64).min
@@ -65,8 +70,8 @@ def max_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
         np.maximum(best, view, out=best)
     if np.any(best == sentinel):
         raise ValueError("a max-pool window lies entirely in the padding")
-    act_min, act_max = _activation_range(attrs.clamp, y_q)
-    return np.clip(best, act_min, act_max).astype(np.int8)
+    act_min, act_max = _activation_range(attrs.clamp, y_q, x.dtype)
+    return np.clip(best, act_min, act_max).astype(x.dtype)
 
 
 class Pool2D(OpDef):
@@ -80,7 +85,7 @@ class Pool2D(OpDef):
     def __init__(self, kind: OpKind, kernel, average: bool):
         self.kinds = (kind,)
         self.average = average
-        self._run = unary_int8_with_attrs(kernel)
+        self._run = unary_int8_or_int16_with_attrs(kernel)
 
     def output_shape(self, op, input_shapes):
         """[N, OH, OW, C]."""
@@ -98,25 +103,30 @@ class Pool2D(OpDef):
         return a.kernel[axis - 1], a.stride[axis - 1], pad
 
     def run(self, graph, op, env):
-        """The int8 pooling kernel."""
+        """The pooling kernel on int8, or int16, tensors."""
         return self._run(graph, op, env)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """``pool`` specialised by kernel size, stride and average/max."""
+        """``pool`` specialised by kernel size, stride, average/max and element type."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        require_int8(graph, index, op, (x_t.name, y_t.name))
+        wide = x_t.dtype is DType.INT16
+        if wide:
+            check_int8_or_int16(graph, op, (x_t.name, y_t.name))
+        else:
+            require_int8(graph, index, op, (x_t.name, y_t.name))
         attrs = op.attrs
         assert isinstance(attrs, PoolAttrs)
         if x_t.shape[0] != 1:
             raise unsupported(graph, index, op, "batch size other than 1")
-        act_min, act_max = _activation_range(attrs.clamp, y_t.quant)
+        act_min, act_max = _activation_range(attrs.clamp, y_t.quant, x_t.dtype.numpy)
         (kh, kw), (sh, sw) = attrs.kernel, attrs.stride
+        ctype = "int16_t" if wide else "int8_t"
         spec = KernelSpec(
-            f"mf_{'avg' if self.average else 'max'}pool_{kh}x{kw}_s{sh}x{sw}", "pool",
-            "const int8_t *in, int8_t *out, int32_t H, int32_t W, int32_t C, int32_t OH, int32_t OW, "
-            "int32_t pt, int32_t pl, int32_t act_min, int32_t act_max",
-            {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "average": self.average})
-        args = (*io_buffers(op), x_t.shape[1], x_t.shape[2], x_t.shape[3], y_t.shape[1],
+            f"mf_{'avg' if self.average else 'max'}pool_{kh}x{kw}_s{sh}x{sw}{'_s16' if wide else ''}",
+            "pool", f"const {ctype} *in, {ctype} *out, int32_t H, int32_t W, int32_t C, int32_t OH, "
+            "int32_t OW, int32_t pt, int32_t pl, int32_t act_min, int32_t act_max",
+            {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "average": self.average, "ctype": ctype})
+        args = (Buffer("tensor", x_t.name, ctype), Buffer("tensor", y_t.name, ctype), x_t.shape[1], x_t.shape[2], x_t.shape[3], y_t.shape[1],
                 y_t.shape[2], attrs.pads.top, attrs.pads.left, act_min, act_max)
         return LayerCall(op.name, op.kind.value, spec, args)
 

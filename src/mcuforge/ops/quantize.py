@@ -3,8 +3,9 @@
 - float32 -> int: round(x / scale) (float32 division, half away from zero) + zero point, clamped.
 - int -> int: ``Requantize`` with MultiplyByQuantizedMultiplier(s_in / s_out).
 - Shape unchanged; spatially pointwise; ELEMENTWISE overlap (int8 -> int8: same element size).
-- C: int8 -> int8 as the 256-entry table of this kernel (`lut`); float edge QUANTIZE ops are
-  stripped before lowering (`codegen.edges`). .tflite: an empty QuantizeOptions table.
+- C: int8 -> int8 as the 256-entry table of this kernel (`lut`); int8 <-> int16 and int16 -> int16
+  (the edges of a 16x8 model) as the ``requantize`` loop; float edge QUANTIZE ops are stripped
+  before lowering (`codegen.edges`). .tflite: an empty QuantizeOptions table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..errors import UnsupportedOpError
 from ..ir.ops import OpKind
 from ..ir.tensor import DType, QuantParams
 from . import reference_support as ref
+from .lowering_types import Buffer, KernelSpec, LayerCall, unsupported
 from .lut import lower_unary_table
 from .registry import OpDef, OverlapRule
 from .tflite_common import empty_table
@@ -70,8 +72,36 @@ class Quantize(OpDef):
                         y_tensor.dtype.numpy)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """int8 -> int8: the 256-entry table of `quantize`."""
+        """int8 -> int8: the 256-entry table of `quantize`; int8/int16 -> int8/int16: `lower_wide`."""
+        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if DType.INT16 in (x_t.dtype, y_t.dtype):
+            return self.lower_wide(graph, index, op, overlapped)
         return lower_unary_table(graph, index, op, _int8_requantize, overlapped)
+
+    def lower_wide(self, graph, index, op, overlapped):
+        """A requantisation between int8 and int16 (either way, or int16 -> int16): one
+        MultiplyByQuantizedMultiplier per element (`quantize`'s multiplier)."""
+        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        ctypes = {DType.INT8: "int8_t", DType.INT16: "int16_t"}
+        for t in (x_t, y_t):
+            if t.dtype not in ctypes or t.quant is None or t.quant.per_axis:
+                raise unsupported(graph, index, op, f"QUANTIZE of {t.name} ({t.dtype.value}); the "
+                                  "generated C requantises per-tensor int8 and int16")
+        if overlapped and x_t.dtype is not y_t.dtype:
+            raise unsupported(graph, index, op, "an overlap of tensors of different element sizes")
+        multiplier, shift = quantize_multiplier_scalar(
+            float(np.float32(x_t.quant.scale[0])) / float(np.float32(y_t.quant.scale[0])))
+        in_c, out_c = ctypes[x_t.dtype], ctypes[y_t.dtype]
+        info = np.iinfo(y_t.dtype.numpy)
+        spec = KernelSpec(f"mf_requantize_{in_c[:-2]}_{out_c[:-2]}", "requantize",
+                          f"const {in_c} *in, {out_c} *out, int32_t n, int32_t in_zp, "
+                          "int32_t out_zp, int32_t mult, int32_t shift",
+                          {"in_ctype": in_c, "out_ctype": out_c, "qmin": int(info.min),
+                           "qmax": int(info.max)})
+        args = (Buffer("tensor", x_t.name, in_c), Buffer("tensor", y_t.name, out_c),
+                y_t.num_elements, int(x_t.quant.zero_point[0]), int(y_t.quant.zero_point[0]),
+                int(multiplier), int(shift))
+        return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")
 
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """An empty QuantizeOptions table."""

@@ -58,6 +58,30 @@ def check_int8(graph: "Graph", op: Op, names: Sequence[str]) -> None:
                                      "the int8 reference runtime")
 
 
+def check_int8_or_int16(graph: "Graph", op: Op, names: Sequence[str]) -> None:
+    """Raise `UnsupportedOpError` unless the named tensors are all int8 or all int16 (16x8)."""
+    dtypes = [graph.tensor(name).dtype for name in names]
+    if DType.INT16 not in dtypes:
+        check_int8(graph, op, names)
+        return
+    for name, dtype in zip(names, dtypes):
+        if dtype is not DType.INT16:
+            raise UnsupportedOpError(f"unsupported dtype at {op_location(graph, op)}: tensor {name} "
+                                     f"is {dtype.value}; an int16 {op.kind.value} takes int16 "
+                                     "tensors only")
+
+
+def unary_int8_or_int16_with_attrs(kernel: Callable[..., np.ndarray]) -> RunFunction:
+    """`OpDef.run` of ``kernel(x, attrs, x_q, y_q)`` on an int8 input and output, or an int16 input
+    and output (the kernel gives the input's dtype)."""
+    def run(graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
+        x_name, y_name = op.inputs[0], op.outputs[0]
+        check_int8_or_int16(graph, op, [x_name, y_name])
+        return kernel(value_of(graph, env, x_name), op.attrs, quant_of(graph, op, x_name),
+                      quant_of(graph, op, y_name))
+    return run
+
+
 def unary_int8(kernel: Callable[..., np.ndarray]) -> RunFunction:
     """`OpDef.run` of ``kernel(x, x_q, y_q)`` on an int8 input and output."""
     def run(graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
