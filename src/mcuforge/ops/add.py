@@ -86,6 +86,9 @@ def add_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: Q
 class Add(BinaryElementwiseOp):
     """ADD (see the module docstring)."""
 
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
+
     tflite_options = BuiltinOptions.AddOptions
     tflite_option_fields = (tflite.AddOptions, ("FusedActivationFunction",))
     options_functions = (tflite.AddOptionsStart, tflite.AddOptionsAddFusedActivationFunction,

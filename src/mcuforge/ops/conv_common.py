@@ -263,6 +263,9 @@ class ConvolutionOp(OpDef):
     """What CONV_2D and DEPTHWISE_CONV_2D share: `ConvAttrs`, the shape rule, the window, the
     .tflite attributes and padding (an explicit PAD is written in front of pads TFLite cannot say)."""
 
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
+
     attrs_type = ConvAttrs
     explicit_pad_op = True
     input_count = (2, 3)

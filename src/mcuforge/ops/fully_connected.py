@@ -81,6 +81,9 @@ def fully_connected_int8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
 class FullyConnected(OpDef):
     """FULLY_CONNECTED (see the module docstring)."""
 
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
+
     kinds = (OpKind.FULLY_CONNECTED,)
     attrs_type = FullyConnectedAttrs
     input_count = (2, 3)

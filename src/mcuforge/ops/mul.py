@@ -29,7 +29,7 @@ from ..arith.fixedpoint import (as_int64, calculate_activation_range_quantized,
                                 multiply_by_quantized_multiplier, quantize_multiplier_scalar)
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
-from ..ir.tensor import QuantParams, Tensor
+from ..ir.tensor import DType, QuantParams, Tensor
 from .binary_common import BinaryElementwiseOp, int16_operands
 from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8,
                              unsupported)
@@ -124,6 +124,9 @@ def _max_centred(tensor: Tensor) -> int:
 
 class Mul(BinaryElementwiseOp):
     """MUL (see the module docstring)."""
+
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
 
     tflite_options = BuiltinOptions.MulOptions
     tflite_option_fields = (tflite.MulOptions, ("FusedActivationFunction",))

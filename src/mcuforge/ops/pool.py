@@ -77,6 +77,9 @@ def max_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
 class Pool2D(OpDef):
     """AVERAGE_POOL_2D or MAX_POOL_2D (one instance per kind)."""
 
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
+
     attrs_type = PoolAttrs
     tflite_options = BuiltinOptions.Pool2DOptions
     tflite_option_fields = (tflite.Pool2DOptions, (

@@ -54,7 +54,8 @@ class Quantize(OpDef):
     overlap = OverlapRule.ELEMENTWISE
     spatially_pointwise = True
     tflite_options = BuiltinOptions.QuantizeOptions
-    input_dtypes = frozenset({DType.INT8, DType.FLOAT32})  # float32: a float-I/O model's input
+    input_dtypes = frozenset({DType.INT8, DType.INT16, DType.FLOAT32})  # float32: a float-I/O model's input
+    output_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: the edges of a 16x8 graph
 
     def window(self, graph, op, axis):
         """Kernel 1, stride 1, no padding."""

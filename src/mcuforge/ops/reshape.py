@@ -17,6 +17,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 
 from ..errors import ModelFileError
 from ..ir.ops import OpKind, ReshapeAttrs
+from ..ir.tensor import DType
 from . import reference_support as ref
 from .lowering_types import LayerCall, io_buffers
 from .registry import OpDef, OverlapRule
@@ -24,6 +25,9 @@ from .registry import OpDef, OverlapRule
 
 class Reshape(OpDef):
     """RESHAPE (see the module docstring)."""
+
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
 
     kinds = (OpKind.RESHAPE,)
     attrs_type = ReshapeAttrs

@@ -28,10 +28,10 @@ from ..ir.ops import Op, OpKind
 from ..ir.tensor import DType
 from .registry import find_op_def, implemented_kinds
 
-_MODEL_DTYPES = "mcuforge runs int8 models, float32 only as a QUANTIZE input or DEQUANTIZE output"
+_MODEL_DTYPES = ("mcuforge runs int8 models (int16 activations in the 16x8 ops), float32 only as a "
+                 "QUANTIZE input or DEQUANTIZE output")
 _ADVICE = {
     DType.FLOAT32: "quantise the model to int8 first (int8 post-training quantisation)",
-    DType.INT16: "int16 (16x8) activations have no kernels yet; quantise the activations to int8",
 }
 
 
@@ -39,9 +39,19 @@ def _names(dtypes: frozenset[DType]) -> str:
     return "/".join(sorted(d.value for d in dtypes))
 
 
+def _int16_advice() -> str:
+    """Which op kinds take int16 (16x8) activations, from the registry."""
+    wide = sorted(kind.value for kind in implemented_kinds()
+                  if DType.INT16 in find_op_def(kind).input_dtypes)
+    return f"int16 (16x8) activations run in {', '.join(wide)}; quantise the others to int8"
+
+
 def _dtype_refusal(kind: str, index: int, out: str, role: str, name: str, dtype: DType,
                    allowed: frozenset[DType]) -> str:
-    advice = _ADVICE.get(dtype, "quantise the model to int8")
+    if dtype is DType.INT16:
+        advice = _int16_advice()
+    else:
+        advice = _ADVICE.get(dtype, "quantise the model to int8")
     return (f"{kind} at operator #{index} (tensor {out}): {role} {name} is {dtype.value}, {kind} "
             f"takes {_names(allowed)} ({_MODEL_DTYPES}); {advice}")
 
