@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import require_reference_file
+
 from mcuforge.cli import main
 from mcuforge.codegen.targets import TARGETS, get_core
 from mcuforge.commands.hardware import resolve_hardware
@@ -104,5 +106,6 @@ def test_compile_board_implies_core_and_sram_limit(options, core, sram_bytes, mo
         raise _Stop("stopped before generating C")
 
     monkeypatch.setattr("mcuforge.commands.compile.compile_model", record)
-    assert main(["compile", SMALL_SPEC, "-o", str(tmp_path / "out"), *options]) == 2
+    model = str(require_reference_file("models/tflite_micro/hello_world_int8.tflite"))
+    assert main(["compile", model, "-o", str(tmp_path / "out"), *options]) == 2
     assert seen == {"core": core, "sram_bytes": sram_bytes}
