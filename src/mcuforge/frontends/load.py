@@ -1,5 +1,6 @@
 """One entry point from a user's MODEL argument to a Graph: a zoo name, a DSL spec string, a
-ProxylessNAS/MCUNet JSON config, or a .tflite file."""
+ProxylessNAS/MCUNet JSON config, a .tflite file, or a
+``torch.export`` .pt2 file (a float graph: `mcuforge import` quantises it)."""
 
 from __future__ import annotations
 
@@ -51,8 +52,13 @@ def load_graph(model: str, resolution: int | None = None, width: float | None = 
             raise McuforgeError("--resolution/--width do not apply to a .tflite model")
         from .tflite import read_tflite
         return read_tflite(model)
+    if model.endswith(".pt2"):
+        if resolution is not None or width is not None:
+            raise McuforgeError("--resolution/--width do not apply to a .pt2 model")
+        from .torch_export import load_pt2
+        return load_pt2(model)
     if not ("|" in model or model.endswith(".json")) and Path(model).exists():
-        raise ModelFileError(f"{model}: not a .tflite or .json model file")
+        raise ModelFileError(f"{model}: not a .tflite, .pt2 or .json model file")
     try:
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:

@@ -1,0 +1,290 @@
+"""PyTorch in: torch.export -> float IR -> post-training quantisation -> int8 graph that is bit-exact
+with TFLite Micro (written by our .tflite writer) and whose generated C equals the reference runtime.
+
+The MobileNetV3-Small-like model is written here as a small nn.Module (torchvision is not
+installable next to the torch wheel in this environment): the same block structure (conv stem with
+h-swish, inverted residuals with depthwise convs, squeeze-excite with hard sigmoid gating, ReLU and
+h-swish variants, global pool, linear head with h-swish), fewer channels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from codegen_support import differential_run  # noqa: E402
+from tflm_support import assert_matches_tflm  # noqa: E402
+import mcuforge  # noqa: E402
+from mcuforge.cli import main  # noqa: E402
+from mcuforge.errors import McuforgeError, UnsupportedOpError  # noqa: E402
+from mcuforge.frontends.load import load_graph  # noqa: E402
+from mcuforge.frontends.tflite import read_tflite  # noqa: E402
+from mcuforge.frontends.tflite_writer import serialize_tflite, write_tflite  # noqa: E402
+from mcuforge.ir import DType, OpKind  # noqa: E402
+from mcuforge.quant.float_eval import evaluate_float  # noqa: E402
+from mcuforge.quant.graph_ptq import float_int8_agreement, quantize_input  # noqa: E402
+from mcuforge.quant.torch_import import from_torch, import_pt2, to_ir_layout  # noqa: E402
+from mcuforge.runtime.reference import Interpreter  # noqa: E402
+
+
+class ResidualConcatNet(nn.Module):
+    """A user's model: conv-BN-ReLU6 stem, a residual block, two branches concatenated, max and
+    average pooling, a flatten of a 2x2 map and a linear classifier."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(8), nn.ReLU6())
+        self.res = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                 nn.ReLU6(), nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.left = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8),
+                                  nn.ReLU())
+        self.right = nn.Conv2d(8, 4, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.avg = nn.AvgPool2d(2)
+        self.fc = nn.Linear(12 * 2 * 2, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu6(x + self.res(x))
+        x = torch.cat([self.left(x), F.relu6(self.right(x))], dim=1)
+        x = self.avg(self.pool(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _hardswish_conv(cin, cout, k, stride=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.Hardswish())
+
+
+class SqueezeExcite(nn.Module):
+    """torchvision's SqueezeExcitation: mean, 1x1 reduce + ReLU, 1x1 expand, hard sigmoid, mul."""
+
+    def __init__(self, channels: int, squeezed: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
+        return s * x
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNetV3 InvertedResidual (expand, depthwise, SE, project, residual)."""
+
+    def __init__(self, cin, mid, cout, k, stride, se, act):
+        super().__init__()
+        act_layer = nn.Hardswish if act == "hs" else nn.ReLU
+        layers = []
+        if mid != cin:
+            layers += [nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), act_layer()]
+        layers += [nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False),
+                   nn.BatchNorm2d(mid), act_layer()]
+        if se:
+            layers.append(SqueezeExcite(mid, max(8, mid // 4)))
+        layers += [nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.block(x)
+        return y + x if self.residual else y
+
+
+class MobileNetV3SmallLike(nn.Module):
+    """MobileNetV3-Small's structure with fewer blocks and channels."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            _hardswish_conv(3, 16, 3, 2),
+            InvertedResidual(16, 16, 16, 3, 2, True, "re"),
+            InvertedResidual(16, 72, 24, 3, 2, False, "re"),
+            InvertedResidual(24, 88, 24, 3, 1, False, "re"),
+            InvertedResidual(24, 96, 40, 5, 2, True, "hs"),
+            InvertedResidual(40, 120, 40, 5, 1, True, "hs"),
+            _hardswish_conv(40, 96, 1))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(96, 64), nn.Hardswish(), nn.Dropout(0.2),
+                                        nn.Linear(64, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class KitchenSink(nn.Module):
+    """Every other supported aten op: dilation, depth multiplier, standalone BN, upsample, pad,
+    sigmoid, tanh, hardtanh(0, 6), mean, mul by a scalar, view of a 4-D map, a 2-D concat."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=2, dilation=2)
+        self.dw = nn.Conv2d(6, 12, 3, padding=1, groups=6)
+        self.bn = nn.BatchNorm2d(12)
+        self.head = nn.Linear(12 * 5 * 5 + 12, 5)
+
+    def forward(self, x):
+        x = F.hardtanh(self.conv(x), 0.0, 6.0)
+        y = self.bn(F.max_pool2d(self.dw(x), 2))
+        y = F.pad(F.interpolate(torch.sigmoid(y), scale_factor=2, mode="nearest"), (1, 1, 0, 2))
+        z = F.adaptive_avg_pool2d(torch.tanh(y) * 0.5, 5)
+        features = torch.cat([z.view(z.shape[0], -1), y.mean(dim=(2, 3))], dim=1)
+        return self.head(features)
+
+
+def _prepare(module, shape, seed=0, count=48, scale=1.0):
+    """(float graph, int8 graph, NCHW calibration array) with BN statistics made non-trivial."""
+    torch.manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    module.eval()
+    data = torch.randn(count, *shape[1:]) * scale
+    example = data[:1]
+    float_graph = from_torch(module, example)
+    int8 = from_torch(module, example, calibration=data)
+    return float_graph, int8, data
+
+
+def _held_out(float_graph, data, count=64):
+    """Calibration-like data the calibration did not see: same distribution, other draws."""
+    generator = torch.Generator().manual_seed(1234)
+    return to_ir_layout(float_graph, torch.randn(count, *data.shape[1:], generator=generator))
+
+
+@pytest.mark.parametrize("model, shape", [
+    (ResidualConcatNet, (1, 3, 16, 16)),
+    (MobileNetV3SmallLike, (1, 3, 32, 32)),
+    (KitchenSink, (1, 3, 8, 8)),
+])
+def test_float_graph_equals_torch(model, shape):
+    module = model()
+    float_graph, _, data = _prepare(module, shape)
+    with torch.no_grad():
+        want = module(data[:4]).numpy()
+    got = np.concatenate([evaluate_float(float_graph, [x])[0]
+                          for x in to_ir_layout(float_graph, data[:4])])
+    assert np.max(np.abs(got - want)) < 1e-4
+    assert all(t.dtype is DType.FLOAT32 for t in float_graph.tensors.values())
+
+
+def test_user_model_residual_concat_bit_exact_with_tflm_and_c(tmp_path, capsys):
+    module = ResidualConcatNet()
+    float_graph, int8, data = _prepare(module, (1, 3, 16, 16))
+    kinds = {op.kind for op in int8.ops}
+    assert {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.ADD, OpKind.CONCATENATION,
+            OpKind.MAX_POOL_2D, OpKind.AVERAGE_POOL_2D, OpKind.FULLY_CONNECTED} <= kinds
+    assert not any(t.dtype is DType.FLOAT32 for t in int8.tensors.values())
+    inputs = to_ir_layout(float_graph, data)
+    for x in inputs[:4]:
+        assert_matches_tflm(int8, [quantize_input(int8, x)])
+    assert_matches_tflm(int8, [np.full(int8.tensor(int8.inputs[0]).shape, 127, np.int8)])
+    agreement = float_int8_agreement(float_graph, int8, _held_out(float_graph, data))
+    with capsys.disabled():
+        print(f"\nResidualConcatNet float vs int8: {agreement}")
+    assert agreement["argmax_agreement"] >= 0.85
+    assert agreement["max_abs_diff"] < 0.1 * agreement["output_span"]
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_mobilenet_v3_small_like_bit_exact_with_tflm_and_c(tmp_path, capsys):
+    module = MobileNetV3SmallLike()
+    float_graph, int8, data = _prepare(module, (1, 3, 32, 32), count=32)
+    kinds = {op.kind for op in int8.ops}
+    assert {OpKind.HARD_SWISH, OpKind.MUL, OpKind.ADD, OpKind.AVERAGE_POOL_2D} <= kinds
+    inputs = to_ir_layout(float_graph, data)
+    for x in inputs[:3]:
+        assert_matches_tflm(int8, [quantize_input(int8, x)])
+    agreement = float_int8_agreement(float_graph, int8, _held_out(float_graph, data))
+    with capsys.disabled():
+        print(f"\nMobileNetV3SmallLike float vs int8: {agreement}")
+    assert agreement["max_abs_diff"] < 0.25 * agreement["output_span"]
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_kitchen_sink_bit_exact_with_tflm_and_c(tmp_path):
+    module = KitchenSink()
+    float_graph, int8, data = _prepare(module, (1, 3, 8, 8))
+    kinds = {op.kind for op in int8.ops}
+    assert {OpKind.RESIZE_NEAREST_NEIGHBOR, OpKind.PAD, OpKind.LOGISTIC, OpKind.TANH,
+            OpKind.MEAN, OpKind.TRANSPOSE, OpKind.RESHAPE} <= kinds
+    for x in to_ir_layout(float_graph, data)[:3]:
+        assert_matches_tflm(int8, [quantize_input(int8, x)])
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_int8_graph_round_trips_through_tflite(tmp_path):
+    _, int8, data = _prepare(ResidualConcatNet(), (1, 3, 16, 16), count=8)
+    path = tmp_path / "model.tflite"
+    write_tflite(int8, path)
+    back = read_tflite(path)
+    assert [op.kind for op in back.ops] == [op.kind for op in int8.ops]
+    x = quantize_input(int8, to_ir_layout(int8, data[:1])[0])
+    assert np.array_equal(Interpreter(back).invoke([x])[0], Interpreter(int8).invoke([x])[0])
+
+
+def test_mcuforge_from_torch_is_the_api():
+    assert mcuforge.from_torch is from_torch
+
+
+def test_unsupported_aten_op_names_op_and_source_line():
+    class Gelu(nn.Module):
+        def forward(self, x):
+            return F.gelu(x)  # the line the message must name
+
+    with pytest.raises(UnsupportedOpError) as info:
+        from_torch(Gelu(), torch.randn(1, 4))
+    message = str(info.value)
+    assert "\n" not in message and "gelu" in message
+    assert "test_torch_import.py:" in message and "F.gelu(x)" in message
+
+
+def test_unsupported_option_names_op_and_line():
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, groups=2)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    with pytest.raises(UnsupportedOpError, match=r"conv2d.*grouped conv2d.*at "):
+        from_torch(Grouped(), torch.randn(1, 4, 6, 6))
+
+
+def test_pt2_file_import_command_profile_and_compile(tmp_path, capsys):
+    module = ResidualConcatNet()
+    _, int8, data = _prepare(module, (1, 3, 16, 16), count=16)
+    pt2 = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(module, (data[:1],)), str(pt2))
+    assert load_graph(str(pt2)).tensor("x").dtype is DType.FLOAT32
+    assert import_pt2(pt2, data).ops == int8.ops
+    npy = tmp_path / "calib.npy"
+    np.save(npy, data.numpy())
+    out = tmp_path / "model.tflite"
+    assert main(["import", str(pt2), "-o", str(out), "--calibration", str(npy)]) == 0
+    text = capsys.readouterr().out
+    assert "argmax agreement" in text and "max abs diff" in text
+    assert serialize_tflite(read_tflite(out)) == serialize_tflite(int8) or \
+        [op.kind for op in read_tflite(out).ops] == [op.kind for op in int8.ops]
+    assert main(["profile", str(pt2), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(pt2), "-o", str(tmp_path / "c"), "--no-measure"]) == 2
+    err = capsys.readouterr().err
+    assert "float model" in err and "mcuforge import" in err and err.count("\n") == 1
+    assert main(["import", str(pt2), "-o", str(out)]) == 2
+    assert "--calibration" in capsys.readouterr().err
+
+
+def test_batch_must_be_one():
+    with pytest.raises((UnsupportedOpError, McuforgeError), match="batch"):
+        from_torch(ResidualConcatNet(), torch.randn(2, 3, 16, 16))
