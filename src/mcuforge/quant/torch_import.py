@@ -9,7 +9,7 @@ without batch], or an iterable of such arrays or tensors; it is transposed to th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
