@@ -138,6 +138,19 @@ class KitchenSink(nn.Module):
         return self.head(features)
 
 
+class Extras(nn.Module):
+    """sub, a strided max pool, softmax over the channels of a 4-D map, flatten with end_dim."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 6, 3, padding=1)
+        self.b = nn.Conv2d(2, 6, 1)
+
+    def forward(self, x):
+        y = F.max_pool2d(self.a(x) - self.b(x), 3, stride=2)
+        return torch.flatten(torch.softmax(y, dim=1), 1, -1)
+
+
 def _prepare(model, shape, seed=0, count=48, scale=1.0):
     """(module, float graph, int8 graph, NCHW calibration array) of a freshly seeded ``model()``
     with BN statistics made non-trivial."""
@@ -218,6 +231,28 @@ def test_kitchen_sink_bit_exact_with_tflm_and_c(tmp_path):
     for x in to_ir_layout(float_graph, data)[:3]:
         assert_matches_tflm(int8, [quantize_input(int8, x)])
     assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_extras_bit_exact_with_tflm_and_c(tmp_path):
+    module, float_graph, int8, data = _prepare(Extras, (1, 2, 9, 9))
+    assert {OpKind.SUB, OpKind.SOFTMAX, OpKind.MAX_POOL_2D} <= {op.kind for op in int8.ops}
+    with torch.no_grad():
+        want = module(data[:2]).numpy()
+    got = np.concatenate([evaluate_float(float_graph, [x])[0]
+                          for x in to_ir_layout(float_graph, data[:2])])
+    assert np.max(np.abs(got - want)) < 1e-5
+    for x in to_ir_layout(float_graph, data)[:3]:
+        assert_matches_tflm(int8, [quantize_input(int8, x)])
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_unsupported_pool_options_are_refused_in_one_line():
+    class Padded(nn.Module):
+        def forward(self, x):
+            return F.max_pool2d(x, 3, stride=1, padding=1)
+
+    with pytest.raises(UnsupportedOpError, match=r"max_pool2d.*padding \[1, 1\].*at .*py:\d+"):
+        from_torch(Padded(), torch.randn(1, 2, 6, 6))
 
 
 def test_int8_graph_round_trips_through_tflite(tmp_path):

@@ -173,14 +173,15 @@ class AtenOps:
         names = [self.tensor(t) for t in tensors]
         return self.op(OpKind.CONCATENATION, names, ConcatAttrs(self.axis(names[0], dim)), node.name)
 
-    def view(self, node, x, shape):
-        """RESHAPE (torch order kept, see the module doc)."""
+    def view(self, node, x, *args):
+        """RESHAPE to the shape torch computed (torch order kept, see the module doc)."""
         out = tuple(int(v) for v in node.meta["val"].shape)
         return self.reshape(self.tensor(x), out, node.name)
 
-    def mean(self, node, x, dims, keepdim=False, *rest):
-        """MEAN over the given axes."""
+    def mean(self, node, x, dims=None, keepdim=False, *rest, **kwargs):
+        """MEAN over the given axes (all when None)."""
         x_name = self.tensor(x)
+        dims = range(len(self.shape(x_name))) if not dims else dims
         axes = tuple(sorted(self.axis(x_name, d) for d in dims))
         if len(self.shape(x_name)) == 4 and not keepdim and axes != (1, 2):
             raise UnsupportedOpError("mean without keepdim over axes other than H and W")
@@ -196,19 +197,27 @@ class AtenOps:
         k = (h // oh, w // ow)
         return self.op(OpKind.AVERAGE_POOL_2D, [x_name], PoolAttrs(k, k), node.name)
 
-    def pool(self, kind, node, x, kernel, stride=(), padding=(0, 0), *rest):
-        """AVERAGE_POOL_2D or MAX_POOL_2D without padding or ceil mode."""
-        kernel = tuple(kernel) * (2 if len(kernel) == 1 else 1)
-        stride = tuple(stride) * (2 if len(stride) == 1 else 1) if stride else kernel
-        padding = tuple(padding) * (2 if len(padding) == 1 else 1)
-        ceil = any(isinstance(v, bool) and v for v in rest[:2])
-        if any(padding) or ceil:
-            raise UnsupportedOpError(f"{aten_name(node.target)} with padding {padding} or ceil_mode")
+    def pool(self, kind, node, x, kernel, stride=(), padding=(0, 0), *rest, **kwargs):
+        """AVERAGE_POOL_2D or MAX_POOL_2D without padding, dilation, ceil mode or divisor."""
+        pair = lambda v: tuple(v) * (2 if len(v) == 1 else 1)
+        kernel, padding = pair(kernel), pair(padding)
+        stride = pair(stride) if stride else kernel
+        options = dict(zip(("dilation", "ceil_mode") if kind is OpKind.MAX_POOL_2D else
+                           ("ceil_mode", "count_include_pad", "divisor_override"), rest))
+        options.update(kwargs)
+        if any(padding) or options.get("ceil_mode") or options.get("divisor_override") \
+                or any(d != 1 for d in options.get("dilation", ())):
+            raise UnsupportedOpError(f"{aten_name(node.target)} with padding {list(padding)} "
+                                     f"or options {options} (none of them is supported)")
         return self.op(kind, [self.tensor(x)], PoolAttrs(kernel, stride), node.name)
 
     def upsample_nearest2d(self, node, x, *args):
         """RESIZE_NEAREST_NEIGHBOR to the output size torch computed."""
         _, _, oh, ow = (int(v) for v in node.meta["val"].shape)
+        _, h, w, _ = self.shape(self.tensor(x))
+        if oh % h or ow % w:
+            raise UnsupportedOpError(f"nearest upsampling from {h}x{w} to {oh}x{ow} "
+                                     "(integer factors only)")
         return self.op(OpKind.RESIZE_NEAREST_NEIGHBOR, [self.tensor(x)], ResizeAttrs((oh, ow)),
                        node.name)
 
@@ -236,11 +245,11 @@ class AtenOps:
         return y
 
     def softmax(self, node, x, dim, *rest):
-        """SOFTMAX over the last axis."""
+        """SOFTMAX over the last IR axis (the channels of a 4-D tensor)."""
         x_name = self.tensor(x)
         rank = len(self.shape(x_name))
-        if rank == 4 or dim % rank != rank - 1:
-            raise UnsupportedOpError(f"softmax over dim {dim} of a {rank}-D tensor (last axis only)")
+        if self.axis(x_name, dim) != rank - 1:
+            raise UnsupportedOpError(f"softmax over dim {dim} of a {rank}-D tensor")
         return self.op(OpKind.SOFTMAX, [x_name], SoftmaxAttrs(1.0), node.name)
 
     def handlers(self) -> dict[str, Callable]:
@@ -257,6 +266,7 @@ class AtenOps:
             "hardsigmoid": self.hardsigmoid, "sigmoid": unary(OpKind.LOGISTIC),
             "tanh": unary(OpKind.TANH),
             "add": lambda node, a, b, alpha=1: self.binary(OpKind.ADD, node, a, b, alpha),
+            "sub": lambda node, a, b, alpha=1: self.binary(OpKind.SUB, node, a, b, alpha),
             "mul": lambda node, a, b: self.binary(OpKind.MUL, node, a, b),
             "cat": self.cat, "concat": self.cat,
             "flatten": self.view, "view": self.view, "reshape": self.view,

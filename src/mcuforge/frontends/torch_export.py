@@ -13,7 +13,7 @@ The exported program's FX graph of aten ops is walked node by node (no tracer of
   and nothing else reads its output, else they are RELU / RELU6 ops; ``hardswish`` -> HARD_SWISH;
   ``hardsigmoid`` -> ADD 3 (fused RELU6) and MUL 1/6, as TFLite writes it; ``sigmoid`` -> LOGISTIC,
   ``tanh`` -> TANH, ``softmax`` over the last axis -> SOFTMAX;
-- ``add``/``mul`` of two tensors of one rank or with a scalar (a one-element constant) -> ADD / MUL,
+- ``add``/``sub``/``mul`` of two tensors of one rank or with a scalar (a one-element constant) -> ADD / SUB / MUL,
   ``cat`` -> CONCATENATION, ``mean`` -> MEAN, ``adaptive_avg_pool2d`` to a divisor of the input and
   ``avg_pool2d``/``max_pool2d`` without padding -> AVERAGE_POOL_2D / MAX_POOL_2D,
   ``upsample_nearest2d`` -> RESIZE_NEAREST_NEIGHBOR, constant zero ``pad`` -> PAD, ``permute`` ->
@@ -145,7 +145,7 @@ class _Converter(AtenOps):
                 raise UnsupportedOpError(f"unsupported aten op {node.target} at {source_line(node)}")
             try:
                 result = handler(node, *node.args, **node.kwargs)
-            except UnsupportedOpError as exc:
+            except (McuforgeError, TypeError, ValueError, IndexError) as exc:
                 raise UnsupportedOpError(f"unsupported {node.target}: {exc} at "
                                          f"{source_line(node)}") from None
             self._bind(node, result)

@@ -188,6 +188,9 @@ def quantize_float_graph(graph: Graph, samples: Iterable[np.ndarray], observer: 
     """The int8 graph of the float ``graph`` calibrated on ``samples`` (see the module doc)."""
     if any(t.dtype is not DType.FLOAT32 for n, t in graph.tensors.items() if not t.constant):
         raise McuforgeError(f"graph {graph.name} is not a float32 graph")
+    if len(graph.inputs) != 1:
+        raise McuforgeError(f"graph {graph.name} has {len(graph.inputs)} inputs; post-training "
+                            "quantisation of a float graph takes one")
     ranges = calibrate_float_graph(graph, samples, observer)
     int8 = validate(_GraphQuantizer(graph, ranges).run())
     int8 = replace(int8, metadata={**int8.metadata, "quantization": {
