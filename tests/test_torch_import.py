@@ -298,7 +298,8 @@ def test_pt2_file_import_command_profile_and_compile(tmp_path, capsys):
     module, _, int8, data = _prepare(ResidualConcatNet, (1, 3, 16, 16), count=16)
     pt2 = tmp_path / "model.pt2"
     torch.export.save(torch.export.export(module, (data[:1],)), str(pt2))
-    assert load_graph(str(pt2)).tensor("x").dtype is DType.FLOAT32
+    float_graph = load_graph(str(pt2))
+    assert float_graph.tensor("x").dtype is DType.FLOAT32 and float_graph.blocks
     assert import_pt2(pt2, data).ops == int8.ops
     npy = tmp_path / "calib.npy"
     np.save(npy, data.numpy())
@@ -319,6 +320,32 @@ def test_pt2_file_import_command_profile_and_compile(tmp_path, capsys):
     assert "float model" in err and "mcuforge import" in err and err.count("\n") == 1
     assert main(["import", str(pt2), "-o", str(out)]) == 2
     assert "--calibration" in capsys.readouterr().err
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip")
+    assert main(["import", str(tmp_path / "junk.pt2"), "-o", str(out), "--calibration",
+                 str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a torch.export file" in err
+
+
+def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        folder = tmp_path / "images" / "train" / label
+        folder.mkdir(parents=True)
+        for index in range(4):
+            pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+            image.fromarray(pixels).save(folder / f"{index}.png")
+    torch.manual_seed(0)
+    module = ResidualConcatNet().eval()
+    pt2 = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(module, (torch.randn(1, 3, 16, 16),)), str(pt2))
+    out = tmp_path / "model.tflite"
+    assert main(["import", str(pt2), "-o", str(out), "--dataset", str(tmp_path / "images"),
+                 "--samples", "6"]) == 0
+    assert "calibrated on 6 samples" in capsys.readouterr().out
+    graph = read_tflite(out)
+    assert_matches_tflm(graph, [np.zeros(graph.tensor(graph.inputs[0]).shape, np.int8)])
 
 
 def test_batch_must_be_one():

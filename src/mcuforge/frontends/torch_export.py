@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import McuforgeError, ModelFileError, UnsupportedOpError
 from ..ir import DType, Graph, OpKind
 from ..ir.builder import GraphBuilder
+from .tflite_blocks import infer_blocks
 from .torch_aten import NCHW_TO_NHWC, AtenOps, aten_name
 
 _IDENTITY = {"dropout", "clone", "contiguous", "alias", "detach", "lift_fresh_copy"}
@@ -164,7 +165,8 @@ class _Converter(AtenOps):
 
 def convert_exported_program(program: Any, name: str = "torch_model") -> Graph:
     """The float32 IR graph of an ExportedProgram (see the module doc)."""
-    return _Converter(program, name).run()
+    graph = _Converter(program, name).run()
+    return graph.with_ops(graph.ops, blocks=infer_blocks(graph))
 
 
 def export_module(module: Any, example_input: Any) -> Any:
@@ -185,10 +187,15 @@ def load_pt2(path: str | Path) -> Graph:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
+    import logging
+    logger = logging.getLogger("torch.export")
+    level, logger.level = logger.level, logging.ERROR  # torch logs a traceback before raising
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
         raise ModelFileError(f"{path}: not a torch.export file ({type(exc).__name__})") from None
+    finally:
+        logger.setLevel(level)
     return convert_exported_program(program, path.stem)
 
 

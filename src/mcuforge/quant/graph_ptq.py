@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import McuforgeError, UnsupportedOpError
+from ..frontends.tflite_blocks import infer_blocks
 from ..ir import DType, Graph, Op, OpKind, NoAttrs, QuantParams, Tensor, validate
 from ..ops.validation import validate_model
 from .float_eval import evaluate_float
@@ -193,6 +194,7 @@ def quantize_float_graph(graph: Graph, samples: Iterable[np.ndarray], observer: 
                             "quantisation of a float graph takes one")
     ranges = calibrate_float_graph(graph, samples, observer)
     int8 = validate(_GraphQuantizer(graph, ranges).run())
+    int8 = int8.with_ops(int8.ops, blocks=infer_blocks(int8))
     int8 = replace(int8, metadata={**int8.metadata, "quantization": {
         "weight_bits": 8, "activation_bits": 8, "observer": observer, "scheme": "graph ptq"}})
     return validate_model(int8, graph.name)
