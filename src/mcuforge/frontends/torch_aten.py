@@ -102,7 +102,10 @@ class AtenOps:
 
     def batch_norm(self, node, x, gamma, beta, mean, var, *rest):
         """Folded into the conv before it, else a 1x1 depthwise conv."""
-        eps = float(rest[-1]) if rest else 1e-5
+        # batch_norm: (training, momentum, eps, cudnn_enabled); the no-training form: (momentum, eps)
+        if len(rest) == 4 and rest[0]:
+            raise UnsupportedOpError("batch_norm in training mode (export the module in eval mode)")
+        eps = float(rest[2] if len(rest) == 4 else rest[1] if len(rest) >= 2 else 1e-5)
         mean, var = self.param(mean), self.param(var)
         gamma = self.param(gamma) if gamma is not None else np.ones_like(mean)
         beta = self.param(beta) if beta is not None else np.zeros_like(mean)
