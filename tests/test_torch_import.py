@@ -229,6 +229,25 @@ def test_batch_norm_is_folded_with_its_eps(eps):
     assert np.max(np.abs(got - want)) < 1e-4
 
 
+def test_buffer_operands_follow_the_layout():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 3, 1)
+            self.register_buffer("gain", torch.tensor([[[[0.5]], [[2.0]], [[-1.0]]]]))
+            self.register_buffer("offset", torch.tensor(0.25))
+
+        def forward(self, x):
+            return self.conv(x) * self.gain + self.offset
+
+    module = Scaled().eval()
+    x = torch.randn(1, 2, 4, 5)
+    graph = from_torch(module, x)
+    (got,) = evaluate_float(graph, to_ir_layout(graph, x))
+    want = module(x).detach().numpy().transpose(0, 2, 3, 1)
+    assert np.max(np.abs(got - want)) < 1e-5
+
+
 def test_user_model_residual_concat_bit_exact_with_tflm_and_c(tmp_path, capsys):
     module, float_graph, int8, data = _prepare(ResidualConcatNet, (1, 3, 16, 16))
     kinds = {op.kind for op in int8.ops}

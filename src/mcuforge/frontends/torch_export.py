@@ -99,8 +99,10 @@ class _Converter(AtenOps):
         value = self.values.get(arg.name) if hasattr(arg, "name") else None
         if isinstance(value, str):
             return value
-        if hasattr(arg, "name") and arg.name in self.params:
-            return self.constant(arg.name, self.params[arg.name])
+        if hasattr(arg, "name") and arg.name in self.params:  # a buffer used as an operand
+            data = self.params[arg.name]
+            data = data.transpose(NCHW_TO_NHWC) if data.ndim == 4 else data.reshape(data.shape or (1,))
+            return self.constant(arg.name, data)
         raise McuforgeError(f"argument {arg} is not a tensor")
 
     def op(self, kind: OpKind, inputs: list[str], attrs: Any = None, label: str = "") -> str:
