@@ -2,7 +2,6 @@
 and the deprecated ``--target`` mapped to whichever it names with a one-line notice."""
 
 from __future__ import annotations
-
 import pytest
 
 from conftest import require_reference_file

@@ -10,3 +10,12 @@ __version__ = "0.1.0"
 
 # Register every op kind (the IR learns each kind's attributes and shape rule from the op modules).
 from . import ops as _ops  # noqa: E402,F401
+
+
+def __getattr__(name: str):
+    """``mcuforge.from_torch`` (see `mcuforge.quant.torch_import.from_torch`), loaded on first use so
+    that ``import mcuforge`` does not import torch."""
+    if name == "from_torch":
+        import importlib
+        return importlib.import_module("mcuforge.quant.torch_import").from_torch
+    raise AttributeError(f"module 'mcuforge' has no attribute {name!r}")

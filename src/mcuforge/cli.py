@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "report",
     "train",
     "quantize",
+    "import_",
     "run",
     "compile",
     "verify",
@@ -47,11 +48,13 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Subcommand names, in COMMAND_MODULES order."""
-        return [name.replace("_", "-") for name in COMMAND_MODULES]
+        return [name.rstrip("_").replace("_", "-") for name in COMMAND_MODULES]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         """Import and return the subcommand ``name`` (None when unknown)."""
         module_name = name.replace("-", "_")
+        if module_name + "_" in COMMAND_MODULES:  # a Python keyword: commands/import_.py
+            module_name += "_"
         if module_name not in COMMAND_MODULES:
             return None
         return importlib.import_module(f".commands.{module_name}", __package__).command

@@ -17,6 +17,7 @@ import click
 from ..codegen.project import compile_model
 from ..errors import McuforgeError
 from ..frontends.load import load_graph
+from ..ops.support import require_executable
 from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
 from .hardware import board_option, core_option, resolve_hardware, target_option
@@ -50,7 +51,11 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     else:
         sram_bytes = hardware.board.sram_bytes if hardware.board is not None else None
     source = str(Path(model).resolve()) if Path(model).exists() else model
-    graph = load_graph(model, require="compile")
+    graph = load_graph(model)
+    if graph.metadata.get("source") == "torch.export":
+        raise McuforgeError(f"{model} is a float model: quantise it first with `mcuforge import "
+                            f"{model} -o model.tflite --calibration data.npy`, then compile the .tflite")
+    graph = require_executable(graph, model, c_code=True)
     schedule = None
     if patch != "none":
         from ..codegen.patch_emit import resolve_c_patch

@@ -1,5 +1,6 @@
 """One entry point from a user's MODEL argument to a Graph: a zoo name, a DSL spec string, a
-ProxylessNAS/MCUNet JSON config, a .tflite or an .onnx file."""
+ProxylessNAS/MCUNet JSON config, a .tflite or .onnx file, or a ``torch.export`` .pt2 file (a float
+graph: `mcuforge import` quantises it)."""
 
 from __future__ import annotations
 
@@ -60,12 +61,17 @@ def load_graph(model: str, resolution: int | None = None, width: float | None = 
             raise McuforgeError("--resolution/--width do not apply to an .onnx model")
         from .onnx_import import read_onnx
         return _required(read_onnx(model), model, require)
+    if model.endswith(".pt2"):
+        if resolution is not None or width is not None:
+            raise McuforgeError("--resolution/--width do not apply to a .pt2 model")
+        from .torch_export import load_pt2
+        return _required(load_pt2(model), model, require)
     if not ("|" in model or model.endswith(".json")) and Path(model).exists():
-        raise ModelFileError(f"{model}: not a .tflite, .onnx or .json model file")
+        raise ModelFileError(f"{model}: not a .tflite, .onnx, .pt2 or .json model file")
     try:
         spec = load_spec(model, resolution, width)
     except UnknownModelError as exc:
-        raise UnknownModelError(f"{exc} (or give a .tflite/.onnx/.json path or a spec string)") from None
+        raise UnknownModelError(f"{exc} (or give a .tflite/.onnx/.pt2/.json path or a spec string)") from None
     return _required(validate_model(build_graph(spec, spec.name or Path(model).stem), model), model,
                      require)
 
