@@ -13,7 +13,7 @@ import pytest
 from codegen_support import HAVE_ARM, Int8Builder, differential_run, output_scale, q
 from mcuforge.analysis.overlap import OverlapKind
 from mcuforge.codegen.emit import generate
-from mcuforge.ops.mul import merge_broadcast_dims
+from mcuforge.ops.broadcast import merge_broadcast_dims
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir import (NO_CLAMP, RELU, RELU6, ConvAttrs, DType, ElementwiseAttrs, Graph, MeanAttrs,
                          OpKind, Pads, QuantParams, ResizeAttrs, Tensor, validate)
@@ -79,6 +79,17 @@ def scalar_graph(kind, value, clamp, swap=False, seed=0):
     return b.finish([y])
 
 
+def add_constant_graph(shape, swap=False, seed=0):
+    """ADD of a tensor and a constant of the same shape (an ONNX Add(activation, initializer))."""
+    b = Int8Builder("add_constant", seed)
+    x = b.x(shape, 0.05, -3)
+    data = b.rng.integers(-128, 128, size=shape, dtype=np.int8)
+    c = b.constant("c", tuple(shape), DType.INT8, data, q(0.02, 5))
+    y = b.op(OpKind.ADD, [c, x] if swap else [x, c], ElementwiseAttrs(RELU), dtype=DType.INT8,
+             quant=q(0.06, -20))
+    return b.finish([y])
+
+
 def resize_graph(shape, size, align_corners=False, half_pixel_centers=False):
     b = Int8Builder("resize", 0)
     x = b.x(shape)
@@ -136,6 +147,8 @@ CASES = {
     "mul_mixed_shift": lambda: mul_graph((1, 8, 8, 8), (1, 8, 8, 8), y_scale=0.0004),
     "mul_exact_shift": lambda: mul_graph((1, 2, 5, 4), (1, 1, 5, 4), y_scale=1e-8),
     "add_scalar_relu6": lambda: scalar_graph(OpKind.ADD, 100, RELU6),
+    "add_constant_tensor": lambda: add_constant_graph((1, 4, 5, 6)),
+    "add_constant_tensor_first": lambda: add_constant_graph((1, 3, 7), swap=True, seed=1),
     "mul_scalar_swapped": lambda: scalar_graph(OpKind.MUL, -77, NO_CLAMP, swap=True),
     "resize_2x": lambda: resize_graph((1, 3, 4, 5), (6, 8)),
     "resize_fractional": lambda: resize_graph((1, 5, 3, 2), (7, 5)),

@@ -27,6 +27,7 @@ from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams
 from .binary_common import BinaryElementwiseOp, int16_operands
+from .broadcast import operand_arg
 from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
 
 ADD_LEFT_SHIFT = 20
@@ -130,7 +131,8 @@ class Add(BinaryElementwiseOp):
         return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """Two same-shape int8 tensors (the output may overlap either input); int16: `lower_int16`."""
+        """Two same-shape int8 tensors, either of them may be a constant (a const array of model.c);
+        the output may overlap either activation input. int16: `lower_int16`."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
         if y_t.dtype is DType.INT16:
             return self.lower_int16(graph, index, op, overlapped)
@@ -147,8 +149,8 @@ class Add(BinaryElementwiseOp):
             "int32_t in2_offset, int32_t left_shift, int32_t in1_mult, int32_t in1_shift, "
             "int32_t in2_mult, int32_t in2_shift, int32_t out_mult, int32_t out_shift, "
             "int32_t out_zp, int32_t act_min, int32_t act_max", {"fast": fast, "full": full})
-        args = (Buffer("tensor", a_t.name), Buffer("tensor", b_t.name), Buffer("tensor", y_t.name),
-                y_t.num_elements, p.input1_offset, p.input2_offset, ADD_LEFT_SHIFT,
+        args = (operand_arg(graph, index, a_t.name, 0), operand_arg(graph, index, b_t.name, 1),
+                Buffer("tensor", y_t.name), y_t.num_elements, p.input1_offset, p.input2_offset, ADD_LEFT_SHIFT,
                 p.input1_multiplier, p.input1_shift, p.input2_multiplier, p.input2_shift,
                 p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
         return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")

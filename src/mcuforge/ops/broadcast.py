@@ -2,7 +2,7 @@
 
 The output ``[D0, D1, D2, D3]`` is written in order; ``A*`` and ``B*`` are the two operands' element
 strides along those dimensions (0 where an operand is broadcast). Adjacent dimensions contiguous for
-both operands are merged first (`mul.merge_broadcast_dims`, as MUL's kernel does), so a same-shape op
+both operands are merged first (`merge_broadcast_dims`, as MUL's kernel does), so a same-shape op
 is one flat loop. Each output element is written after its operands are read, so the output may
 alias an operand with the output's shape (the ELEMENTWISE overlap), never a broadcast one. The loop
 itself is the jinja macro ``broadcast_loop`` of ``kernels/broadcast_loop.inc.j2``; each kernel
@@ -15,7 +15,6 @@ import numpy as np
 
 from ..ir.ops import Op
 from .lowering_types import Buffer, ConstArray, c_ident, unsupported
-from .mul import merge_broadcast_dims
 
 # The C parameters of a broadcast kernel before its own ones (the argument order of `loop_args`).
 BROADCAST_PARAMS = ("const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, "
@@ -33,13 +32,37 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return strides
 
 
-def _operand(graph, index: int, name: str, position: int) -> Buffer | ConstArray:
-    """An arena tensor, or a constant operand as a const array of model.c."""
+def merge_broadcast_dims(out: tuple[int, ...], strides: list[list[int]]
+                         ) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent output dimensions that are contiguous for every operand (stride of the outer
+    one = stride of the inner one x its size, which holds for two zero strides too); size-1
+    dimensions are dropped. Returns the merged sizes and strides, at least one dimension."""
+    dims: list[int] = []
+    merged: list[list[int]] = [[] for _ in strides]
+    for axis, size in enumerate(out):
+        if size == 1:
+            continue
+        if dims and all(m[-1] == s[axis] * size for m, s in zip(merged, strides)):
+            dims[-1] *= size
+            for m, s in zip(merged, strides):
+                m[-1] = s[axis]
+            continue
+        dims.append(size)
+        for m, s in zip(merged, strides):
+            m.append(s[axis])
+    if not dims:
+        return [1], [[1] for _ in strides]
+    return dims, merged
+
+
+def operand_arg(graph, index: int, name: str, position: int,
+                ctype: str = "int8_t") -> Buffer | ConstArray:
+    """An operand of a kernel call: an arena tensor, or a constant as a const array of model.c."""
     tensor = graph.tensors[name]
     if tensor.constant:
-        return ConstArray(c_ident(index, f"in{position + 1}"), "int8_t",
-                          np.asarray(tensor.data).astype(np.int8).reshape(-1))
-    return Buffer("tensor", name)
+        return ConstArray(c_ident(index, f"in{position + 1}"), ctype,
+                          np.asarray(tensor.data).astype(tensor.dtype.numpy).reshape(-1))
+    return Buffer("tensor", name, ctype)
 
 
 def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
@@ -53,7 +76,7 @@ def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
                            broadcast_strides(b_t.shape, y_t.shape)])
     pad = 4 - len(dims)
     dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
-    args = (_operand(graph, index, a_t.name, 0), _operand(graph, index, b_t.name, 1),
+    args = (operand_arg(graph, index, a_t.name, 0), operand_arg(graph, index, b_t.name, 1),
             Buffer("tensor", y_t.name), *dims, *sa, *sb)
     note = ", ".join(filter(None, ("broadcast" if a_t.shape != b_t.shape else "",
                                    "in place" if overlapped else "")))

@@ -31,6 +31,7 @@ from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams, Tensor
 from .binary_common import BinaryElementwiseOp, int16_operands
+from .broadcast import broadcast_strides, merge_broadcast_dims, operand_arg
 from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8,
                              unsupported)
 
@@ -71,47 +72,6 @@ def mul_int8(x1: np.ndarray, x2: np.ndarray, clamp: tuple[float, float], x1_q: Q
     y = multiply_by_quantized_multiplier(product, p.output_multiplier, p.output_shift) \
         + p.output_offset
     return np.clip(y, p.act_min, p.act_max).astype(np.int16 if wide else np.int8)
-
-
-def _strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
-    """Element strides of a (right-aligned, broadcast) operand along the output's dimensions."""
-    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
-    strides, step = [0] * len(out), 1
-    for axis in reversed(range(len(out))):
-        strides[axis] = step if shape[axis] != 1 else 0
-        step *= shape[axis]
-    return strides
-
-
-def merge_broadcast_dims(out: tuple[int, ...], strides: list[list[int]]
-                         ) -> tuple[list[int], list[list[int]]]:
-    """Merge adjacent output dimensions that are contiguous for every operand (stride of the outer
-    one = stride of the inner one x its size, which holds for two zero strides too); size-1
-    dimensions are dropped. Returns the merged sizes and strides, at least one dimension."""
-    dims: list[int] = []
-    merged: list[list[int]] = [[] for _ in strides]
-    for axis, size in enumerate(out):
-        if size == 1:
-            continue
-        if dims and all(m[-1] == s[axis] * size for m, s in zip(merged, strides)):
-            dims[-1] *= size
-            for m, s in zip(merged, strides):
-                m[-1] = s[axis]
-            continue
-        dims.append(size)
-        for m, s in zip(merged, strides):
-            m.append(s[axis])
-    if not dims:
-        return [1], [[1] for _ in strides]
-    return dims, merged
-
-
-def _operand(graph, index: int, name: str, position: int, ctype: str) -> Buffer | ConstArray:
-    tensor = graph.tensors[name]
-    if tensor.constant:
-        return ConstArray(c_ident(index, f"in{position + 1}"), ctype,
-                          np.asarray(tensor.data).astype(tensor.dtype.numpy).reshape(-1))
-    return Buffer("tensor", name, ctype)
 
 
 def _max_centred(tensor: Tensor) -> int:
@@ -162,7 +122,8 @@ class Mul(BinaryElementwiseOp):
             fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
             full = int(p.act_min == -128 and p.act_max == 127)
         dims, (sa, sb) = merge_broadcast_dims(
-            tuple(y_t.shape), [_strides(a_t.shape, y_t.shape), _strides(b_t.shape, y_t.shape)])
+            tuple(y_t.shape), [broadcast_strides(a_t.shape, y_t.shape),
+                             broadcast_strides(b_t.shape, y_t.shape)])
         pad = 4 - len(dims)
         dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
         spec = KernelSpec(
@@ -172,8 +133,8 @@ class Mul(BinaryElementwiseOp):
             "int32_t B1, int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, "
             "int32_t out_mult, int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
             {"fast": fast, "full": full, "ctype": ctype})
-        args = (_operand(graph, index, a_t.name, 0, ctype),
-                _operand(graph, index, b_t.name, 1, ctype),
+        args = (operand_arg(graph, index, a_t.name, 0, ctype),
+                operand_arg(graph, index, b_t.name, 1, ctype),
                 Buffer("tensor", y_t.name, ctype), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
                 p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
         broadcast = a_t.shape != b_t.shape
