@@ -32,7 +32,7 @@ from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams, Tensor
 from .binary_common import BinaryElementwiseOp, int16_operands
 from .broadcast import broadcast_strides, merge_broadcast_dims, operand_arg
-from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8,
+from .lowering_types import (Buffer, KernelSpec, LayerCall, require_int8,
                              unsupported)
 
 
