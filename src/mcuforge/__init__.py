@@ -13,9 +13,12 @@ from . import ops as _ops  # noqa: E402,F401
 
 
 def __getattr__(name: str):
-    """``mcuforge.from_torch`` (see `mcuforge.quant.torch_import.from_torch`), loaded on first use so
-    that ``import mcuforge`` does not import torch."""
+    """``mcuforge.from_torch`` (see `mcuforge.quant.torch_import.from_torch`) and
+    ``mcuforge.from_onnx`` (`mcuforge.quant.onnx_ptq.from_onnx`), loaded on first use so that
+    ``import mcuforge`` imports neither torch nor onnx."""
+    import importlib
     if name == "from_torch":
-        import importlib
         return importlib.import_module("mcuforge.quant.torch_import").from_torch
+    if name == "from_onnx":
+        return importlib.import_module("mcuforge.quant.onnx_ptq").from_onnx
     raise AttributeError(f"module 'mcuforge' has no attribute {name!r}")

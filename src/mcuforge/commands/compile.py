@@ -52,7 +52,8 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
         sram_bytes = hardware.board.sram_bytes if hardware.board is not None else None
     source = str(Path(model).resolve()) if Path(model).exists() else model
     graph = load_graph(model)
-    if graph.metadata.get("source") == "torch.export":
+    if graph.metadata.get("source") == "torch.export" or \
+            graph.metadata.get("quantisation") == "float":  # a float .onnx
         raise McuforgeError(f"{model} is a float model: quantise it first with `mcuforge import "
                             f"{model} -o model.tflite --calibration data.npy`, then compile the .tflite")
     graph = require_executable(graph, model, c_code=True)

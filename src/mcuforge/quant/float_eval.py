@@ -1,11 +1,12 @@
 """A float32 evaluation of an IR graph in numpy: what post-training quantisation of a float graph
 (`quant/graph_ptq.py`) calibrates on, and how the float-vs-int8 agreement is measured.
 
-It covers the kinds the PyTorch frontend (`frontends/torch_export.py`) emits: CONV_2D,
-DEPTHWISE_CONV_2D (explicit pads, stride, dilation, depth multiplier), FULLY_CONNECTED,
-AVERAGE_POOL_2D / MAX_POOL_2D (no padding), ADD, MUL, SUB, CONCATENATION, RESHAPE, TRANSPOSE,
-MEAN, PAD, RESIZE_NEAREST_NEIGHBOR, RELU, RELU6, HARD_SWISH, LOGISTIC, TANH, SOFTMAX, with fused
-clamps. Activations are NHWC like the IR. Computed in float64, stored as float32.
+It covers the kinds the PyTorch and ONNX frontends (`frontends/torch_export.py`,
+`frontends/onnx_import.py`) emit: CONV_2D, DEPTHWISE_CONV_2D (explicit pads, stride, dilation,
+depth multiplier), FULLY_CONNECTED, AVERAGE_POOL_2D / MAX_POOL_2D (padding outside every
+window, as TFLite), ADD, MUL, SUB, CONCATENATION, RESHAPE, TRANSPOSE, MEAN, PAD,
+RESIZE_NEAREST_NEIGHBOR, RELU, RELU6, HARD_SWISH, LOGISTIC, TANH, SOFTMAX, with fused clamps.
+Activations are NHWC like the IR. Computed in float64, stored as float32.
 """
 
 from __future__ import annotations
@@ -54,10 +55,20 @@ def _fc(x: np.ndarray, w: np.ndarray, b: np.ndarray, attrs) -> np.ndarray:
     return _clamp(x.reshape(-1, w.shape[1]) @ w.T + b, attrs.clamp)
 
 
-def _pool(x: np.ndarray, attrs, reduce: Callable) -> np.ndarray:
-    if any((attrs.pads.top, attrs.pads.bottom, attrs.pads.left, attrs.pads.right)):
-        raise UnsupportedOpError("float evaluation of a padded pool")
-    return _clamp(reduce(_windows(x, attrs.kernel, attrs.stride), axis=(3, 4)), attrs.clamp)
+def _pool(x: np.ndarray, attrs, average: bool) -> np.ndarray:
+    """MAX/AVERAGE_POOL_2D as TFLite computes them: padding is never part of a window (a max ignores
+    it, an average divides by the count of real elements)."""
+    p = attrs.pads
+    spatial = ((0, 0), (p.top, p.bottom), (p.left, p.right), (0, 0))
+    if average:
+        total = _windows(np.pad(x, spatial), attrs.kernel, attrs.stride).sum(axis=(3, 4))
+        ones = np.pad(np.ones((1, *x.shape[1:3], 1)), spatial)
+        count = _windows(ones, attrs.kernel, attrs.stride).sum(axis=(3, 4))
+        y = total / count
+    else:
+        padded = np.pad(x, spatial, constant_values=-np.inf)
+        y = _windows(padded, attrs.kernel, attrs.stride).max(axis=(3, 4))
+    return _clamp(y, attrs.clamp)
 
 
 def _resize(x: np.ndarray, attrs) -> np.ndarray:
@@ -89,8 +100,8 @@ def _kernel(op: Op) -> Callable[..., np.ndarray]:
         OpKind.CONV_2D: lambda x, w, b: _conv(x, w, b, a, False),
         OpKind.DEPTHWISE_CONV_2D: lambda x, w, b: _conv(x, w, b, a, True),
         OpKind.FULLY_CONNECTED: lambda x, w, b: _fc(x, w, b, a),
-        OpKind.AVERAGE_POOL_2D: lambda x: _pool(x, a, np.mean),
-        OpKind.MAX_POOL_2D: lambda x: _pool(x, a, np.max),
+        OpKind.AVERAGE_POOL_2D: lambda x: _pool(x, a, True),
+        OpKind.MAX_POOL_2D: lambda x: _pool(x, a, False),
         OpKind.ADD: lambda x, y: _clamp(x + y, a.clamp),
         OpKind.SUB: lambda x, y: _clamp(x - y, a.clamp),
         OpKind.MUL: lambda x, y: _clamp(x * y, a.clamp),

@@ -5,6 +5,10 @@
   observer (`quant/observers.py`: min/max or percentile) records the range of every activation;
 - weights of CONV_2D / FULLY_CONNECTED (axis 0) and DEPTHWISE_CONV_2D (axis 3): per-channel
   symmetric int8; biases int32 with scale ``input_scale * weight_scale[c]``;
+- a RELU / RELU6 right after a CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, SUB or MUL that
+  only it reads (as the ONNX frontend emits them) is fused into that op's clamp first, as TFLite's
+  converter does; a RELU6 left standalone keeps its input's parameters (TFLite Micro's int8 RELU6
+  clamps the raw codes without rescaling);
 - activations: per-tensor asymmetric int8 from the calibrated range, cut to a fused clamp;
   LOGISTIC and SOFTMAX outputs (1/256, -128) and TANH outputs (1/128, 0) as TFLite requires;
   AVERAGE/MAX_POOL_2D, RESHAPE, TRANSPOSE, PAD and RESIZE_NEAREST_NEIGHBOR keep their input's
@@ -29,7 +33,7 @@ import numpy as np
 
 from ..errors import McuforgeError, UnsupportedOpError
 from ..frontends.tflite_blocks import infer_blocks
-from ..ir import DType, Graph, Op, OpKind, NoAttrs, QuantParams, Tensor, validate
+from ..ir import NO_CLAMP, DType, Graph, Op, OpKind, NoAttrs, QuantParams, Tensor, validate
 from ..ops.validation import validate_model
 from .float_eval import evaluate_float
 from .observers import activation_quant_params, clamp_range, make_observer
@@ -37,12 +41,42 @@ from .weights import quantize_bias, quantize_weights
 
 _WEIGHT_AXIS = {OpKind.CONV_2D: 0, OpKind.FULLY_CONNECTED: 0, OpKind.DEPTHWISE_CONV_2D: 3}
 _SAME_AS_INPUT = (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.TRANSPOSE,
-                  OpKind.PAD, OpKind.RESIZE_NEAREST_NEIGHBOR)
+                  OpKind.PAD, OpKind.RESIZE_NEAREST_NEIGHBOR, OpKind.RELU6)
 _FIXED_OUTPUT = {OpKind.LOGISTIC: (1.0 / 256.0, -128), OpKind.SOFTMAX: (1.0 / 256.0, -128),
                  OpKind.TANH: (1.0 / 128.0, 0)}
-_CALIBRATED = (OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.MEAN, OpKind.HARD_SWISH, OpKind.RELU,
-               OpKind.RELU6)
+_CALIBRATED = (OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.MEAN, OpKind.HARD_SWISH, OpKind.RELU)
 _ACT_CLAMPS = {OpKind.RELU: (0.0, float("inf")), OpKind.RELU6: (0.0, 6.0)}
+_FUSES_ACTIVATION = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD,
+                     OpKind.SUB, OpKind.MUL)
+
+
+def fuse_activations(graph: Graph) -> Graph:
+    """``graph`` with every RELU / RELU6 that follows an op of `_FUSES_ACTIVATION` without a clamp
+    (read by nothing else, not a graph output) folded into that op's clamp."""
+    readers: dict[str, int] = {}
+    for op in graph.ops:
+        for name in op.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    producer = {op.outputs[0]: op for op in graph.ops}
+    fused: dict[str, Op] = {}  # producer name -> producer with the clamp and the relu's output
+    dropped: set[str] = set()
+    for op in graph.ops:
+        if op.kind not in _ACT_CLAMPS:
+            continue
+        source = producer.get(op.inputs[0])
+        if source is None or source.kind not in _FUSES_ACTIVATION or source.name in fused or \
+                getattr(source.attrs, "clamp", None) != NO_CLAMP or readers[op.inputs[0]] != 1 \
+                or op.inputs[0] in graph.outputs:
+            continue
+        fused[source.name] = replace(source, outputs=op.outputs,
+                                     attrs=replace(source.attrs, clamp=_ACT_CLAMPS[op.kind]))
+        dropped |= {op.name, op.inputs[0]}
+    if not fused:
+        return graph
+    ops = [fused.get(op.name, op) for op in graph.ops if op.name not in dropped]
+    tensors = {name: t for name, t in graph.tensors.items() if name not in dropped}
+    graph = graph.with_ops(ops, tensors=tensors, blocks=())
+    return validate(graph.with_ops(graph.ops, blocks=infer_blocks(graph)))
 
 
 class _Observers:
@@ -192,6 +226,7 @@ def quantize_float_graph(graph: Graph, samples: Iterable[np.ndarray], observer: 
     if len(graph.inputs) != 1:
         raise McuforgeError(f"graph {graph.name} has {len(graph.inputs)} inputs; post-training "
                             "quantisation of a float graph takes one")
+    graph = fuse_activations(graph)
     ranges = calibrate_float_graph(graph, samples, observer)
     int8 = validate(_GraphQuantizer(graph, ranges).run())
     int8 = int8.with_ops(int8.ops, blocks=infer_blocks(int8))
@@ -233,5 +268,5 @@ def float_int8_agreement(float_graph: Graph, int8_graph: Graph, samples: Sequenc
             "output_span": span, "count": count}
 
 
-__all__ = ["calibrate_float_graph", "dequantize_output", "float_int8_agreement",
+__all__ = ["calibrate_float_graph", "dequantize_output", "float_int8_agreement", "fuse_activations",
            "quantize_float_graph", "quantize_input"]

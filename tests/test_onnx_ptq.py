@@ -1,0 +1,251 @@
+"""Float ONNX -> int8 (`mcuforge.quant.onnx_ptq`, `mcuforge import MODEL.onnx`): a float ONNX
+convnet built here is quantised on NCHW calibration data into an int8 .tflite that runs bit-exactly
+like TFLite Micro, compiles to C equal to the reference runtime, and agrees with onnxruntime's float
+execution; a QDQ model is written without calibration; data in the wrong layout and models the
+pipeline cannot take are refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import mcuforge  # noqa: E402
+from mcuforge.cli import main  # noqa: E402
+from mcuforge.errors import McuforgeError  # noqa: E402
+from mcuforge.frontends.onnx_import import read_onnx  # noqa: E402
+from mcuforge.frontends.tflite import read_tflite  # noqa: E402
+from mcuforge.frontends.tflite_writer import write_tflite  # noqa: E402
+from mcuforge.ir import DType, OpKind  # noqa: E402
+from mcuforge.quant.float_eval import evaluate_float  # noqa: E402
+from mcuforge.quant.graph_ptq import dequantize_output, quantize_float_graph, quantize_input  # noqa: E402
+from mcuforge.quant.onnx_ptq import from_onnx, onnx_calibration_inputs  # noqa: E402
+from mcuforge.runtime.reference import Interpreter  # noqa: E402
+
+from codegen_support import differential_run  # noqa: E402
+from tflm_support import assert_matches_tflm  # noqa: E402
+
+SHAPE = (1, 3, 16, 16)
+
+
+def _init(rng, name, shape, scale=0.3):
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _model(nodes, inputs, output, out_shape, inits) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "net", inputs,
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def convnet(seed: int = 0, softmax: bool = False, max_pads=(0, 0, 1, 1)) -> onnx.ModelProto:
+    """A float NCHW convnet: conv + relu, a padded max pool, a residual block with Clip(0, 6), a
+    depthwise conv, Mul by a per-channel constant, a padded (SAME) average pool, a channel concat
+    with a 1x1 conv, global average pool, flatten and a Gemm classifier (optionally a softmax)."""
+    rng = np.random.default_rng(seed)
+    inits = [_init(rng, "w1", (8, 3, 3, 3)), _init(rng, "b1", (8,), 0.1),
+             _init(rng, "w2", (8, 8, 3, 3), 0.15), _init(rng, "b2", (8,), 0.1),
+             _init(rng, "w3", (8, 1, 3, 3)), _init(rng, "b3", (8,), 0.1),
+             _init(rng, "w4", (4, 8, 1, 1)), _init(rng, "b4", (4,), 0.1),
+             _init(rng, "wf", (10, 12), 0.5), _init(rng, "bf", (10,), 0.1),
+             numpy_helper.from_array((0.5 + rng.random((1, 8, 1, 1))).astype(np.float32), "gain"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero"),
+             numpy_helper.from_array(np.array(6, np.float32), "six"),
+             numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="maxpool", kernel_shape=[3, 3],
+                         strides=[2, 2], pads=list(max_pads)),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c2", "p1"], ["res"], name="residual"),
+        helper.make_node("Clip", ["res", "zero", "six"], ["r2"], name="relu6"),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c3", "gain"], ["m3"], name="gain"),
+        helper.make_node("AveragePool", ["m3"], ["ap"], name="avgpool", kernel_shape=[3, 3],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("Conv", ["r2", "w4", "b4"], ["c4"], name="pw"),
+        helper.make_node("Concat", ["ap", "c4"], ["cat"], name="concat", axis=1),
+        helper.make_node("GlobalAveragePool", ["cat"], ["gap"], name="gap"),
+        helper.make_node("Reshape", ["gap", "flat_shape"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc", transB=1),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1))
+        out = "probs"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)
+    return _model(nodes, [x], out, (1, 10), inits)
+
+
+def _data(count: int, seed: int) -> np.ndarray:
+    """Calibration-like inputs in the ONNX layout (NCHW)."""
+    return np.random.default_rng(seed).standard_normal((count, *SHAPE[1:])).astype(np.float32)
+
+
+def _ort_float(path, data: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run(None, {"x": x[None]})[0] for x in data])
+
+
+def _saved(tmp_path, model, name="float"):
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_import_command_bit_exact_with_tflm_c_and_close_to_onnxruntime(tmp_path, capsys, softmax):
+    """`mcuforge import float.onnx --calibration nchw.npy`: the .tflite matches TFLite Micro, its C
+    equals the reference runtime, and its outputs agree with onnxruntime's float execution."""
+    path = _saved(tmp_path, convnet(1, softmax))
+    npy, out = tmp_path / "calib.npy", tmp_path / "model.tflite"
+    np.save(npy, _data(64, 0))
+    assert main(["import", str(path), "-o", str(out), "--calibration", str(npy)]) == 0
+    text = capsys.readouterr().out
+    assert "calibrated on 64 samples" in text and "argmax agreement" in text and "max abs diff" in text
+    written = read_tflite(out)
+    kinds = {op.kind for op in written.ops}
+    assert {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.MAX_POOL_2D, OpKind.AVERAGE_POOL_2D,
+            OpKind.ADD, OpKind.MUL, OpKind.CONCATENATION, OpKind.FULLY_CONNECTED} <= kinds
+    assert not any(t.dtype is DType.FLOAT32 for t in written.tensors.values())
+    held_out = _data(200, 7)
+    inputs = onnx_calibration_inputs(written, held_out)
+    for x in inputs[:4]:
+        assert_matches_tflm(written, [quantize_input(written, x)])
+    assert_matches_tflm(written, [np.full(written.tensor(written.inputs[0]).shape, -128, np.int8)])
+    # Float IR (the calibration's evaluation, padded pools included) equals onnxruntime's float run.
+    theirs = _ort_float(path, held_out)
+    float_graph = read_onnx(path)
+    ours_float = np.concatenate([evaluate_float(float_graph, [x])[0] for x in inputs])
+    assert np.max(np.abs(ours_float - theirs)) < 1e-4
+    interpreter = Interpreter(written)
+    int8 = np.concatenate([dequantize_output(written, interpreter.invoke(
+        [quantize_input(written, x)])[0]).reshape(1, -1) for x in inputs])
+    agreement = float(np.mean(np.argmax(int8, 1) == np.argmax(theirs, 1)))
+    worst = float(np.max(np.abs(int8 - theirs)))
+    with capsys.disabled():
+        print(f"\nfloat ONNX (softmax={softmax}) vs int8 .tflite on 200 held-out inputs: argmax "
+              f"agreement {agreement:.1%}, max abs diff {worst:.4g} "
+              f"(float range {np.ptp(theirs):.4g})")
+    assert agreement >= 0.9
+    assert worst < 0.1 * np.ptp(theirs)
+    assert differential_run(written, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_from_onnx_is_the_api_and_round_trips_through_tflite(tmp_path):
+    """`mcuforge.from_onnx`: the float graph without calibration, the int8 graph of `graph_ptq`
+    with it; the int8 graph writes to .tflite and reads back running identically."""
+    assert mcuforge.from_onnx is from_onnx
+    path = _saved(tmp_path, convnet(2))
+    float_graph = from_onnx(path)
+    assert float_graph.metadata["quantisation"] == "float"
+    assert float_graph.tensor(float_graph.inputs[0]).shape == (1, 16, 16, 3)
+    data = _data(16, 1)
+    int8 = from_onnx(path, data)
+    expected = quantize_float_graph(float_graph, [np.ascontiguousarray(x[None].transpose(0, 2, 3, 1))
+                                                  for x in data])
+    assert int8.ops == expected.ops
+    assert int8.tensor(int8.inputs[0]).quant == expected.tensor(expected.inputs[0]).quant
+    assert from_onnx(path, list(data[:8])).ops  # an iterable of NCHW samples too
+    write_tflite(int8, tmp_path / "m.tflite")
+    back = read_tflite(tmp_path / "m.tflite")
+    assert [op.kind for op in back.ops] == [op.kind for op in int8.ops]
+    for x in onnx_calibration_inputs(int8, data[:3]):
+        codes = quantize_input(int8, x)
+        assert np.array_equal(Interpreter(back).invoke([codes])[0], Interpreter(int8).invoke([codes])[0])
+
+
+def test_nhwc_calibration_data_is_refused_in_one_line(tmp_path, capsys):
+    """Calibration data must be in the ONNX model's layout (NCHW); NHWC data is refused."""
+    path = _saved(tmp_path, convnet(0))
+    nhwc = _data(8, 0).transpose(0, 2, 3, 1)
+    with pytest.raises(McuforgeError, match=r"\[8, 16, 16, 3\] .*\[N, 3, 16, 16\].*NCHW"):
+        from_onnx(path, nhwc)
+    npy = tmp_path / "nhwc.npy"
+    np.save(npy, nhwc)
+    assert main(["import", str(path), "-o", str(tmp_path / "m.tflite"), "--calibration", str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NCHW" in err
+    assert main(["import", str(path), "-o", str(tmp_path / "m.tflite")]) == 2
+    assert "--calibration" in capsys.readouterr().err
+    assert main(["compile", str(path), "-o", str(tmp_path / "c"), "--no-measure"]) == 2
+    err = capsys.readouterr().err
+    assert "float model" in err and "mcuforge import" in err and err.count("\n") == 1
+
+
+def test_qdq_model_is_written_without_calibration(tmp_path, capsys):
+    """A QDQ model (quantize_static) is already int8: `mcuforge import` writes it as read."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.data = iter([{"x": x[None]} for x in _data(16, 5)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    float_path, q_path = _saved(tmp_path, convnet(3)), tmp_path / "q.onnx"
+    quantize_static(str(float_path), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    out = tmp_path / "q.tflite"
+    assert main(["import", str(q_path), "-o", str(out)]) == 0
+    assert "as quantised in the QDQ model" in capsys.readouterr().out
+    written = read_tflite(out)
+    assert [op.kind for op in written.ops] == [op.kind for op in from_onnx(q_path).ops]
+    for x in onnx_calibration_inputs(written, _data(2, 9)):
+        assert_matches_tflm(written, [x])
+    np.save(tmp_path / "c.npy", _data(4, 0))
+    assert main(["import", str(q_path), "-o", str(out), "--calibration", str(tmp_path / "c.npy")]) == 0
+    assert "not used" in capsys.readouterr().out
+
+
+def test_models_the_pipeline_cannot_take_are_refused_in_one_line(tmp_path, capsys):
+    """An ONNX op with no converter, a model with two inputs (post-training quantisation takes
+    one), and a max pool padded other than SAME/VALID (TFLite's pools have no explicit pads)."""
+    npy = tmp_path / "calib.npy"
+    np.save(npy, _data(4, 0))
+    out = str(tmp_path / "m.tflite")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)
+    sigmoid = _model([helper.make_node("Sigmoid", ["x"], ["y"], name="gate")], [x], "y", SHAPE, [])
+    assert main(["import", str(_saved(tmp_path, sigmoid, "sigmoid")), "-o", out, "--calibration",
+                 str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unsupported ONNX op Sigmoid at node #0 (gate)" in err
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, SHAPE)
+    two = _model([helper.make_node("Add", ["x", "z"], ["y"], name="sum")], [x, z], "y", SHAPE, [])
+    assert main(["import", str(_saved(tmp_path, two, "two")), "-o", out, "--calibration",
+                 str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 inputs" in err and "takes one" in err
+    torch_pool = _saved(tmp_path, convnet(0, max_pads=(1, 1, 1, 1)), "torch_pool")
+    assert main(["import", str(torch_pool), "-o", out, "--calibration", str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "maxpool" in err
+
+
+def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
+    """--dataset gives NCHW images of the model's size, as for a .pt2."""
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        folder = tmp_path / "images" / "train" / label
+        folder.mkdir(parents=True)
+        for index in range(3):
+            image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
+                folder / f"{index}.png")
+    out = tmp_path / "model.tflite"
+    assert main(["import", str(_saved(tmp_path, convnet(4))), "-o", str(out), "--dataset",
+                 str(tmp_path / "images"), "--samples", "5"]) == 0
+    assert "calibrated on 5 samples" in capsys.readouterr().out
+    graph = read_tflite(out)
+    assert_matches_tflm(graph, [np.zeros(graph.tensor(graph.inputs[0]).shape, np.int8)])
