@@ -249,3 +249,33 @@ def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
     assert "calibrated on 5 samples" in capsys.readouterr().out
     graph = read_tflite(out)
     assert_matches_tflm(graph, [np.zeros(graph.tensor(graph.inputs[0]).shape, np.int8)])
+
+
+def test_standalone_relu6_keeps_its_input_quantisation(tmp_path):
+    """A Clip(0, 6) that cannot be fused (it reads the graph input) keeps its input's quantisation,
+    since TFLite Micro's int8 RELU6 clamps codes without rescaling; one fused into the Conv before
+    it takes the clamped range. The int8 graph stays close to the float one and matches TFLM."""
+    rng = np.random.default_rng(0)
+    inits = [_init(rng, "w", (4, 3, 3, 3)), _init(rng, "b", (4,), 0.1),
+             numpy_helper.from_array(np.array(0, np.float32), "zero"),
+             numpy_helper.from_array(np.array(6, np.float32), "six")]
+    nodes = [helper.make_node("Clip", ["x", "zero", "six"], ["c0"], name="clip_in"),
+             helper.make_node("Conv", ["c0", "w", "b"], ["c1"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c1", "zero", "six"], ["y"], name="clip_out")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)
+    path = _saved(tmp_path, _model(nodes, [x], "y", (1, 4, 16, 16), inits))
+    data = _data(32, 0) * 3
+    int8 = from_onnx(path, data)
+    assert [op.kind for op in int8.ops] == [OpKind.RELU6, OpKind.CONV_2D]
+    relu6, conv = int8.ops
+    assert int8.tensor(relu6.outputs[0]).quant == int8.tensor(int8.inputs[0]).quant
+    assert conv.attrs.clamp == (0.0, 6.0)
+    float_graph = from_onnx(path)
+    # The error stays at the level of the coarse input step (the RELU6 rescaled as if its output had
+    # its own quantisation would be off by about 100 output steps, about 2.4).
+    tolerance = 3 * int8.tensor(int8.inputs[0]).quant.scale[0]
+    for x in onnx_calibration_inputs(int8, data[:4]):
+        codes = quantize_input(int8, x)
+        got = assert_matches_tflm(int8, [codes])
+        want = evaluate_float(float_graph, [x])[0]
+        assert np.max(np.abs(dequantize_output(int8, got).reshape(want.shape) - want)) < tolerance
