@@ -22,7 +22,8 @@ from mcuforge.frontends.tflite import read_tflite  # noqa: E402
 from mcuforge.frontends.tflite_writer import write_tflite  # noqa: E402
 from mcuforge.ir import DType, OpKind  # noqa: E402
 from mcuforge.quant.float_eval import evaluate_float  # noqa: E402
-from mcuforge.quant.graph_ptq import dequantize_output, quantize_float_graph, quantize_input  # noqa: E402
+from mcuforge.quant.graph_ptq import (dequantize_output, quantize_float_graph,  # noqa: E402
+                                      quantize_input)
 from mcuforge.quant.onnx_ptq import from_onnx, onnx_calibration_inputs  # noqa: E402
 from mcuforge.runtime.reference import Interpreter  # noqa: E402
 
@@ -111,7 +112,8 @@ def test_import_command_bit_exact_with_tflm_c_and_close_to_onnxruntime(tmp_path,
     np.save(npy, _data(64, 0))
     assert main(["import", str(path), "-o", str(out), "--calibration", str(npy)]) == 0
     text = capsys.readouterr().out
-    assert "calibrated on 64 samples" in text and "argmax agreement" in text and "max abs diff" in text
+    assert "calibrated on 64 samples" in text
+    assert "argmax agreement" in text and "max abs diff" in text
     written = read_tflite(out)
     kinds = {op.kind for op in written.ops}
     assert {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.MAX_POOL_2D, OpKind.AVERAGE_POOL_2D,
@@ -151,8 +153,8 @@ def test_from_onnx_is_the_api_and_round_trips_through_tflite(tmp_path):
     assert float_graph.tensor(float_graph.inputs[0]).shape == (1, 16, 16, 3)
     data = _data(16, 1)
     int8 = from_onnx(path, data)
-    expected = quantize_float_graph(float_graph, [np.ascontiguousarray(x[None].transpose(0, 2, 3, 1))
-                                                  for x in data])
+    nhwc = [np.ascontiguousarray(x[None].transpose(0, 2, 3, 1)) for x in data]
+    expected = quantize_float_graph(float_graph, nhwc)
     assert int8.ops == expected.ops
     assert int8.tensor(int8.inputs[0]).quant == expected.tensor(expected.inputs[0]).quant
     assert from_onnx(path, list(data[:8])).ops  # an iterable of NCHW samples too
@@ -161,7 +163,8 @@ def test_from_onnx_is_the_api_and_round_trips_through_tflite(tmp_path):
     assert [op.kind for op in back.ops] == [op.kind for op in int8.ops]
     for x in onnx_calibration_inputs(int8, data[:3]):
         codes = quantize_input(int8, x)
-        assert np.array_equal(Interpreter(back).invoke([codes])[0], Interpreter(int8).invoke([codes])[0])
+        assert np.array_equal(Interpreter(back).invoke([codes])[0],
+                              Interpreter(int8).invoke([codes])[0])
 
 
 def test_nhwc_calibration_data_is_refused_in_one_line(tmp_path, capsys):
@@ -172,7 +175,8 @@ def test_nhwc_calibration_data_is_refused_in_one_line(tmp_path, capsys):
         from_onnx(path, nhwc)
     npy = tmp_path / "nhwc.npy"
     np.save(npy, nhwc)
-    assert main(["import", str(path), "-o", str(tmp_path / "m.tflite"), "--calibration", str(npy)]) == 2
+    out = str(tmp_path / "m.tflite")
+    assert main(["import", str(path), "-o", out, "--calibration", str(npy)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NCHW" in err
     assert main(["import", str(path), "-o", str(tmp_path / "m.tflite")]) == 2
@@ -205,7 +209,8 @@ def test_qdq_model_is_written_without_calibration(tmp_path, capsys):
     for x in onnx_calibration_inputs(written, _data(2, 9)):
         assert_matches_tflm(written, [x])
     np.save(tmp_path / "c.npy", _data(4, 0))
-    assert main(["import", str(q_path), "-o", str(out), "--calibration", str(tmp_path / "c.npy")]) == 0
+    assert main(["import", str(q_path), "-o", str(out), "--calibration",
+                 str(tmp_path / "c.npy")]) == 0
     assert "not used" in capsys.readouterr().out
 
 
