@@ -236,7 +236,7 @@ def test_qdq_generated_c_equals_reference(tmp_path, which):
 
 def test_float_model_becomes_float_graph_that_profiles(tmp_path):
     """A float ONNX model is a float32 IR graph with weights in IR layouts, and profile runs on it
-    (int8 comes from post-training quantisation, not hooked up to ONNX yet); a symbolic batch
+    (int8 comes from post-training quantisation, tests/test_onnx_ptq.py); a symbolic batch
     dimension is taken as 1."""
     path = tmp_path / "float.onnx"
     onnx.save(convnet(0), path)

@@ -15,7 +15,7 @@ Two kinds of model:
   (int8 -> int8 requantisation) is inserted. The float graph input gets a QUANTIZE, a float output
   a DEQUANTIZE, as in a float-I/O .tflite model.
 - **float**: the same operators as float32 IR ops with float32 weights (for analysis, and for
-  post-training quantisation, which is not hooked up to ONNX yet).
+  post-training quantisation: `mcuforge.quant.onnx_ptq`, ``mcuforge import model.onnx``).
 
 Layout: ONNX is NCHW, the IR NHWC. A rank-4 graph input becomes NHWC ``[N, H, W, C]`` (recorded in
 ``metadata["input_layout"]``); weights are transposed to the IR's layouts (`onnx_nodes`) and a
