@@ -47,6 +47,7 @@ class _TensorRecord:
     type_code: int
     quant: QuantParams | None
     payload: bytes | None  # constant data, little-endian
+    variable: bool = False  # a state tensor (LSTM), zero at reset
 
 
 @dataclass
@@ -132,6 +133,9 @@ class _Plan:
                                          f"{op.kind.value} are neither TFLite SAME nor VALID")
         folded = [self._constant(op.name, what, values)
                   for what, values in definition.folded_constants(op.attrs)]
+        folded += [self._add(_TensorRecord(self._fresh_name(f"{op.name}/{what}"), tuple(shape),
+                                           _type_code(dtype, what), quant, None, variable=True))
+                   for what, shape, dtype, quant in definition.tflite_variable_tensors(self.graph, op)]
         record.inputs = definition.tflite_inputs(op.kind, record.inputs, folded)
         self.ops.append(record)
 
@@ -265,6 +269,8 @@ def _tensor(builder: flatbuffers.Builder, record: _TensorRecord, buffer: int) ->
     tflite.TensorAddType(builder, record.type_code)
     tflite.TensorAddBuffer(builder, buffer)
     tflite.TensorAddName(builder, name)
+    if record.variable:
+        tflite.TensorAddIsVariable(builder, True)
     if quant is not None:
         tflite.TensorAddQuantization(builder, quant)
     return tflite.TensorEnd(builder)

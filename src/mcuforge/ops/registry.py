@@ -205,6 +205,11 @@ class OpDef:
         first input and the IR keeps as attributes."""
         return ()
 
+    def tflite_variable_tensors(self, graph: "Graph", op: Op) -> tuple[tuple[Any, ...], ...]:
+        """(name, shape, DType, QuantParams) of the variable (state) tensors the writer creates for
+        ``op``; their indices follow the folded constants in `tflite_inputs`. Default: none."""
+        return ()
+
     def tflite_window(self, graph: "Graph", op: Op) -> tuple[tuple[int, int], tuple[int, int],
                                                              tuple[int, int], Pads] | None:
         """(kernel, stride, dilation, pads) of a window op whose pads become TFLite's padding
