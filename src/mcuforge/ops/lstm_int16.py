@@ -21,7 +21,9 @@ from .conv_common import exact_matmul
 INT16_MIN, INT16_MAX = -32768, 32767
 
 # sigmoid(i / 24) in 0.16 fixed point, the table TFLite (``sigmoid_table_uint16`` in
-# kernels/internal/common.h) and CMSIS-NN share (Apache-2.0). It is not the plain rounding of
+# tensorflow/lite/kernels/internal/common.h) and CMSIS-NN share. Its values are TensorFlow's:
+# Copyright The TensorFlow Authors, licensed under the Apache License, Version 2.0
+# (https://www.apache.org/licenses/LICENSE-2.0). It is not the plain rounding of
 # 65536 * sigmoid(i / 24) (44 entries differ by one), so it is kept as data.
 SIGMOID_TABLE_UINT16 = np.array([
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794,
