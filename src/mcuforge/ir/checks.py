@@ -275,3 +275,17 @@ def check_requantisation(graph: Graph, op: Op, where: str, names: Iterable[str])
         scales = quantised_scales(graph, name)
         if scales is not None and not graph.tensors[name].constant:
             check_multiplier(where, f"requantisation (tensor {name} / output)", scales[0] / y[0])
+
+
+def check_same_quantisation(graph: Graph, op: Op, where: str, why: str) -> None:
+    """The op's output is quantised exactly as its first input (float32 scales compared, as TFLite
+    stores them): for ops that move or interpolate raw int8 values. ``why`` ends the message."""
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x_t.quant is None or y_t.quant is None:
+        return
+    if (float(np.float32(x_t.quant.scale[0])) != float(np.float32(y_t.quant.scale[0]))
+            or x_t.quant.zero_point[0] != y_t.quant.zero_point[0]):
+        raise InvalidValueError(
+            f"{where}: tensor {y_t.name}: scale {y_t.quant.scale[0]:.6g}, zero point "
+            f"{y_t.quant.zero_point[0]} differs from the input's ({x_t.quant.scale[0]:.6g}, "
+            f"{x_t.quant.zero_point[0]}); {why}")

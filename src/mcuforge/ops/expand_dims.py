@@ -18,9 +18,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..errors import InvalidValueError, ModelFileError
 from ..ir.checks import check_requantisation
 from ..ir.ops import OpKind
-from . import reference_support as ref
-from .lowering_types import LayerCall, io_buffers
-from .registry import OpDef, OverlapRule
+from .reshape import AliasingOp
 from .tflite_common import empty_table
 
 
@@ -39,12 +37,11 @@ def expanded_axis(axis: int, rank: int) -> int:
     return axis + rank + 1 if axis < 0 else axis
 
 
-class ExpandDims(OpDef):
+class ExpandDims(AliasingOp):
     """EXPAND_DIMS (see the module docstring)."""
 
     kinds = (OpKind.EXPAND_DIMS,)
     attrs_type = ExpandDimsAttrs
-    overlap = OverlapRule.ALIAS
     tflite_options = BuiltinOptions.ExpandDimsOptions
     folds_constant_input = True
 
@@ -61,17 +58,6 @@ class ExpandDims(OpDef):
         except ValueError as exc:
             raise InvalidValueError(f"{where}: {exc}") from None
         check_requantisation(graph, op, where, op.inputs[:1])
-
-    def run(self, graph, op, env):
-        """The input's values under the output's shape (any dtype)."""
-        return ref.value_of(graph, env, op.inputs[0]).reshape(graph.tensor(op.outputs[0]).shape)
-
-    def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """Nothing when the planner aliases the output to the input, else a byte copy."""
-        src, dst = io_buffers(op)
-        return LayerCall(op.name, op.kind.value, None, (),
-                         copy=(src, dst, graph.tensors[op.inputs[0]].nbytes),
-                         note="alias" if overlapped else "copy")
 
     def decode_attrs(self, kind, reader, rop, where):
         """The axis (a constant input of one value)."""

@@ -23,26 +23,12 @@ from .lowering_types import LayerCall, io_buffers
 from .registry import OpDef, OverlapRule
 
 
-class Reshape(OpDef):
-    """RESHAPE (see the module docstring)."""
+class AliasingOp(OpDef):
+    """An op whose output is its input's bytes under another shape (RESHAPE, EXPAND_DIMS, SQUEEZE):
+    the planner lays the output over a dying input (overlap rule ALIAS), so the C does nothing;
+    otherwise it copies the bytes."""
 
-    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
-    output_dtypes = frozenset({DType.INT8, DType.INT16})
-
-    kinds = (OpKind.RESHAPE,)
-    attrs_type = ReshapeAttrs
     overlap = OverlapRule.ALIAS
-    tflite_options = BuiltinOptions.ReshapeOptions
-    tflite_option_fields = (tflite.ReshapeOptions, ("NewShape",))
-    folds_constant_input = True
-
-    def output_shape(self, op, input_shapes):
-        """``new_shape`` when it holds as many elements as the input."""
-        a = op.attrs
-        x = input_shapes[0]
-        if math.prod(a.new_shape) != math.prod(x):
-            raise ValueError(f"cannot reshape {x} to {a.new_shape}")
-        return tuple(a.new_shape)
 
     def run(self, graph, op, env):
         """The input's values under the output's shape (any dtype)."""
@@ -54,6 +40,27 @@ class Reshape(OpDef):
         src, dst = io_buffers(op)
         return LayerCall(op.name, op.kind.value, None, (), copy=(src, dst, x_t.nbytes),
                          note="alias" if overlapped else "copy")
+
+
+class Reshape(AliasingOp):
+    """RESHAPE (see the module docstring)."""
+
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
+
+    kinds = (OpKind.RESHAPE,)
+    attrs_type = ReshapeAttrs
+    tflite_options = BuiltinOptions.ReshapeOptions
+    tflite_option_fields = (tflite.ReshapeOptions, ("NewShape",))
+    folds_constant_input = True
+
+    def output_shape(self, op, input_shapes):
+        """``new_shape`` when it holds as many elements as the input."""
+        a = op.attrs
+        x = input_shapes[0]
+        if math.prod(a.new_shape) != math.prod(x):
+            raise ValueError(f"cannot reshape {x} to {a.new_shape}")
+        return tuple(a.new_shape)
 
     def decode_attrs(self, kind, reader, rop, where):
         """The new shape, resolved (see the module docstring)."""

@@ -22,11 +22,13 @@ import numpy as np
 import tflite
 from tflite.BuiltinOptions import BuiltinOptions
 
-from ..errors import InvalidValueError, ModelFileError
+from ..errors import InvalidValueError
+from ..ir.checks import check_same_quantisation
 from ..ir.ops import OpKind, ResizeAttrs
 from . import reference_support as ref
 from .lowering_types import Buffer, ConstArray, KernelSpec, LayerCall, c_ident, require_int8, unsupported
 from .registry import OpDef
+from .resize_nearest_neighbor import decode_resize_attrs
 
 
 def _c_div(a: np.ndarray, b: int) -> np.ndarray:
@@ -84,14 +86,7 @@ class ResizeBilinear(OpDef):
         if op.attrs.align_corners and op.attrs.half_pixel_centers:
             raise InvalidValueError(f"{where}: RESIZE_BILINEAR align_corners and "
                                     "half_pixel_centers are both set (TFLite allows one)")
-        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        if x_t.quant is not None and y_t.quant is not None and (
-                float(np.float32(x_t.quant.scale[0])) != float(np.float32(y_t.quant.scale[0]))
-                or x_t.quant.zero_point[0] != y_t.quant.zero_point[0]):
-            raise InvalidValueError(
-                f"{where}: tensor {y_t.name}: scale {y_t.quant.scale[0]:.6g}, zero point "
-                f"{y_t.quant.zero_point[0]} differs from the input's ({x_t.quant.scale[0]:.6g}, "
-                f"{x_t.quant.zero_point[0]}); RESIZE_BILINEAR interpolates raw values")
+        check_same_quantisation(graph, op, where, "RESIZE_BILINEAR interpolates raw values")
 
     def run(self, graph, op, env):
         """`resize_bilinear_int8`."""
@@ -124,11 +119,7 @@ class ResizeBilinear(OpDef):
 
     def decode_attrs(self, kind, reader, rop, where):
         """The size (a constant input of two values) and the corner options."""
-        size = reader.constant(rop, 1, "size", where).reshape(-1)
-        if size.shape != (2,):
-            raise ModelFileError(f"{reader.source}: {where}: size has {size.size} values, expected 2")
-        return ResizeAttrs((int(size[0]), int(size[1])), bool(rop.options.get("AlignCorners", False)),
-                           bool(rop.options.get("HalfPixelCenters", False)))
+        return decode_resize_attrs(reader, rop, where)
 
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """ResizeBilinearOptions."""

@@ -46,6 +46,16 @@ def resize_nearest_neighbor(x: np.ndarray, attrs: ResizeAttrs) -> np.ndarray:
     return x[:, rows][:, :, cols]
 
 
+def decode_resize_attrs(reader, rop, where: str) -> ResizeAttrs:
+    """The size (a constant input of two values) and the corner options of a RESIZE_* op, as the
+    .tflite reader hands them to `OpDef.decode_attrs`."""
+    size = reader.constant(rop, 1, "size", where).reshape(-1)
+    if size.shape != (2,):
+        raise ModelFileError(f"{reader.source}: {where}: size has {size.size} values, expected 2")
+    return ResizeAttrs((int(size[0]), int(size[1])), bool(rop.options.get("AlignCorners", False)),
+                       bool(rop.options.get("HalfPixelCenters", False)))
+
+
 class ResizeNearestNeighbor(OpDef):
     """RESIZE_NEAREST_NEIGHBOR (see the module docstring)."""
 
@@ -91,11 +101,7 @@ class ResizeNearestNeighbor(OpDef):
 
     def decode_attrs(self, kind, reader, rop, where):
         """The size (a constant input of two values) and the corner options."""
-        size = reader.constant(rop, 1, "size", where).reshape(-1)
-        if size.shape != (2,):
-            raise ModelFileError(f"{reader.source}: {where}: size has {size.size} values, expected 2")
-        return ResizeAttrs((int(size[0]), int(size[1])), bool(rop.options.get("AlignCorners", False)),
-                           bool(rop.options.get("HalfPixelCenters", False)))
+        return decode_resize_attrs(reader, rop, where)
 
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """ResizeNearestNeighborOptions."""

@@ -31,6 +31,7 @@ import tflite
 from tflite.BuiltinOptions import BuiltinOptions
 
 from ..errors import InvalidValueError
+from ..ir.checks import check_same_quantisation
 from ..ir.ops import OpKind
 from . import reference_support as ref
 from .lowering_types import KernelSpec, LayerCall, io_buffers, require_int8
@@ -122,18 +123,12 @@ class SpaceBatch(OpDef):
 
     def check_values(self, graph, op, where):
         """Block and paddings or crops that fit the input; input and output quantised alike."""
-        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        x_t = graph.tensors[op.inputs[0]]
         try:
             space_batch_shape(op.kind, x_t.shape, op.attrs)
         except ValueError as exc:
             raise InvalidValueError(f"{where}: {op.kind.value} {exc}") from None
-        if x_t.quant is not None and y_t.quant is not None and (
-                float(np.float32(x_t.quant.scale[0])) != float(np.float32(y_t.quant.scale[0]))
-                or x_t.quant.zero_point[0] != y_t.quant.zero_point[0]):
-            raise InvalidValueError(
-                f"{where}: tensor {y_t.name}: scale {y_t.quant.scale[0]:.6g}, zero point "
-                f"{y_t.quant.zero_point[0]} differs from the input's ({x_t.quant.scale[0]:.6g}, "
-                f"{x_t.quant.zero_point[0]}); {op.kind.value} moves values unchanged")
+        check_same_quantisation(graph, op, where, f"{op.kind.value} moves values unchanged")
 
     def run(self, graph, op, env):
         """`space_to_batch` (padding with the output zero point, 0 when unquantised) or

@@ -19,9 +19,7 @@ from tflite.BuiltinOptions import BuiltinOptions
 from ..errors import InvalidValueError
 from ..ir.checks import check_requantisation
 from ..ir.ops import OpKind
-from . import reference_support as ref
-from .lowering_types import LayerCall, io_buffers
-from .registry import OpDef, OverlapRule
+from .reshape import AliasingOp
 
 
 @dataclass(frozen=True)
@@ -47,12 +45,11 @@ def squeezed_shape(shape: tuple[int, ...], squeeze_dims: tuple[int, ...]) -> tup
     return tuple(d for i, d in enumerate(shape) if i not in remove)
 
 
-class Squeeze(OpDef):
+class Squeeze(AliasingOp):
     """SQUEEZE (see the module docstring)."""
 
     kinds = (OpKind.SQUEEZE,)
     attrs_type = SqueezeAttrs
-    overlap = OverlapRule.ALIAS
     tflite_options = BuiltinOptions.SqueezeOptions
     tflite_option_fields = (tflite.SqueezeOptions, ("SqueezeDims",))
 
@@ -67,17 +64,6 @@ class Squeeze(OpDef):
         except ValueError as exc:
             raise InvalidValueError(f"{where}: {exc}") from None
         check_requantisation(graph, op, where, op.inputs[:1])
-
-    def run(self, graph, op, env):
-        """The input's values under the output's shape (any dtype)."""
-        return ref.value_of(graph, env, op.inputs[0]).reshape(graph.tensor(op.outputs[0]).shape)
-
-    def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """Nothing when the planner aliases the output to the input, else a byte copy."""
-        src, dst = io_buffers(op)
-        return LayerCall(op.name, op.kind.value, None, (),
-                         copy=(src, dst, graph.tensors[op.inputs[0]].nbytes),
-                         note="alias" if overlapped else "copy")
 
     def decode_attrs(self, kind, reader, rop, where):
         """The squeezed dimensions of SqueezeOptions."""
