@@ -25,6 +25,15 @@ def require_reference_file(relative: str) -> Path:
     return path
 
 
+def one_error_line(capsys) -> str:
+    """The one line a refused command printed on stderr (no traceback, nothing else)."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
 @pytest.fixture
 def reference() -> Path:
     """The reference folder; skips (or fails in CI) when absent."""

@@ -12,20 +12,12 @@ from pathlib import Path
 import click
 import pytest
 
-from conftest import require_reference_file
+from conftest import one_error_line, require_reference_file
 from mcuforge import cli
 from mcuforge.cli import INTERNAL_ERROR_EXIT, describe_os_error, main, one_line
 
 HELLO = "models/tflite_micro/hello_world_int8.tflite"
 HAVE_HOST_CC = shutil.which("gcc") is not None and shutil.which("make") is not None
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +29,7 @@ def test_tflite_renamed_json_is_one_line(tmp_path: Path, capsys) -> None:
     renamed = tmp_path / "model.json"
     renamed.write_bytes(require_reference_file(HELLO).read_bytes())
     assert main(["profile", str(renamed)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert line.startswith("error: ") and str(renamed) in line and "not a JSON config" in line
 
 
@@ -46,7 +38,7 @@ def test_output_naming_an_existing_file_is_one_line(tmp_path: Path, capsys) -> N
     existing.write_text("mine")
     assert main(["compile", str(require_reference_file(HELLO)), "-o", str(existing),
                  _core_option(), "host", "--no-measure"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert str(existing) in line and "not a folder" in line
     assert existing.read_text() == "mine"
 
@@ -56,7 +48,7 @@ def test_output_below_a_file_is_one_line(tmp_path: Path, capsys) -> None:
     blocker.write_text("x")
     assert main(["compile", str(require_reference_file(HELLO)), "-o", str(blocker / "out"),
                  _core_option(), "host", "--no-measure"]) == 2
-    assert str(blocker) in _one_error_line(capsys)
+    assert str(blocker) in one_error_line(capsys)
 
 
 def test_output_in_a_read_only_folder_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -78,7 +70,7 @@ def test_output_in_a_read_only_folder_is_one_line(tmp_path: Path, capsys, monkey
     try:
         assert main(["compile", str(require_reference_file(HELLO)), "-o", str(locked / "out"),
                      _core_option(), "host", "--no-measure"]) == 2
-        line = _one_error_line(capsys)
+        line = one_error_line(capsys)
         assert str(locked) in line and "permission denied" in line.lower()
     finally:
         locked.chmod(0o755)
@@ -89,7 +81,7 @@ def test_verify_on_a_truncated_report_is_one_line(tmp_path: Path, capsys) -> Non
     project.mkdir()
     (project / "report.json").write_text('{"model": "hello", "source": ')
     assert main(["verify", str(project)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert str(project / "report.json") in line and "not a valid report.json" in line
 
 
@@ -99,7 +91,7 @@ def test_quantize_on_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path: Path,
     bogus.write_bytes(b"\x80\x04\x95" + os.urandom(64))
     assert main(["quantize", str(bogus), "-o", str(tmp_path / "out.tflite"),
                  "--dataset", "fashion-mnist"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert str(bogus) in line and "not a trained model" in line
 
 
@@ -111,7 +103,7 @@ def test_make_failure_in_verify_is_one_line_with_the_log_path(tmp_path: Path, ca
     capsys.readouterr()
     (project / "model.c").write_text("this is not C;\n")
     assert main(["verify", str(project)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "make host-asan failed" in line and "error" in line
     assert (project / "build" / "host-asan.log").exists()
 
@@ -124,7 +116,7 @@ def test_unexpected_exception_is_one_line_and_a_log_file(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(cli.LazyGroup, "get_command", lambda self, ctx, name: boom)
     assert main(["boom"]) == INTERNAL_ERROR_EXIT == 70
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert line.startswith("internal error") and "ZeroDivisionError" in line
     logs = list((tmp_path / "cache" / "mcuforge").glob("crash-*.log"))
     assert len(logs) == 1 and str(logs[0]) in line
@@ -146,7 +138,7 @@ def test_os_error_escaping_a_command_exits_2(monkeypatch, capsys) -> None:
 
     monkeypatch.setattr(cli.LazyGroup, "get_command", lambda self, ctx, name: reads)
     assert main(["reads"]) == 2
-    assert _one_error_line(capsys) == ("error: /nonexistent/mcuforge/input.bin: "
+    assert one_error_line(capsys) == ("error: /nonexistent/mcuforge/input.bin: "
                                        "No such file or directory")
 
 

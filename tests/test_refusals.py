@@ -14,7 +14,7 @@ import pytest
 from tflite.BuiltinOperator import BuiltinOperator as B
 from tflite.TensorType import TensorType as T
 
-from conftest import require_reference_file
+from conftest import one_error_line, require_reference_file
 from tflite_build_support import build_model
 from mcuforge.cli import main
 from mcuforge.errors import UnsupportedOpError
@@ -85,14 +85,6 @@ CASES = {
 }
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 @pytest.fixture()
 def model_file(request, tmp_path: Path):
     """The .tflite of case ``request.param`` and its expected line."""
@@ -124,7 +116,7 @@ def test_every_command_refuses_in_one_line(model_file, tmp_path: Path, capsys) -
     path, expected = model_file
     for name, argv in _commands(path, tmp_path).items():
         assert main(argv) == 2, name
-        line = _one_error_line(capsys)
+        line = one_error_line(capsys)
         assert expected in line, (name, line)
         assert capsys.readouterr().out == "", name
     assert not (tmp_path / "out").exists() and not (tmp_path / "y.npy").exists()
@@ -135,7 +127,7 @@ def test_refusal_says_what_is_supported(case: str, tmp_path: Path, capsys) -> No
     path = tmp_path / f"{case}.tflite"
     CASES[case][0](path)
     assert main(["profile", str(path)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert line.startswith(f"error: {path}: cannot compile: ")
     assert "float32 only as a QUANTIZE input or DEQUANTIZE output" in line
     assert ("quantise the model to int8 first" if case == "float32" else "int16 (16x8)") in line
@@ -158,7 +150,7 @@ def test_zoo_models_are_still_profiled_analytically(capsys) -> None:
 
 def test_a_zoo_model_cannot_be_compiled(tmp_path: Path, capsys) -> None:
     assert main(["compile", "mcunet-in1", "-o", str(tmp_path / "out"), "--no-measure"]) == 2
-    assert "weight b0.weight has no values (an analytic graph" in _one_error_line(capsys)
+    assert "weight b0.weight has no values (an analytic graph" in one_error_line(capsys)
 
 
 def test_reference_models_pass_the_check() -> None:
@@ -193,7 +185,7 @@ def test_interpreter_uses_the_same_check() -> None:
 def test_audio_preprocessor_custom_op_is_refused(capsys) -> None:
     path = require_reference_file("models/tflite_micro/audio_preprocessor_float.tflite")
     assert main(["bench", str(path)]) == 2
-    assert "unsupported op CUSTOM(SignalWindow) at operator #0" in _one_error_line(capsys)
+    assert "unsupported op CUSTOM(SignalWindow) at operator #0" in one_error_line(capsys)
 
 
 def test_an_op_without_c_kernel_runs_but_is_not_compiled(tmp_path: Path, capsys) -> None:
@@ -216,4 +208,4 @@ def test_an_op_without_c_kernel_runs_but_is_not_compiled(tmp_path: Path, capsys)
     capsys.readouterr()
     assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--core", "host",
                  "--no-measure"]) == 2
-    assert "DEQUANTIZE at operator #0 (tensor h): no C kernel" in _one_error_line(capsys)
+    assert "DEQUANTIZE at operator #0 (tensor h): no C kernel" in one_error_line(capsys)
