@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mcuforge.reference import reference_dir
@@ -32,6 +33,21 @@ def one_error_line(capsys) -> str:
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
+
+
+def write_image_folder(root: Path, per_class: int, labels=("a", "b"), size: int = 20,
+                       seed: int = 0) -> Path:
+    """A tiny image-folder data set (``root/train/<label>/<i>.png``, random RGB pixels) for
+    calibration tests; returns ``root``."""
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(seed)
+    for label in labels:
+        folder = root / "train" / label
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            image.fromarray(pixels).save(folder / f"{index}.png")
+    return root
 
 
 @pytest.fixture

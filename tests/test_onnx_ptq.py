@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import write_image_folder
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
@@ -240,14 +242,7 @@ def test_models_the_pipeline_cannot_take_are_refused_in_one_line(tmp_path, capsy
 
 def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
     """--dataset gives NCHW images of the model's size, as for a .pt2."""
-    image = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        folder = tmp_path / "images" / "train" / label
-        folder.mkdir(parents=True)
-        for index in range(3):
-            image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(
-                folder / f"{index}.png")
+    write_image_folder(tmp_path / "images", per_class=3)
     out = tmp_path / "model.tflite"
     assert main(["import", str(_saved(tmp_path, convnet(4))), "-o", str(out), "--dataset",
                  str(tmp_path / "images"), "--samples", "5"]) == 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import write_image_folder
+
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -248,14 +250,7 @@ def test_pt2_file_import_command_profile_and_compile(tmp_path, capsys):
 
 
 def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
-    image = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        folder = tmp_path / "images" / "train" / label
-        folder.mkdir(parents=True)
-        for index in range(4):
-            pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
-            image.fromarray(pixels).save(folder / f"{index}.png")
+    write_image_folder(tmp_path / "images", per_class=4)
     torch.manual_seed(0)
     module = ResidualConcatNet().eval()
     pt2 = tmp_path / "model.pt2"

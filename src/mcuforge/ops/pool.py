@@ -23,7 +23,7 @@ from ..ir.ops import OpKind, PoolAttrs
 from ..ir.shapes import conv_output_hw
 from ..ir.tensor import DType, QuantParams
 from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
-from .reference_support import check_int8_or_int16, unary_int8_or_int16_with_attrs
+from .reference_support import check_int8_or_int16, unary_int8_with_attrs
 from .registry import OpDef
 from .tflite_common import fused_activation
 from .windows import output_hw, pad_spatial, window_taps
@@ -88,7 +88,7 @@ class Pool2D(OpDef):
     def __init__(self, kind: OpKind, kernel, average: bool):
         self.kinds = (kind,)
         self.average = average
-        self._run = unary_int8_or_int16_with_attrs(kernel)
+        self._run = unary_int8_with_attrs(kernel, check_int8_or_int16)
 
     def output_shape(self, op, input_shapes):
         """[N, OH, OW, C]."""

@@ -71,17 +71,6 @@ def check_int8_or_int16(graph: "Graph", op: Op, names: Sequence[str]) -> None:
                                      "tensors only")
 
 
-def unary_int8_or_int16_with_attrs(kernel: Callable[..., np.ndarray]) -> RunFunction:
-    """`OpDef.run` of ``kernel(x, attrs, x_q, y_q)`` on an int8 input and output, or an int16 input
-    and output (the kernel gives the input's dtype)."""
-    def run(graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
-        x_name, y_name = op.inputs[0], op.outputs[0]
-        check_int8_or_int16(graph, op, [x_name, y_name])
-        return kernel(value_of(graph, env, x_name), op.attrs, quant_of(graph, op, x_name),
-                      quant_of(graph, op, y_name))
-    return run
-
-
 def unary_int8(kernel: Callable[..., np.ndarray]) -> RunFunction:
     """`OpDef.run` of ``kernel(x, x_q, y_q)`` on an int8 input and output."""
     def run(graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -92,11 +81,15 @@ def unary_int8(kernel: Callable[..., np.ndarray]) -> RunFunction:
     return run
 
 
-def unary_int8_with_attrs(kernel: Callable[..., np.ndarray]) -> RunFunction:
-    """`OpDef.run` of ``kernel(x, attrs, x_q, y_q)`` on an int8 input and output."""
+def unary_int8_with_attrs(kernel: Callable[..., np.ndarray],
+                          check_dtypes: Callable[["Graph", Op, Sequence[str]], None] = check_int8
+                          ) -> RunFunction:
+    """`OpDef.run` of ``kernel(x, attrs, x_q, y_q)`` on an input and output that ``check_dtypes``
+    accepts (int8 by default; `check_int8_or_int16` for the 16x8 ops, whose kernel gives the
+    input's dtype)."""
     def run(graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:
         x_name, y_name = op.inputs[0], op.outputs[0]
-        check_int8(graph, op, [x_name, y_name])
+        check_dtypes(graph, op, [x_name, y_name])
         return kernel(value_of(graph, env, x_name), op.attrs, quant_of(graph, op, x_name),
                       quant_of(graph, op, y_name))
     return run
