@@ -27,6 +27,7 @@ from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
+from .postprocess import PostProcessModule, with_postprocess
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
 from .unicorn_count import count_invoke
@@ -79,6 +80,8 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "input_bytes": io_bytes(model)[0],
         "output_bytes": io_bytes(model)[1],
         "float_io": bool(model.edges.float_inputs or model.edges.float_outputs),
+        **({"postprocess": {"name": model.postprocess.name, **model.postprocess.report}}
+           if model.postprocess is not None else {}),
     }
 
 
@@ -147,10 +150,13 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions(),
+                  postprocess: PostProcessModule | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel).
+    keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
+    to every inference's outputs (e.g. detection decoding, `mcuforge.detect.c_module`); the measured
+    Flash and stack then include it.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -160,6 +166,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
         from .patch_emit import generate_patched
         model = generate_patched(graph, target, patch, plan_options)
+    if postprocess is not None:
+        model = with_postprocess(model, postprocess)
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
         raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
     out_dir = Path(out_dir)

@@ -108,10 +108,17 @@ def anchors_q8(head: YoloHead) -> list[np.ndarray]:
 
 
 def check_input_size(head: YoloHead) -> None:
-    """Refuse an input side the Q8 int32 coordinates cannot hold."""
+    """Refuse an input side, stride or anchor the int32/int64 arithmetic cannot hold (sides and
+    strides up to `INPUT_MAX` pixels, anchors up to 65536 pixels)."""
     if max(head.input_size) > INPUT_MAX:
         raise HeadError(f"head input_size {list(head.input_size)}: sides above {INPUT_MAX} pixels "
                         "are not supported by the integer decoder")
+    for index, output in enumerate(head.outputs):
+        if output.stride > INPUT_MAX:
+            raise HeadError(f"head output {index}: stride {output.stride} above {INPUT_MAX}")
+        if max(max(anchor) for anchor in output.anchors) > SIDE_MAX_Q8 >> COORD_BITS:
+            raise HeadError(f"head output {index}: an anchor side above {SIDE_MAX_Q8 >> COORD_BITS} "
+                            "pixels")
 
 
 def _candidates(output: np.ndarray, tables: OutputTables, anchors: np.ndarray, stride: int,
