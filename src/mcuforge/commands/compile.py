@@ -105,6 +105,12 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                    "extra MACs")
     click.echo(f"wrote {out_dir}/ ({report['layers']} layers, {len(report['kernels'])} kernels, "
                f"target {report['target']})")
+    if "postprocess" in report:
+        post = report["postprocess"]
+        click.echo(f"detection post-processing: mf_detect on {', '.join(post['outputs'])} "
+                   f"(lookup tables and anchors {post['table_bytes']:,} B of Flash, "
+                   f"{post['candidate_bytes']:,} B of candidates and boxes in .bss; score >= "
+                   f"{post['score_threshold']}, IoU > {post['iou_threshold']} suppressed)")
     click.echo(f"arena {report['arena_bytes']:,} B (analytic peak {report['peak_activation_bytes']:,} B,"
                f" scratch growth {report['scratch_bytes']:,} B)")
     if "measured_sram_bytes" in report:

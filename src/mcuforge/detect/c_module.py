@@ -27,6 +27,7 @@ from .postprocess import match_outputs
 
 HEADER = "postprocess/mf_detect.h"
 SOURCE = "postprocess/mf_detect.c"
+BOX_BYTES = 24  # sizeof(mf_box_t): six int32
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def detect_module(graph: Graph, head: YoloHead, config: DetectConfig = DetectCon
     report = {"outputs": list(binding.tensors), "score_threshold": config.score_threshold,
               "iou_threshold": config.iou_threshold, "max_boxes": config.max_boxes,
               "max_candidates": config.max_candidates, "class_agnostic": config.class_agnostic,
-              "table_bytes": sum(256 * (2 + 4) + 8 * len(s.anchors) for s in head.outputs)}
+              "table_bytes": sum(256 * (2 + 4) + 8 * len(s.anchors) for s in head.outputs),
+              "candidate_bytes": BOX_BYTES * (config.max_candidates + config.max_boxes)}
     return PostProcessModule("detect", files, HEADER, report)
 
 

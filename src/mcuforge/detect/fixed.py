@@ -60,7 +60,7 @@ class DetectConfig:
     score_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_boxes: int = 100
-    max_candidates: int = 512
+    max_candidates: int = 128
     class_agnostic: bool = False
 
     def __post_init__(self) -> None:
