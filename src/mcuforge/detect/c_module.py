@@ -76,7 +76,12 @@ def _body(values, per_line: int = 16) -> str:
 
 def detect_module(graph: Graph, head: YoloHead, config: DetectConfig = DetectConfig()) -> PostProcessModule:
     """The ``mf_detect`` post-processing module of ``graph`` with ``head`` and ``config``."""
-    binding = bind_head(graph, head)
+    return render_module(bind_head(graph, head), config, graph.name)
+
+
+def render_module(binding: HeadBinding, config: DetectConfig, model_name: str) -> PostProcessModule:
+    """The ``mf_detect`` module of a head bound to outputs (names, quantisation, packed offsets)."""
+    head = binding.head
     outputs = []
     for index, (spec, tensor, (scale, zero_point), anchors) in enumerate(
             zip(head.outputs, binding.tensors, binding.quant, anchors_q8(head))):
@@ -87,7 +92,7 @@ def detect_module(graph: Graph, head: YoloHead, config: DetectConfig = DetectCon
                         "stride": spec.stride, "anchor_count": len(spec.anchors),
                         "sigmoid_body": _body(tables.sigmoid_q15), "exp_body": _body(tables.exp_q16),
                         "anchors_body": ", ".join(str(int(v)) for v in anchors.reshape(-1))})
-    context = {"model_name": graph.name, "outputs": outputs, "num_classes": head.num_classes,
+    context = {"model_name": model_name, "outputs": outputs, "num_classes": head.num_classes,
                "input_h": head.input_size[0], "input_w": head.input_size[1],
                "score_q15": config.score_threshold_q15, "iou_q15": config.iou_threshold_q15,
                "class_agnostic": config.class_agnostic, "max_boxes": config.max_boxes,
