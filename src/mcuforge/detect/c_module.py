@@ -48,7 +48,9 @@ def bind_head(graph: Graph, head: YoloHead) -> HeadBinding:
     int8 = strip_edge_conversions(graph).graph
     names = list(int8.outputs)
     tensors = [int8.tensors[n] for n in names]
-    order = match_outputs(names, [t.shape for t in tensors], head)
+    shown = [n if n == original else f"{original} (int8 {n})"  # a float output's int8 side
+             for n, original in zip(names, graph.outputs)]
+    order = match_outputs(shown, [t.shape for t in tensors], head)
     offsets, position = {}, 0
     for name, tensor in zip(names, tensors):
         offsets[name] = position
