@@ -16,22 +16,17 @@ from pathlib import Path
 import click
 
 from ..detect.fixed import DetectConfig
-from ..detect.head import HeadError, load_head_json
+from ..detect.head import HeadError, load_head_json, sidecar_head_path
 from ..detect.run import detect_image, draw_boxes, load_image, make_detector
 from ..errors import McuforgeError
 from ..frontends.load import load_graph
 from ..ops.support import require_executable
 
 
-def sidecar_head(model: Path) -> Path:
-    """Where a model's own head JSON lives: ``MODEL.head.json`` (``x.tflite`` -> ``x.head.json``)."""
-    return model.with_suffix(".head.json")
-
-
 def _head_path(model: Path, anchors: Path | None) -> Path:
     if anchors is not None:
         return anchors
-    sidecar = sidecar_head(model)
+    sidecar = sidecar_head_path(model)
     if not sidecar.exists():
         raise HeadError(f"{model}: no detection head; give --anchors head.json (anchors, strides and "
                         f"classes per output) or put {sidecar.name} beside the model")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..errors import McuforgeError
 
 
@@ -185,3 +186,14 @@ def load_head_json(path: str | Path) -> YoloHead:
     except json.JSONDecodeError as error:
         raise HeadError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
     return head_from_json(payload, where=str(path))
+
+
+def save_head_json(head: YoloHead, path: str | Path) -> Path:
+    """Write ``head``'s JSON to ``path`` atomically."""
+    return write_json_atomic(path, head_to_json(head))
+
+
+def sidecar_head_path(model: str | Path) -> Path:
+    """Where a model's own head JSON lives, which ``mcuforge detect`` reads when no ``--anchors``
+    is given: ``MODEL.head.json`` (``x.tflite`` -> ``x.head.json``)."""
+    return Path(model).with_suffix(".head.json")
