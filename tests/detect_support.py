@@ -56,10 +56,12 @@ def yolo_graph(input_size=(64, 64), strides=(8, 16, 32), classes: int = 2,
         while stride < target:
             h, w = b.shape(x)[1:3]
             weight = b.weights((width, 3, 3, b.shape(x)[3]), 0, width)
+            b.begin_block()
             x = b.op(OpKind.CONV_2D, [x, weight, b.bias(width)],
                      ConvAttrs((2, 2), Pads.same(h, w, (3, 3), (2, 2)), (1, 1), RELU),
                      dtype=DType.INT8, quant=q(0.04, -128))
             stride *= 2
+            b.end_block(f"down{stride}", "conv")
         scales = tuple(float(v) for v in b.rng.uniform(0.5, 2.0, size=channels) * weight_scale)
         weight = b.constant("w", (channels, 1, 1, width), DType.INT8,
                             b.rng.integers(-127, 128, size=(channels, 1, 1, width), dtype=np.int8),

@@ -63,3 +63,18 @@ def test_a_project_without_the_module_is_refused(tmp_path):
 @pytest.mark.skipif(not HAVE_ARM, reason="arm-none-eabi-gcc or qemu-system-arm missing")
 def test_cortex_m4_project_boxes_equal_the_reference(tmp_path):
     _check("cortex-m4", tmp_path, 6)
+
+
+def test_patch_based_project_gives_the_same_boxes(tmp_path):
+    from mcuforge.codegen.patch_emit import resolve_c_patch
+
+    graph, head = yolo_graph(input_size=(128, 128), seed=8), yolo_head(input_size=(128, 128))
+    schedule = resolve_c_patch(graph, "2x2@down4")
+    report = compile_model(graph, tmp_path / "patched", "host", patch=schedule,
+                           postprocess=detect_module(graph, head, CONFIG))
+    assert report["peak_activation_bytes"] < report["layer_peak_activation_bytes"]
+    detector = make_detector(graph, head)
+    images = _images(2, seed=3)
+    result = detect_on_target(tmp_path / "patched", detector, images, "host")
+    for image, boxes in zip(images, result.boxes):
+        assert np.array_equal(boxes, detect_image(detector, image, CONFIG)) and len(boxes)
