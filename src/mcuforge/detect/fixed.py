@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import McuforgeError
 from .head import HeadError, YoloHead
 
 PROB_BITS = 15
@@ -65,11 +66,11 @@ class DetectConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
-            raise HeadError(f"score threshold {self.score_threshold} is not in [0, 1]")
+            raise McuforgeError(f"score threshold {self.score_threshold} is not in [0, 1]")
         if not 0.0 <= self.iou_threshold <= 1.0:
-            raise HeadError(f"IoU threshold {self.iou_threshold} is not in [0, 1]")
+            raise McuforgeError(f"IoU threshold {self.iou_threshold} is not in [0, 1]")
         if self.max_boxes < 1 or self.max_candidates < 1:
-            raise HeadError(f"max_boxes {self.max_boxes} and max_candidates "
+            raise McuforgeError(f"max_boxes {self.max_boxes} and max_candidates "
                             f"{self.max_candidates} must be at least 1")
 
     @property
