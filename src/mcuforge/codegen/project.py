@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,20 @@ from .targets import TARGETS, Target, get_core
 from .unicorn_count import count_invoke
 
 MEASURE_SEED = 0
+
+
+@dataclass(frozen=True)
+class FrontendSources:
+    """An audio front end's C files (name -> text, written under ``frontend/``) and its framing, as
+    `mcuforge.audio.emit.frontend_sources` gives them; codegen only places and builds them (the
+    front end is defined above codegen, in `mcuforge.audio`)."""
+
+    name: str
+    files: dict[str, str]
+    sample_rate: int
+    window_samples: int
+    hop_samples: int
+    features: int
 SRAM_FORMULA = ("measured_sram_bytes = arena_bytes (activations + kernel scratch, one static buffer) "
                 "+ data_bytes + bss_bytes + stack_high_water_bytes")
 

@@ -1,0 +1,82 @@
+"""The generated C of the audio front ends (host gcc build) equals the numpy front ends bit for bit;
+for micro_speech that is also TFLite Micro's preprocessor model (the six shared WAVs, every frame)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from audio_support import PREPROCESSOR, WAVS, oracle_features
+from conftest import require_reference_file
+
+from mcuforge.audio import frontend_by_name, micro_speech
+from mcuforge.audio.emit import build_host_frontend
+from mcuforge.audio.wav import read_wav
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+
+
+def _edge_clips() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return {
+        "full-scale noise": rng.integers(-32768, 32768, size=8000).astype(np.int16),
+        "all -32768": np.full(1000, -32768, dtype=np.int16),
+        "zeros": np.zeros(1200, dtype=np.int16),
+        "sine 440 Hz": (20000 * np.sin(np.arange(4000) * 2 * np.pi * 440 / 16000)).astype(np.int16),
+    }
+
+
+@pytest.fixture(scope="module", params=["micro-speech", "mfcc"])
+def frontend(request, tmp_path_factory):
+    name = request.param
+    return name, build_host_frontend(name, tmp_path_factory.mktemp(name))
+
+
+def _run(binary, mode: str, pcm: np.ndarray, width: int) -> np.ndarray:
+    pcm_path, out_path = binary.parent / "pcm.bin", binary.parent / "features.bin"
+    pcm_path.write_bytes(pcm.astype("<i2").tobytes())
+    subprocess.run([str(binary), mode, str(pcm_path), str(out_path)], check=True, timeout=60)
+    return np.frombuffer(out_path.read_bytes(), dtype=np.int8).reshape(-1, width)
+
+
+def test_c_equals_numpy(frontend):
+    name, binary = frontend
+    module = frontend_by_name(name)
+    clips = {wav: read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0] for wav in WAVS}
+    clips.update(_edge_clips())
+    for label, pcm in clips.items():
+        ours = module.features(pcm)
+        c = _run(binary, "clip", pcm, module.NUM_CHANNELS)
+        assert c.shape == ours.shape and np.array_equal(c, ours), f"{name}, {label}"
+
+
+def test_micro_speech_c_equals_the_oracle(frontend):
+    name, binary = frontend
+    if name != "micro-speech":
+        pytest.skip("the oracle is micro_speech's")
+    model = require_reference_file(PREPROCESSOR)
+    for wav in WAVS:
+        pcm = read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0]
+        assert np.array_equal(_run(binary, "clip", pcm, 40), oracle_features(model, pcm)), wav
+
+
+def test_streaming_is_the_clip_behind_ten_ms_of_silence(frontend):
+    """``mf_frontend_process`` keeps the last 160 samples: hop k's window is samples
+    320k - 160 .. 320k + 320 of the stream (zeros before it), the state carried throughout."""
+    name, binary = frontend
+    module = frontend_by_name(name)
+    pcm = read_wav(require_reference_file("models/tflite_micro/yes_1000ms.wav"), 16000)[0]
+    streamed = _run(binary, "stream", pcm, module.NUM_CHANNELS)
+    padded = np.concatenate([np.zeros(160, dtype=np.int16), pcm])
+    assert streamed.shape == (50, module.NUM_CHANNELS)
+    assert np.array_equal(streamed, module.features(padded))
+
+
+def test_state_bytes_in_the_header():
+    from mcuforge.audio.emit import render_frontend
+
+    header = render_frontend("micro-speech")["mf_frontend.h"]
+    assert f"uint32_t noise_estimate[{micro_speech.NUM_CHANNELS}]" in header
+    assert "mf_frontend_process(mf_frontend_state_t *state, const int16_t *hop_samples" in header
