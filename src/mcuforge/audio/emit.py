@@ -2,7 +2,7 @@
 (``audio/templates/``) with the front end's tables as constant arrays, plus a host runner
 (``mf_frontend_main.c``: raw int16 PCM file in, int8 features out, by clip or by 20 ms hop) that the
 tests and `build_host_frontend` use. `frontend_sources` packs the files for a generated model
-project (`mcuforge.codegen.project.FrontendSources`)."""
+project (`mcuforge.codegen.listen.FrontendSources`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from ..codegen.build import BuildError, require_tool, run_child
-from ..codegen.project import FrontendSources
+from ..codegen.listen import FrontendSources
 from . import frontend_by_name, signal_ops
 from .kiss_fft import rfft_tables
 

@@ -1,0 +1,109 @@
+"""micro_speech end to end in C: the generated project of micro_speech_quantized.tflite with the
+micro-speech front end takes a WAV and prints the label; its int8 scores equal TFLite Micro's (the pip
+interpreter running audio_preprocessor_int8.tflite 49 times, then the classifier) and our reference
+runtime's, and its features equal the oracle's. Host build by default; Cortex-M4 and M7 under QEMU
+(slow)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from audio_support import CLASSIFIER, PREPROCESSOR, oracle_features, oracle_scores
+from conftest import require_reference_file
+
+from mcuforge.audio import micro_speech
+from mcuforge.audio.emit import frontend_sources
+from mcuforge.audio.wav import read_wav
+from mcuforge.codegen.listen import run_qemu_listen
+from mcuforge.codegen.project import compile_model
+from mcuforge.codegen.targets import TARGETS
+from mcuforge.errors import McuforgeError
+from mcuforge.frontends.load import load_graph
+from mcuforge.runtime.reference import Interpreter
+
+LABELS = ("silence", "unknown", "yes", "no")
+CLIPS = {"yes_1000ms.wav": "yes", "no_1000ms.wav": "no", "silence_1000ms.wav": None,
+         "noise_1000ms.wav": None}
+CLIP_SAMPLES = 480 + 48 * 320
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """Per WAV: TFLM's features and scores, and the label TFLM's scores give."""
+    preprocessor, classifier = require_reference_file(PREPROCESSOR), require_reference_file(CLASSIFIER)
+    table = {}
+    for wav in CLIPS:
+        pcm = read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0]
+        features = oracle_features(preprocessor, pcm)[:49]
+        scores = oracle_scores(classifier, features)
+        table[wav] = (features, scores, LABELS[int(np.argmax(scores))])
+    return table
+
+
+def _compile(tmp_path_factory, target: str):
+    graph = load_graph(str(require_reference_file(CLASSIFIER)))
+    out = tmp_path_factory.mktemp(f"micro_speech_{target}")
+    report = compile_model(graph, out, target, frontend=frontend_sources("micro-speech"), labels=LABELS)
+    return out, report
+
+
+def test_tflm_labels_and_our_reference_runtime(expected):
+    graph = load_graph(str(require_reference_file(CLASSIFIER)))
+    for wav, (features, scores, label) in expected.items():
+        if CLIPS[wav] is not None:
+            assert label == CLIPS[wav]
+        pcm = read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0]
+        ours = micro_speech.features(pcm[:CLIP_SAMPLES])
+        assert np.array_equal(ours, features)
+        runtime = Interpreter(graph).invoke([ours.reshape(1, -1)])[0].reshape(-1)
+        assert np.array_equal(runtime, scores), wav
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_host_listen_runner(tmp_path_factory, expected):
+    out, report = _compile(tmp_path_factory, "host")
+    assert report["frontend"]["name"] == "micro-speech" and report["frontend"]["frames"] == 49
+    app = out / "build" / "listen-host" / "app"
+    for wav, (features, scores, label) in expected.items():
+        path = require_reference_file(f"models/tflite_micro/{wav}")
+        line = subprocess.run([str(app), str(path)], capture_output=True, text=True, check=True,
+                              timeout=60).stdout.strip()
+        assert line == f"label={label} scores={','.join(str(int(s)) for s in scores)}", wav
+    # Streaming: one inference per hop once 49 frames are in; the first is the clip behind 10 ms of
+    # silence (mf_frontend_process keeps 160 samples of history).
+    yes = require_reference_file("models/tflite_micro/yes_1000ms.wav")
+    lines = subprocess.run([str(app), str(yes), "stream"], capture_output=True, text=True, check=True,
+                           timeout=60).stdout.split("\n")
+    assert lines[0].startswith("hop=49 ") and lines[1].startswith("hop=50 ")
+    pcm = read_wav(yes, 16000)[0]
+    padded = np.concatenate([np.zeros(160, dtype=np.int16), pcm])
+    first = oracle_scores(require_reference_file(CLASSIFIER), micro_speech.features(padded)[:49])
+    assert lines[0].split()[1] == f"scores={','.join(str(int(s)) for s in first)}"
+    assert "heard=yes" in lines[1]
+
+
+def test_a_model_the_front_end_cannot_feed_is_refused(tmp_path):
+    graph = load_graph(str(require_reference_file(CLASSIFIER)))
+    with pytest.raises(McuforgeError, match="4 scores but 2 labels"):
+        compile_model(graph, tmp_path / "p", "host", measure=False,
+                      frontend=frontend_sources("micro-speech"), labels=("a", "b"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7"])
+def test_qemu_listen_runner(tmp_path_factory, expected, target):
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+    out, report = _compile(tmp_path_factory, target)
+    elf = out / "build" / f"listen-{target}" / "app.elf"
+    for wav, (features, scores, label) in expected.items():
+        run = run_qemu_listen(elf, TARGETS[target],
+                              require_reference_file(f"models/tflite_micro/{wav}").read_bytes(), 1960)
+        assert run.label == label and run.scores == tuple(int(s) for s in scores), wav
+        assert np.array_equal(np.frombuffer(run.features, dtype=np.int8).reshape(49, 40), features)
+    frontend = report["frontend"]
+    assert frontend["frontend_sram_bytes"] > 0 and frontend["frontend_flash_bytes"] > 0
+    assert frontend["listen_measured_sram_bytes"] > report["arena_bytes"] + frontend["frontend_sram_bytes"]
