@@ -6,17 +6,19 @@ runtime's, and its features equal the oracle's. Host build by default; Cortex-M4
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 from audio_support import CLASSIFIER, PREPROCESSOR, oracle_features, oracle_scores
-from conftest import require_reference_file
+from conftest import one_error_line, require_reference_file
 
 from mcuforge.audio import micro_speech
 from mcuforge.audio.emit import frontend_sources
 from mcuforge.audio.wav import read_wav
+from mcuforge.cli import main
 from mcuforge.codegen.listen import run_qemu_listen
 from mcuforge.codegen.project import compile_model
 from mcuforge.codegen.targets import TARGETS
@@ -107,3 +109,16 @@ def test_qemu_listen_runner(tmp_path_factory, expected, target):
     frontend = report["frontend"]
     assert frontend["frontend_sram_bytes"] > 0 and frontend["frontend_flash_bytes"] > 0
     assert frontend["listen_measured_sram_bytes"] > report["arena_bytes"] + frontend["frontend_sram_bytes"]
+
+
+def test_compile_cli_with_a_front_end(tmp_path, capsys):
+    model = str(require_reference_file(CLASSIFIER))
+    out = tmp_path / "ms"
+    assert main(["compile", model, "-o", str(out), "--core", "host", "--frontend", "micro-speech",
+                 "--labels", ",".join(LABELS)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["frontend"]["name"] == "micro-speech" and (out / "build/listen-host/app").exists()
+    assert 'mcuforge_labels[MCUFORGE_LABEL_COUNT] = {\n    "silence",' in (out / "frontend/mf_listen.c").read_text()
+    capsys.readouterr()
+    assert main(["compile", model, "-o", str(tmp_path / "x"), "--labels", "a,b"]) == 2
+    assert "give --frontend too" in one_error_line(capsys)

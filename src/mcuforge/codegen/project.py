@@ -26,11 +26,12 @@ from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes, symbol_bytes
+from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .listen import FrontendSources, add_frontend, listen_frames, run_qemu_listen
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
-from .unicorn_count import count_invoke
+from .unicorn_count import count_call, count_invoke
 
 MEASURE_SEED = 0
 
@@ -179,7 +180,28 @@ def measure_frontend(directory: Path, model: GeneratedModel, target: Target,
     own = symbol_bytes(elf, ("mf_fe_", "mf_frontend_"))
     glue = symbol_bytes(elf, ("mf_listen_", "mcuforge_listen", "mcuforge_stream_", "mcuforge_labels",
                               "mf_argmax"))
+    m7 = TARGETS["cortex-m7"]
+    m7_elf = elf if target.name == m7.name else build(directory, f"listen-{m7.name}")
+    pcm = np.random.default_rng(MEASURE_SEED).integers(-3000, 3000, size=frontend.sample_rate,
+                                                       dtype=np.int16)
+    counted = count_call(m7_elf, m7, "mcuforge_listen", ("runner_wav", len(pcm), "runner_scores"),
+                         {"runner_wav": pcm.astype("<i2").tobytes()})
+    scores = bytes(counted.memory.mem_read(read_elf(m7_elf).symbol("runner_scores"), len(run.scores)))
+    if tuple(np.frombuffer(scores, dtype=np.int8).tolist()) != run.scores:
+        raise McuforgeError("unicorn and QEMU disagree on the scores of the measured listen run")
+    frontend_instructions = sum(count for name, count in counted.per_function.items()
+                                if name.startswith(("mf_fe_", "mf_frontend_")))
+    frames = listen_frames(model, frontend)
     return {
+        "instructions_per_clip": counted.instructions,
+        "frontend_instructions_per_clip": frontend_instructions,
+        "frontend_instructions_per_frame": round(frontend_instructions / frames),
+        "frontend_instructions_per_second": round(frontend_instructions / frames
+                                                  * frontend.sample_rate / frontend.hop_samples),
+        "instructions_target": m7.name,
+        "instructions_note": "mcuforge_listen on one clip of measure_input, counted in unicorn; "
+                             "the front end's share is its own functions (mf_fe_*, mf_frontend_*), "
+                             "memcpy/memset it calls excluded",
         "frontend_flash_bytes": own["text"] + own["rodata"] + own["data"],
         "frontend_sram_bytes": own["data"] + own["bss"],
         "frontend_symbols": own,
