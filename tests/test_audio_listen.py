@@ -16,6 +16,7 @@ from audio_support import CLASSIFIER, PREPROCESSOR, oracle_features, oracle_scor
 from conftest import one_error_line, require_reference_file
 
 from mcuforge.audio import micro_speech
+from mcuforge.audio.clips import fit_clip
 from mcuforge.audio.emit import frontend_sources
 from mcuforge.audio.wav import read_wav
 from mcuforge.cli import main
@@ -29,7 +30,6 @@ from mcuforge.runtime.reference import Interpreter
 LABELS = ("silence", "unknown", "yes", "no")
 CLIPS = {"yes_1000ms.wav": "yes", "no_1000ms.wav": "no", "silence_1000ms.wav": None,
          "noise_1000ms.wav": None}
-CLIP_SAMPLES = 480 + 48 * 320
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_tflm_labels_and_our_reference_runtime(expected):
         if CLIPS[wav] is not None:
             assert label == CLIPS[wav]
         pcm = read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0]
-        ours = micro_speech.features(pcm[:CLIP_SAMPLES])
+        ours = micro_speech.features(fit_clip(pcm, 49))
         assert np.array_equal(ours, features)
         runtime = Interpreter(graph).invoke([ours.reshape(1, -1)])[0].reshape(-1)
         assert np.array_equal(runtime, scores), wav
@@ -85,6 +85,28 @@ def test_host_listen_runner(tmp_path_factory, expected):
     first = oracle_scores(require_reference_file(CLASSIFIER), micro_speech.features(padded)[:49])
     assert lines[0].split()[1] == f"scores={','.join(str(int(s)) for s in first)}"
     assert "heard=yes" in lines[1]
+    # A short clip is zero-padded to the 49 frames, as fit_clip does; a bad WAV is one line, exit 2.
+    short = tmp_path_factory.mktemp("wavs") / "short.wav"
+    _write_wav(short, pcm[:9000], 16000)
+    line = subprocess.run([str(app), str(short)], capture_output=True, text=True, check=True,
+                          timeout=60).stdout.strip()
+    padded_scores = oracle_scores(require_reference_file(CLASSIFIER),
+                                  micro_speech.features(fit_clip(pcm[:9000], 49)))
+    assert line.endswith(f"scores={','.join(str(int(s)) for s in padded_scores)}")
+    _write_wav(short, pcm, 8000)
+    refused = subprocess.run([str(app), str(short)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "not 16-bit mono PCM at 16000 Hz" in refused.stderr
+
+
+def _write_wav(path, pcm: np.ndarray, rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(pcm.astype("<i2").tobytes())
 
 
 def test_a_model_the_front_end_cannot_feed_is_refused(tmp_path):
@@ -122,3 +144,33 @@ def test_compile_cli_with_a_front_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compile", model, "-o", str(tmp_path / "x"), "--labels", "a,b"]) == 2
     assert "give --frontend too" in one_error_line(capsys)
+
+
+def test_fit_clip():
+    pcm = np.arange(1, 20001, dtype=np.int16) % 1000
+    assert fit_clip(pcm, 49).shape == (15840,) and np.array_equal(fit_clip(pcm, 49), pcm[:15840])
+    short = fit_clip(pcm[:100], 2)
+    assert short.shape == (800,) and np.array_equal(short[:100], pcm[:100]) and not short[100:].any()
+    assert fit_clip(np.zeros((3, 500), dtype=np.int16), 49).shape == (3, 15840)
+
+
+@pytest.mark.slow
+def test_qemu_mfcc_keyword_model(tmp_path):
+    """The MLPerf Tiny KWS DS-CNN ([1, 49, 10, 1] int8) with the MFCC front end, end to end on
+    Cortex-M4 under QEMU: the features are the numpy MFCC's, the scores our reference runtime's."""
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+    from mcuforge.audio import mfcc
+
+    graph = load_graph(str(require_reference_file("models/mlperf_tiny/kws_ref_model.tflite")))
+    out = tmp_path / "kws"
+    report = compile_model(graph, out, "cortex-m4", frontend=frontend_sources("mfcc"))
+    assert report["frontend"]["frames"] == 49
+    elf = out / "build" / "listen-cortex-m4" / "app.elf"
+    for wav in ("yes_1000ms.wav", "no_1000ms.wav"):
+        path = require_reference_file(f"models/tflite_micro/{wav}")
+        run = run_qemu_listen(elf, TARGETS["cortex-m4"], path.read_bytes(), 490)
+        features = mfcc.features(fit_clip(read_wav(path, 16000)[0], 49))
+        assert np.array_equal(np.frombuffer(run.features, dtype=np.int8).reshape(49, 10), features)
+        scores = Interpreter(graph).invoke([features.reshape(1, 49, 10, 1)])[0].reshape(-1)
+        assert run.scores == tuple(int(s) for s in scores), wav
