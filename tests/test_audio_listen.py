@@ -45,6 +45,11 @@ def expected():
     return table
 
 
+@pytest.fixture(scope="module")
+def host_project(tmp_path_factory):
+    return _compile(tmp_path_factory, "host")
+
+
 def _compile(tmp_path_factory, target: str):
     graph = load_graph(str(require_reference_file(CLASSIFIER)))
     out = tmp_path_factory.mktemp(f"micro_speech_{target}")
@@ -65,8 +70,8 @@ def test_tflm_labels_and_our_reference_runtime(expected):
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
-def test_host_listen_runner(tmp_path_factory, expected):
-    out, report = _compile(tmp_path_factory, "host")
+def test_host_listen_runner(tmp_path_factory, host_project, expected):
+    out, report = host_project
     assert report["frontend"]["name"] == "micro-speech" and report["frontend"]["frames"] == 49
     app = out / "build" / "listen-host" / "app"
     for wav, (features, scores, label) in expected.items():
@@ -174,3 +179,32 @@ def test_qemu_mfcc_keyword_model(tmp_path):
         assert np.array_equal(np.frombuffer(run.features, dtype=np.int8).reshape(49, 10), features)
         scores = Interpreter(graph).invoke([features.reshape(1, 49, 10, 1)])[0].reshape(-1)
         assert run.scores == tuple(int(s) for s in scores), wav
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_streaming_c_equals_the_numpy_recognizer(tmp_path_factory, host_project):
+    """Two seconds ("yes" then "no") hop by hop: every inference's scores and the recognizer's
+    label in C equal `mcuforge.audio.stream.StreamingRecognizer` with our runtime."""
+    from mcuforge.audio.stream import StreamingRecognizer
+
+    out, _ = host_project
+    graph = load_graph(str(require_reference_file(CLASSIFIER)))
+    pcm = np.concatenate([read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0]
+                          for wav in ("yes_1000ms.wav", "no_1000ms.wav")])
+    wav = tmp_path_factory.mktemp("stream") / "stream.wav"
+    _write_wav(wav, pcm, 16000)
+    lines = subprocess.run([str(out / "build/listen-host/app"), str(wav), "stream"], capture_output=True,
+                           text=True, check=True, timeout=120).stdout.strip().split("\n")
+    interpreter = Interpreter(graph)
+    recognizer = StreamingRecognizer(micro_speech,
+                                     lambda frames: interpreter.invoke([frames.reshape(1, -1)])[0])
+    expected = []
+    for start in range(0, len(pcm) - 320 + 1, 320):
+        event = recognizer.push(pcm[start:start + 320])
+        if event is not None:
+            heard = LABELS[event.heard] if event.heard is not None else "-"
+            expected.append(f"hop={event.hop} scores={','.join(map(str, event.scores))} "
+                            f"heard={heard}{' new' if event.new else ''}")
+    assert lines == expected
+    heard_new = [line.split("heard=")[1].split()[0] for line in lines if line.endswith(" new")]
+    assert "yes" in heard_new and "no" in heard_new
