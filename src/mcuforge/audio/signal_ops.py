@@ -99,8 +99,8 @@ def filterbank_matrix(weights, unweights, frequency_starts, weight_starts, width
 
 
 def filterbank(energy: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``FilterbankAccumulateChannels`` (uint64 sums; exact: the sums stay below 2^53 only if we
-    used floats, so this is an integer product)."""
+    """``FilterbankAccumulateChannels``: uint64 sums of weight × energy (an integer matrix product
+    over the bins any band uses; float64 would round sums above 2^53)."""
     used = np.flatnonzero(matrix.any(axis=1))
     return energy[..., used].astype(np.uint64) @ matrix[used]
 
