@@ -80,3 +80,14 @@ def test_state_bytes_in_the_header():
     header = render_frontend("micro-speech")["mf_frontend.h"]
     assert f"uint32_t noise_estimate[{micro_speech.NUM_CHANNELS}]" in header
     assert "mf_frontend_process(mf_frontend_state_t *state, const int16_t *hop_samples" in header
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
+def test_frontend_memory_is_measured_from_the_object():
+    from mcuforge.audio.measure import frontend_memory
+
+    ms, mfcc = frontend_memory("micro-speech", "cortex-m4"), frontend_memory("mfcc", "cortex-m4")
+    assert ms.state_bytes == 4 * 40 + 2 * 160 and mfcc.state_bytes == 2 * 160
+    fft_buffers = 2 * 512 + 2 * 2 * 256 + 2 * 2 * 257 + 4 * 257
+    assert ms.scratch_bytes >= fft_buffers and mfcc.scratch_bytes >= fft_buffers
+    assert 4000 < ms.flash_bytes < 16000 and ms.sram_bytes == ms.scratch_bytes + ms.state_bytes
