@@ -91,3 +91,21 @@ def test_frontend_memory_is_measured_from_the_object():
     fft_buffers = 2 * 512 + 2 * 2 * 256 + 2 * 2 * 257 + 4 * 257
     assert ms.scratch_bytes >= fft_buffers and mfcc.scratch_bytes >= fft_buffers
     assert 4000 < ms.flash_bytes < 16000 and ms.sram_bytes == ms.scratch_bytes + ms.state_bytes
+
+
+@pytest.mark.slow
+def test_no_undefined_behaviour_on_extreme_input(tmp_path):
+    """AddressSanitizer and UBSan builds (any report aborts) on full-scale noise, a full-scale square
+    wave and constant -32768, clip and stream, outputs still equal to numpy."""
+    from mcuforge.codegen.targets import HOST_SANITIZE_FLAGS
+
+    rng = np.random.default_rng(3)
+    clips = [rng.integers(-32768, 32768, size=4000).astype(np.int16),
+             (np.sign(np.sin(np.arange(4000) * 0.3)) * 32767).astype(np.int16),
+             np.full(1000, -32768, dtype=np.int16)]
+    for name in ("micro-speech", "mfcc"):
+        binary = build_host_frontend(name, tmp_path / name, HOST_SANITIZE_FLAGS)
+        module = frontend_by_name(name)
+        for pcm in clips:
+            assert np.array_equal(_run(binary, "clip", pcm, module.NUM_CHANNELS), module.features(pcm))
+            _run(binary, "stream", pcm, module.NUM_CHANNELS)

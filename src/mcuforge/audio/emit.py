@@ -101,9 +101,10 @@ def frontend_sources(name: str) -> FrontendSources:
         features=module.NUM_CHANNELS)
 
 
-def build_host_frontend(name: str, directory: Path) -> Path:
+def build_host_frontend(name: str, directory: Path, extra_flags: tuple[str, ...] = ()) -> Path:
     """Write the front end and its host runner into ``directory`` and compile them with gcc (-O2,
-    C99, warnings as errors); returns the binary: ``app clip|stream PCM.bin FEATURES.bin``."""
+    C99, warnings as errors, then ``extra_flags``, e.g. the sanitizers); returns the binary:
+    ``app clip|stream PCM.bin FEATURES.bin``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for file, text in render_frontend(name).items():
@@ -112,7 +113,8 @@ def build_host_frontend(name: str, directory: Path) -> Path:
         _environment().get_template("mf_frontend_main.c").render())
     compiler = require_tool("gcc")
     binary = directory / "app"
-    result = run_child([compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(directory),
+    result = run_child([compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *extra_flags,
+                        "-I", str(directory),
                         str(directory / "mf_frontend.c"), str(directory / "mf_frontend_main.c"),
                         "-o", str(binary)], timeout_s=300)
     if result.returncode != 0:
