@@ -1,16 +1,26 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations and weights, int16 cell state), added as one op
 module: registered, written by our writer (24 inputs, the two states as variable tensors) and read
 back, bit-exact with the TFLite Micro pip interpreter on several shapes, scales, cell clips and both
-layouts, close to a float LSTM, its value checks and refusals one line each; the C lowering is
-refused."""
+layouts, its state carried from one invocation to the next as TFLM's variable tensors (and reset
+the same way), close to a float LSTM, its value checks and refusals one line each; the generated C
+equals the reference runtime and TFLite Micro over several invocations, its state outside the
+arena."""
 
 from __future__ import annotations
+
+import subprocess
 
 import numpy as np
 import pytest
 
+from codegen_support import HAVE_ARM, differential_run
 from tflm_support import assert_matches_tflm
+from mcuforge.codegen.build import build, run_host
+from mcuforge.codegen.emit import generate, write_project
+from mcuforge.codegen.targets import TARGETS
+from mcuforge.frontends.tflite_writer import serialize_tflite
 from mcuforge.errors import InvalidValueError, UnsupportedOpError
+from mcuforge.ops.lowering_types import StateArray
 from mcuforge.frontends.tflite import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import DType, Graph, Op, OpKind, QuantParams, Tensor, infer_output_shape
@@ -142,9 +152,101 @@ def test_lstm_value_checks_refuse_in_one_line():
         validate_model(lstm_graph(1, 3, 4, 4, cell_clip=-1.0), "m")
 
 
-def test_lstm_c_lowering_is_refused_in_one_line():
-    graph = lstm_graph(1, 3, 4, 4)
-    assert not op_def(OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM).has_lowering
-    why = refusal(graph, c_code=True)
-    assert why is not None and "UNIDIRECTIONAL_SEQUENCE_LSTM" in why and "\n" not in why
-    assert refusal(graph, c_code=False) is None
+def tflm_sequence(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The outputs of one TFLite Micro interpreter invoked on ``inputs`` in turn (no reset)."""
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    model_bytes = serialize_tflite(graph)
+    tflm = runtime.Interpreter.from_bytes(model_bytes, arena_size=4 * 1024 * 1024)
+    outputs = []
+    for x in inputs:
+        tflm.set_input(x, 0)
+        tflm.invoke()
+        outputs.append(tflm.get_output(0).copy())
+    del tflm, model_bytes
+    return outputs
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[7]])
+def test_lstm_state_carries_across_invocations_as_in_tflite_micro(case):
+    """TFLM keeps its variable tensors from one invoke to the next; so does the Interpreter, and
+    `reset_state` is TFLM's reset: a fresh start gives the first invocation's output again."""
+    batch, steps, features, units, options = case
+    graph = lstm_graph(batch, steps, features, units, seed=11, **options)
+    inputs = [random_input(graph, seed)[0] for seed in range(4)]
+    interpreter = Interpreter(graph)
+    ours = [interpreter.invoke([x])[0] for x in inputs]
+    for k, (mine, theirs) in enumerate(zip(ours, tflm_sequence(graph, inputs))):
+        assert np.array_equal(mine, theirs), f"invocation {k} differs from TFLite Micro"
+    assert not np.array_equal(ours[1], Interpreter(graph).invoke([inputs[1]])[0])
+    interpreter.reset_state()
+    assert np.array_equal(interpreter.invoke([inputs[0]])[0], ours[0])
+
+
+@pytest.mark.parametrize("batch, steps, features, units, options", CASES)
+def test_lstm_c_equals_the_reference(tmp_path, batch, steps, features, units, options):
+    """Five invocations in one process (the state carries in both), sanitised host build."""
+    graph = lstm_graph(batch, steps, features, units, seed=steps * 31 + units, **options)
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_lstm_c_equals_tflite_micro_across_invocations(tmp_path):
+    graph = lstm_graph(2, 5, 8, 6, seed=4, x_q=(0.05, -7), h_q=(0.01, 5), cell_clip=0.4)
+    project = tmp_path / "project"
+    write_project(generate(graph, TARGETS["host"]), project)
+    inputs = [random_input(graph, seed)[0] for seed in range(5)]
+    out_bytes = graph.tensors["y"].nbytes
+    got = run_host(build(project, "host-asan"), b"".join(x.tobytes() for x in inputs), out_bytes,
+                   len(inputs))
+    want = b"".join(y.tobytes() for y in tflm_sequence(graph, inputs))
+    assert np.count_nonzero(np.frombuffer(got, np.int8) != np.frombuffer(want, np.int8)) == 0
+
+
+def test_lstm_c_state_is_outside_the_arena_and_resets(tmp_path):
+    """The two states are static arrays (B * U int8 + B * U int16), not arena tensors; the arena is
+    input + output + the gates' scratch; ``mcuforge_reset_state`` brings back the start-up state."""
+    graph = lstm_graph(2, 3, 4, 5, x_q=(0.1, -20), h_q=(0.01, 10))
+    model = generate(graph, TARGETS["host"])
+    (layer,) = model.layers
+    assert [(s.ctype, s.length, s.reset_value) for s in layer.states] == [
+        ("int8_t", 10, 10), ("int16_t", 10, 0)]
+    assert isinstance(layer.args[8], StateArray) and model.state_bytes == 30
+    assert set(model.plan.placements) == {"x", "y"}
+    assert model.plan.arena_bytes == 24 + 30 + 4 * 5 * 2
+    project = tmp_path / "project"
+    write_project(model, project)
+    inputs = [random_input(graph, seed)[0] for seed in range(2)]
+    arrays = "\n".join(f"static const int8_t x{k}[{x.size}] = {{{', '.join(map(str, x.ravel()))}}};"
+                        for k, x in enumerate(inputs))
+    (project / "driver.c").write_text(f"""#include <stdio.h>
+#include "model.h"
+{arrays}
+static int8_t y[MCUFORGE_OUTPUT_BYTES];
+static void run(const int8_t *x) {{ mcuforge_invoke(x, y); fwrite(y, 1, sizeof y, stdout); }}
+int main(void) {{ run(x0); run(x1); mcuforge_reset_state(); run(x1); run(x0); return 0; }}
+""")
+    sources = [str(project / "model.c"), *map(str, sorted((project / "kernels").glob("*.c"))),
+               str(project / "driver.c")]
+    subprocess.run(["gcc", "-std=c99", "-O1", "-I", str(project), *sources, "-o",
+                    str(tmp_path / "app")], check=True)
+    got = subprocess.run([str(tmp_path / "app")], check=True, capture_output=True).stdout
+    interpreter = Interpreter(graph)
+    want = [interpreter.invoke([inputs[0]])[0], interpreter.invoke([inputs[1]])[0]]
+    interpreter.reset_state()
+    want += [interpreter.invoke([inputs[1]])[0], interpreter.invoke([inputs[0]])[0]]
+    assert got == b"".join(w.tobytes() for w in want)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_lstm_c_equals_the_reference_under_qemu(tmp_path):
+    graph = lstm_graph(1, 8, 16, 16, seed=2)
+    assert differential_run(graph, tmp_path, qemu=True, target="cortex-m4") == {"host-asan": 0,
+                                                                               "qemu": 0}
+
+
+def test_lstm_c_refuses_a_cell_scale_it_cannot_scale_in_one_line():
+    graph = lstm_graph(1, 3, 4, 4, cell_scale=8.0)
+    with pytest.raises(UnsupportedOpError, match="cell state scale") as info:
+        generate(graph, TARGETS["host"])
+    assert "\n" not in str(info.value) and "operator #0" in str(info.value)
+    assert refusal(graph, c_code=True) is None
