@@ -250,3 +250,15 @@ def test_lstm_c_refuses_a_cell_scale_it_cannot_scale_in_one_line():
         generate(graph, TARGETS["host"])
     assert "\n" not in str(info.value) and "operator #0" in str(info.value)
     assert refusal(graph, c_code=True) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_lstm_state_is_counted_in_the_measured_sram(tmp_path):
+    """The Cortex-M build's .data + .bss hold the state, so the measured SRAM counts it."""
+    from mcuforge.codegen.project import compile_model
+    graph = lstm_graph(2, 4, 8, 6, seed=3, h_q=(0.01, 5))
+    report = compile_model(graph, tmp_path / "out", "cortex-m4")
+    assert report["state_bytes"] == 2 * 6 * 3
+    assert report["data_bytes"] + report["bss_bytes"] >= report["state_bytes"]
+    assert report["measured_sram_bytes"] >= report["arena_bytes"] + report["state_bytes"]
