@@ -23,7 +23,9 @@ from mcuforge.errors import InvalidValueError, UnsupportedOpError
 from mcuforge.ops.lowering_types import StateArray
 from mcuforge.frontends.tflite import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir import DType, Graph, Op, OpKind, QuantParams, Tensor, infer_output_shape
+from mcuforge.ir import (DType, FullyConnectedAttrs, Graph, Op, OpKind, QuantParams, Tensor,
+                         infer_output_shape)
+from mcuforge.ops.strided_slice import StridedSliceAttrs
 from mcuforge.ops import implemented_kinds, op_def
 from mcuforge.ops.support import refusal
 from mcuforge.ops.lstm_int16 import SIGMOID_TABLE_UINT16, lstm_tanh_int16, sigmoid_int16
@@ -234,6 +236,48 @@ int main(void) {{ run(x0); run(x1); mcuforge_reset_state(); run(x1); run(x0); re
     interpreter.reset_state()
     want += [interpreter.invoke([inputs[1]])[0], interpreter.invoke([inputs[0]])[0]]
     assert got == b"".join(w.tobytes() for w in want)
+
+
+def keras_like_graph() -> Graph:
+    """Two stacked LSTMs (two sets of state), the last step (STRIDED_SLICE) and a dense head, as
+    the converter writes ``LSTM(return_sequences=True) -> LSTM -> Dense``."""
+    first = lstm_graph(1, 6, 8, 10, seed=21, x_q=(0.03, 4), h_q=(1 / 128, -2))
+    second = lstm_graph(1, 6, 10, 7, seed=22, x_q=(1 / 128, -2), h_q=(0.01, 3), cell_scale=2 ** -12)
+    tensors = dict(first.tensors)
+    rename = {name: f"{name}2" for name in second.tensors}
+    rename["x"] = "y"
+    for name, tensor in second.tensors.items():
+        if name != "x":
+            tensors[rename[name]] = Tensor(rename[name], tensor.shape, tensor.dtype, tensor.quant,
+                                           tensor.constant, tensor.data)
+    (op1,), (op2,) = first.ops, second.ops
+    op2 = Op("lstm2", op2.kind, tuple(rename[n] for n in op2.inputs), ("y2",), op2.attrs)
+    tensors["last"] = Tensor("last", (1, 7), DType.INT8, tensors["y2"].quant)
+    slice_op = Op("last_step", OpKind.STRIDED_SLICE, ("y2",), ("last",),
+                  StridedSliceAttrs((0, -1, 0), (1, 0, 7), (1, 1, 1), end_mask=0b101,
+                                    shrink_axis_mask=0b010))
+    rng = np.random.default_rng(5)
+    tensors["w_fc"] = Tensor("w_fc", (3, 7), DType.INT8, QuantParams.per_tensor(0.01, 0), True,
+                             rng.integers(-127, 128, size=(3, 7), dtype=np.int8))
+    tensors["b_fc"] = Tensor("b_fc", (3,), DType.INT32, QuantParams.per_tensor(1e-4, 0), True,
+                             rng.integers(-500, 500, size=3).astype(np.int32))
+    tensors["logits"] = Tensor("logits", (1, 3), DType.INT8, QuantParams.per_tensor(0.02, 1))
+    fc = Op("dense", OpKind.FULLY_CONNECTED, ("last", "w_fc", "b_fc"), ("logits",),
+            FullyConnectedAttrs())
+    return Graph("keras_like", tensors, (op1, op2, slice_op, fc), ("x",), ("logits",))
+
+
+def test_stacked_lstms_with_a_head_c_equals_the_reference_and_tflite_micro(tmp_path):
+    graph = keras_like_graph()
+    validate_model(graph, "test")
+    inputs = [random_input(graph, seed)[0] for seed in range(4)]
+    interpreter = Interpreter(graph)
+    ours = [interpreter.invoke([x])[0] for x in inputs]
+    for mine, theirs in zip(ours, tflm_sequence(graph, inputs)):
+        assert np.array_equal(mine, theirs)
+    model = generate(graph, TARGETS["host"])
+    assert model.state_bytes == 10 * 3 + 7 * 3
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
 
 
 @pytest.mark.slow
