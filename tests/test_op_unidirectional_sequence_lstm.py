@@ -15,6 +15,7 @@ import pytest
 
 from codegen_support import HAVE_ARM, differential_run
 from tflm_support import assert_matches_tflm
+from mcuforge.analysis.memory import state_bytes
 from mcuforge.codegen.build import build, run_host
 from mcuforge.codegen.emit import generate, write_project
 from mcuforge.codegen.targets import TARGETS
@@ -211,7 +212,7 @@ def test_lstm_c_state_is_outside_the_arena_and_resets(tmp_path):
     (layer,) = model.layers
     assert [(s.ctype, s.length, s.reset_value) for s in layer.states] == [
         ("int8_t", 10, 10), ("int16_t", 10, 0)]
-    assert isinstance(layer.args[8], StateArray) and model.state_bytes == 30
+    assert isinstance(layer.args[8], StateArray) and model.state_bytes == 30 == state_bytes(graph)
     assert set(model.plan.placements) == {"x", "y"}
     assert model.plan.arena_bytes == 24 + 30 + 4 * 5 * 2
     project = tmp_path / "project"
@@ -309,3 +310,11 @@ def test_lstm_state_is_counted_in_the_measured_sram(tmp_path):
     assert report["state_bytes"] == 2 * 6 * 3
     assert report["data_bytes"] + report["bss_bytes"] >= report["state_bytes"]
     assert report["measured_sram_bytes"] >= report["arena_bytes"] + report["state_bytes"]
+
+
+def test_bench_counts_the_state_beside_our_arena(tmp_path):
+    from mcuforge.commands.bench import bench_against_tflm
+    graph = lstm_graph(2, 3, 4, 5)
+    result = bench_against_tflm(write_tflite(graph, tmp_path / "lstm.tflite"))
+    assert result.state_bytes == 2 * 5 * 3 == result.to_json()["ours"]["state_bytes"]
+    assert result.tflm.total > result.arena_bytes + result.state_bytes
