@@ -66,7 +66,7 @@ from mcuforge.frontends.tflite import read_tflite
 from mcuforge.ir import DType, Graph
 from mcuforge.ops.support import refusal
 from mcuforge.planner.arena import plan_arena
-from mcuforge.rivals.tflm import measure_tflm_arena
+from mcuforge.rivals.tflm import failure_reason, measure_tflm_arena
 
 _TFLM_CHILD = """
 import sys
@@ -123,9 +123,8 @@ def tflm_outputs(path: Path, cases: list[list[np.ndarray]], n_outputs: int) -> l
         result = subprocess.run([sys.executable, "-c", _TFLM_CHILD, str(path), str(inputs_path),
                                  str(outputs_path)], capture_output=True, text=True, timeout=600)
         if result.returncode != 0 or not outputs_path.exists():
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            raise McuforgeError(f"TFLite Micro could not run it: "
-                                f"{lines[-1] if lines else f'exit status {result.returncode}'}")
+            raise McuforgeError("TFLite Micro could not run it: "
+                                f"{failure_reason(result.stderr, result.returncode)}")
         saved = np.load(outputs_path)
         return [[saved[f"{c}_{i}"] for i in range(n_outputs)] for c in range(len(cases))]
 

@@ -180,3 +180,14 @@ def test_tile_refuses_bad_multiples_in_one_line(multiples, message):
         validate_model(graph)
     assert str(info.value).startswith("graph bad: operator #0 tile (TILE): ")
     assert "\n" not in str(info.value)
+
+
+def test_bench_says_tflite_micro_has_no_tile_kernel(tmp_path):
+    """TFLite Micro cannot run a TILE model; `bench` names the kernel it lacks, not its
+    allocation failure."""
+    from mcuforge.commands.bench import bench_against_tflm
+    from mcuforge.errors import ModelFileError
+    path = write_tflite(tile_graph((2, 3), (2, 2)), tmp_path / "tile.tflite")
+    with pytest.raises(ModelFileError, match="Didn't find op for builtin opcode 'TILE'") as info:
+        bench_against_tflm(path)
+    assert "\n" not in str(info.value)
