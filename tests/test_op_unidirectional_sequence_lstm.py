@@ -318,3 +318,14 @@ def test_bench_counts_the_state_beside_our_arena(tmp_path):
     result = bench_against_tflm(write_tflite(graph, tmp_path / "lstm.tflite"))
     assert result.state_bytes == 2 * 5 * 3 == result.to_json()["ours"]["state_bytes"]
     assert result.tflm.total > result.arena_bytes + result.state_bytes
+
+
+def test_the_sram_budget_counts_the_state(tmp_path):
+    from mcuforge.codegen.project import compile_model
+    from mcuforge.errors import DoesNotFitError
+    graph = lstm_graph(1, 3, 4, 5)
+    model = generate(graph, TARGETS["cortex-m4"])
+    needed = model.plan.arena_bytes + model.state_bytes
+    with pytest.raises(DoesNotFitError, match="arena \\+ state") as info:
+        compile_model(graph, tmp_path / "out", "cortex-m4", sram_bytes=needed - 1, measure=False)
+    assert info.value.needed_bytes == needed and not (tmp_path / "out").exists()
