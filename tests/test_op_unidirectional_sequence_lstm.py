@@ -1,19 +1,32 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations and weights, int16 cell state), added as one op
 module: registered, written by our writer (24 inputs, the two states as variable tensors) and read
 back, bit-exact with the TFLite Micro pip interpreter on several shapes, scales, cell clips and both
-layouts, close to a float LSTM, its value checks and refusals one line each; the C lowering is
-refused."""
+layouts, its state carried from one invocation to the next as TFLM's variable tensors (and reset
+the same way), close to a float LSTM, its value checks and refusals one line each; the generated C
+equals the reference runtime and TFLite Micro over several invocations, its state outside the
+arena."""
 
 from __future__ import annotations
+
+import subprocess
 
 import numpy as np
 import pytest
 
+from codegen_support import HAVE_ARM, differential_run
 from tflm_support import assert_matches_tflm
+from mcuforge.analysis.memory import state_bytes
+from mcuforge.codegen.build import build, run_host
+from mcuforge.codegen.emit import generate, write_project
+from mcuforge.codegen.targets import TARGETS
+from mcuforge.frontends.tflite_writer import serialize_tflite
 from mcuforge.errors import InvalidValueError, UnsupportedOpError
+from mcuforge.ops.lowering_types import StateArray
 from mcuforge.frontends.tflite import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir import DType, Graph, Op, OpKind, QuantParams, Tensor, infer_output_shape
+from mcuforge.ir import (DType, FullyConnectedAttrs, Graph, Op, OpKind, QuantParams, Tensor,
+                         infer_output_shape)
+from mcuforge.ops.strided_slice import StridedSliceAttrs
 from mcuforge.ops import implemented_kinds, op_def
 from mcuforge.ops.support import refusal
 from mcuforge.ops.lstm_int16 import SIGMOID_TABLE_UINT16, lstm_tanh_int16, sigmoid_int16
@@ -142,9 +155,177 @@ def test_lstm_value_checks_refuse_in_one_line():
         validate_model(lstm_graph(1, 3, 4, 4, cell_clip=-1.0), "m")
 
 
-def test_lstm_c_lowering_is_refused_in_one_line():
-    graph = lstm_graph(1, 3, 4, 4)
-    assert not op_def(OpKind.UNIDIRECTIONAL_SEQUENCE_LSTM).has_lowering
-    why = refusal(graph, c_code=True)
-    assert why is not None and "UNIDIRECTIONAL_SEQUENCE_LSTM" in why and "\n" not in why
-    assert refusal(graph, c_code=False) is None
+def tflm_sequence(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The outputs of one TFLite Micro interpreter invoked on ``inputs`` in turn (no reset)."""
+    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    model_bytes = serialize_tflite(graph)
+    tflm = runtime.Interpreter.from_bytes(model_bytes, arena_size=4 * 1024 * 1024)
+    outputs = []
+    for x in inputs:
+        tflm.set_input(x, 0)
+        tflm.invoke()
+        outputs.append(tflm.get_output(0).copy())
+    del tflm, model_bytes
+    return outputs
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[7]])
+def test_lstm_state_carries_across_invocations_as_in_tflite_micro(case):
+    """TFLM keeps its variable tensors from one invoke to the next; so does the Interpreter, and
+    `reset_state` is TFLM's reset: a fresh start gives the first invocation's output again."""
+    batch, steps, features, units, options = case
+    graph = lstm_graph(batch, steps, features, units, seed=11, **options)
+    inputs = [random_input(graph, seed)[0] for seed in range(4)]
+    interpreter = Interpreter(graph)
+    ours = [interpreter.invoke([x])[0] for x in inputs]
+    for k, (mine, theirs) in enumerate(zip(ours, tflm_sequence(graph, inputs))):
+        assert np.array_equal(mine, theirs), f"invocation {k} differs from TFLite Micro"
+    assert not np.array_equal(ours[1], Interpreter(graph).invoke([inputs[1]])[0])
+    interpreter.reset_state()
+    assert np.array_equal(interpreter.invoke([inputs[0]])[0], ours[0])
+
+
+@pytest.mark.parametrize("batch, steps, features, units, options", CASES)
+def test_lstm_c_equals_the_reference(tmp_path, batch, steps, features, units, options):
+    """Five invocations in one process (the state carries in both), sanitised host build."""
+    graph = lstm_graph(batch, steps, features, units, seed=steps * 31 + units, **options)
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_lstm_c_equals_tflite_micro_across_invocations(tmp_path):
+    graph = lstm_graph(2, 5, 8, 6, seed=4, x_q=(0.05, -7), h_q=(0.01, 5), cell_clip=0.4)
+    project = tmp_path / "project"
+    write_project(generate(graph, TARGETS["host"]), project)
+    inputs = [random_input(graph, seed)[0] for seed in range(5)]
+    out_bytes = graph.tensors["y"].nbytes
+    got = run_host(build(project, "host-asan"), b"".join(x.tobytes() for x in inputs), out_bytes,
+                   len(inputs))
+    want = b"".join(y.tobytes() for y in tflm_sequence(graph, inputs))
+    assert np.count_nonzero(np.frombuffer(got, np.int8) != np.frombuffer(want, np.int8)) == 0
+
+
+def test_lstm_c_state_is_outside_the_arena_and_resets(tmp_path):
+    """The two states are static arrays (B * U int8 + B * U int16), not arena tensors; the arena is
+    input + output + the gates' scratch; ``mcuforge_reset_state`` brings back the start-up state."""
+    graph = lstm_graph(2, 3, 4, 5, x_q=(0.1, -20), h_q=(0.01, 10))
+    model = generate(graph, TARGETS["host"])
+    (layer,) = model.layers
+    assert [(s.ctype, s.length, s.reset_value) for s in layer.states] == [
+        ("int8_t", 10, 10), ("int16_t", 10, 0)]
+    assert isinstance(layer.args[8], StateArray) and model.state_bytes == 30 == state_bytes(graph)
+    assert set(model.plan.placements) == {"x", "y"}
+    assert model.plan.arena_bytes == 24 + 30 + 4 * 5 * 2
+    project = tmp_path / "project"
+    write_project(model, project)
+    inputs = [random_input(graph, seed)[0] for seed in range(2)]
+    arrays = "\n".join(f"static const int8_t x{k}[{x.size}] = {{{', '.join(map(str, x.ravel()))}}};"
+                        for k, x in enumerate(inputs))
+    (project / "driver.c").write_text(f"""#include <stdio.h>
+#include "model.h"
+{arrays}
+static int8_t y[MCUFORGE_OUTPUT_BYTES];
+static void run(const int8_t *x) {{ mcuforge_invoke(x, y); fwrite(y, 1, sizeof y, stdout); }}
+int main(void) {{ run(x0); run(x1); mcuforge_reset_state(); run(x1); run(x0); return 0; }}
+""")
+    sources = [str(project / "model.c"), *map(str, sorted((project / "kernels").glob("*.c"))),
+               str(project / "driver.c")]
+    subprocess.run(["gcc", "-std=c99", "-O1", "-I", str(project), *sources, "-o",
+                    str(tmp_path / "app")], check=True)
+    got = subprocess.run([str(tmp_path / "app")], check=True, capture_output=True).stdout
+    interpreter = Interpreter(graph)
+    want = [interpreter.invoke([inputs[0]])[0], interpreter.invoke([inputs[1]])[0]]
+    interpreter.reset_state()
+    want += [interpreter.invoke([inputs[1]])[0], interpreter.invoke([inputs[0]])[0]]
+    assert got == b"".join(w.tobytes() for w in want)
+
+
+def keras_like_graph() -> Graph:
+    """Two stacked LSTMs (two sets of state), the last step (STRIDED_SLICE) and a dense head, as
+    the converter writes ``LSTM(return_sequences=True) -> LSTM -> Dense``."""
+    first = lstm_graph(1, 6, 8, 10, seed=21, x_q=(0.03, 4), h_q=(1 / 128, -2))
+    second = lstm_graph(1, 6, 10, 7, seed=22, x_q=(1 / 128, -2), h_q=(0.01, 3), cell_scale=2 ** -12)
+    tensors = dict(first.tensors)
+    rename = {name: f"{name}2" for name in second.tensors}
+    rename["x"] = "y"
+    for name, tensor in second.tensors.items():
+        if name != "x":
+            tensors[rename[name]] = Tensor(rename[name], tensor.shape, tensor.dtype, tensor.quant,
+                                           tensor.constant, tensor.data)
+    (op1,), (op2,) = first.ops, second.ops
+    op2 = Op("lstm2", op2.kind, tuple(rename[n] for n in op2.inputs), ("y2",), op2.attrs)
+    tensors["last"] = Tensor("last", (1, 7), DType.INT8, tensors["y2"].quant)
+    slice_op = Op("last_step", OpKind.STRIDED_SLICE, ("y2",), ("last",),
+                  StridedSliceAttrs((0, -1, 0), (1, 0, 7), (1, 1, 1), end_mask=0b101,
+                                    shrink_axis_mask=0b010))
+    rng = np.random.default_rng(5)
+    tensors["w_fc"] = Tensor("w_fc", (3, 7), DType.INT8, QuantParams.per_tensor(0.01, 0), True,
+                             rng.integers(-127, 128, size=(3, 7), dtype=np.int8))
+    tensors["b_fc"] = Tensor("b_fc", (3,), DType.INT32, QuantParams.per_tensor(1e-4, 0), True,
+                             rng.integers(-500, 500, size=3).astype(np.int32))
+    tensors["logits"] = Tensor("logits", (1, 3), DType.INT8, QuantParams.per_tensor(0.02, 1))
+    fc = Op("dense", OpKind.FULLY_CONNECTED, ("last", "w_fc", "b_fc"), ("logits",),
+            FullyConnectedAttrs())
+    return Graph("keras_like", tensors, (op1, op2, slice_op, fc), ("x",), ("logits",))
+
+
+def test_stacked_lstms_with_a_head_c_equals_the_reference_and_tflite_micro(tmp_path):
+    graph = keras_like_graph()
+    validate_model(graph, "test")
+    inputs = [random_input(graph, seed)[0] for seed in range(4)]
+    interpreter = Interpreter(graph)
+    ours = [interpreter.invoke([x])[0] for x in inputs]
+    for mine, theirs in zip(ours, tflm_sequence(graph, inputs)):
+        assert np.array_equal(mine, theirs)
+    model = generate(graph, TARGETS["host"])
+    assert model.state_bytes == 10 * 3 + 7 * 3
+    assert differential_run(graph, tmp_path, qemu=False, target="host") == {"host-asan": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[7]])
+def test_lstm_c_equals_the_reference_under_qemu(tmp_path, case):
+    """The Cortex-M4 build (the SMLAD paths; an odd unit count takes the one-row tail)."""
+    batch, steps, features, units, options = case
+    graph = lstm_graph(batch, steps, features, units, seed=2, **options)
+    assert differential_run(graph, tmp_path, qemu=True, target="cortex-m4") == {"host-asan": 0,
+                                                                               "qemu": 0}
+
+
+def test_lstm_c_refuses_a_cell_scale_it_cannot_scale_in_one_line():
+    graph = lstm_graph(1, 3, 4, 4, cell_scale=8.0)
+    with pytest.raises(UnsupportedOpError, match="cell state scale") as info:
+        generate(graph, TARGETS["host"])
+    assert "\n" not in str(info.value) and "operator #0" in str(info.value)
+    assert refusal(graph, c_code=True) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_lstm_state_is_counted_in_the_measured_sram(tmp_path):
+    """The Cortex-M build's .data + .bss hold the state, so the measured SRAM counts it."""
+    from mcuforge.codegen.project import compile_model
+    graph = lstm_graph(2, 4, 8, 6, seed=3, h_q=(0.01, 5))
+    report = compile_model(graph, tmp_path / "out", "cortex-m4")
+    assert report["state_bytes"] == 2 * 6 * 3
+    assert report["data_bytes"] + report["bss_bytes"] >= report["state_bytes"]
+    assert report["measured_sram_bytes"] >= report["arena_bytes"] + report["state_bytes"]
+
+
+def test_bench_counts_the_state_beside_our_arena(tmp_path):
+    from mcuforge.commands.bench import bench_against_tflm
+    graph = lstm_graph(2, 3, 4, 5)
+    result = bench_against_tflm(write_tflite(graph, tmp_path / "lstm.tflite"))
+    assert result.state_bytes == 2 * 5 * 3 == result.to_json()["ours"]["state_bytes"]
+    assert result.tflm.total > result.arena_bytes + result.state_bytes
+
+
+def test_the_sram_budget_counts_the_state(tmp_path):
+    from mcuforge.codegen.project import compile_model
+    from mcuforge.errors import DoesNotFitError
+    graph = lstm_graph(1, 3, 4, 5)
+    model = generate(graph, TARGETS["cortex-m4"])
+    needed = model.plan.arena_bytes + model.state_bytes
+    with pytest.raises(DoesNotFitError, match="arena \\+ state") as info:
+        compile_model(graph, tmp_path / "out", "cortex-m4", sram_bytes=needed - 1, measure=False)
+    assert info.value.needed_bytes == needed and not (tmp_path / "out").exists()

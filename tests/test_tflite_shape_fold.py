@@ -89,3 +89,51 @@ def test_operators_after_a_folded_chain_keep_their_file_index(tmp_path):
     path.write_bytes(build_model(tensors, CHAIN[:4], ["x"], ["flat"]))
     with pytest.raises(McuforgeError, match=r"reshape_3 \(RESHAPE\): output 'flat' has shape \(1, 47\)"):
         read_tflite(path)
+
+
+def test_a_reshape_declared_with_placeholder_ones_takes_its_folded_shape(tmp_path):
+    """Keras' UpSampling2D converted with a dynamic batch: TILE -> RESHAPE whose target is
+    computed (SHAPE -> STRIDED_SLICE -> CONCATENATION) and whose output the converter declared
+    [1, 1, 8, 3] (1 for each dimension it left dynamic). TFLite resizes it at run time to the
+    target [1, 4, 8, 3]; so does the reader, and the model runs as TFLite runs it. A declared
+    shape that is wrong elsewhere than at a 1 stays refused (the test above)."""
+    tensors = [
+        ("x", (1, 4, 4, 3), TensorType.INT8, (0.05, -3), None),
+        ("multiples", (4,), TensorType.INT32, None, [1, 1, 2, 1]),
+        ("tiled", (1, 4, 8, 3), TensorType.INT8, (0.05, -3), None),
+        ("shape_x", (4,), TensorType.INT32, None, None),
+        ("begin", (1,), TensorType.INT32, None, [0]),
+        ("end", (1,), TensorType.INT32, None, [2]),
+        ("strides", (1,), TensorType.INT32, None, [1]),
+        ("lead", (2,), TensorType.INT32, None, None),
+        ("rest", (2,), TensorType.INT32, None, [8, 3]),
+        ("target", (4,), TensorType.INT32, None, None),
+        ("y", (1, 1, 8, 3), TensorType.INT8, (0.05, -3), None),
+    ]
+    ops = [
+        (B.TILE, ["x", "multiples"], ["tiled"], BuiltinOptions.NONE, None),
+        (B.SHAPE, ["x"], ["shape_x"], BuiltinOptions.ShapeOptions,
+         options(S.ShapeOptionsStart, S.ShapeOptionsEnd, OutType=TensorType.INT32)),
+        (B.STRIDED_SLICE, ["shape_x", "begin", "end", "strides"], ["lead"],
+         BuiltinOptions.StridedSliceOptions,
+         options(S.StridedSliceOptionsStart, S.StridedSliceOptionsEnd)),
+        (B.CONCATENATION, ["lead", "rest"], ["target"], BuiltinOptions.ConcatenationOptions,
+         options(S.ConcatenationOptionsStart, S.ConcatenationOptionsEnd, Axis=0)),
+        (B.RESHAPE, ["tiled", "target"], ["y"], BuiltinOptions.ReshapeOptions,
+         options(S.ReshapeOptionsStart, S.ReshapeOptionsEnd)),
+    ]
+    data = build_model(tensors, ops, ["x"], ["y"])
+    path = tmp_path / "upsample.tflite"
+    path.write_bytes(data)
+    graph = read_tflite(path)
+    assert [op.kind for op in graph.ops] == [OpKind.TILE, OpKind.RESHAPE]
+    assert graph.tensors[graph.outputs[0]].shape == (1, 4, 8, 3)
+    x = np.random.default_rng(1).integers(-128, 128, size=(1, 4, 4, 3), dtype=np.int8)
+    ours = Interpreter(graph).invoke([x])[0]
+    from ai_edge_litert.interpreter import Interpreter as LiteRT
+    litert = LiteRT(model_content=data)
+    litert.allocate_tensors()
+    litert.set_tensor(litert.get_input_details()[0]["index"], x)
+    litert.invoke()
+    theirs = litert.get_tensor(litert.get_output_details()[0]["index"])
+    assert theirs.shape == (1, 4, 8, 3) and np.array_equal(ours, theirs)

@@ -9,7 +9,8 @@ import flatbuffers
 import numpy as np
 import tflite
 
-# (name, shape, TensorType, (scale, zero point) or None, int32 constant values or None)
+# (name, shape, TensorType, (scale, zero point) or None, constant values or None: int32, or int64
+# for an INT64 tensor)
 TensorSpec = tuple
 # (builtin code, input names, output names, BuiltinOptions type, options writer or None)
 OpSpec = tuple
@@ -37,7 +38,8 @@ def build_model(tensors: Sequence[TensorSpec], ops: Sequence[OpSpec], inputs: Se
     for name, shape, type_code, quant, data in tensors:
         buffer = 0
         if data is not None:
-            payload = builder.CreateByteVector(np.asarray(data, dtype="<i4").tobytes())
+            dtype = "<i8" if type_code == tflite.TensorType.INT64 else "<i4"
+            payload = builder.CreateByteVector(np.asarray(data, dtype=dtype).tobytes())
             tflite.BufferStart(builder)
             tflite.BufferAddData(builder, payload)
             buffer = len(buffers)

@@ -18,11 +18,13 @@ project d+p(+x). 1 kB = 1024 B in every report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from ..ir import Graph
+from ..ops import op_def
 from .conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from .liveness import Lifetime, lifetimes
 from .overlap import Overlap, find_overlap
@@ -94,3 +96,10 @@ def memory_profile(graph: Graph, options: MemoryConventions = DEFAULT_CONVENTION
             blocks.append(BlockMemory(block.name, top.live_bytes, top.op_name))
     return MemoryProfile(peak.live_bytes, peak.op_name, tuple(per_op), tuple(blocks), options,
                          MappingProxyType(spans))
+
+
+def state_bytes(graph: Graph) -> int:
+    """Bytes of the ops' persistent state (their variable tensors: an LSTM's hidden and cell
+    state), which lives beside the activations, not among them, and is not in the peak."""
+    return sum(math.prod(shape) * dtype.bits // 8 for op in graph.ops
+               for _, shape, dtype, _ in op_def(op.kind).tflite_variable_tensors(graph, op))

@@ -5,8 +5,9 @@ op module's `OpDef.lower`, `mcuforge.ops`), ask the arena planner for one static
 offset for every activation tensor and every kernel's scratch (`planner.arena.plan_arena`; the overlaps it selects —
 in-place depthwise, pointwise and element-wise overlaps, reshape aliases — switch the kernels to
 their overlap-safe variants), then render model.h, model.c (weights as const arrays, one call per
-layer with constant offsets), kernels/*.c (only the specialisations used), the runners, linker
-scripts and the Makefile.
+layer with constant offsets, the persistent state of stateful ops as static arrays outside the
+arena with ``mcuforge_reset_state``), kernels/*.c (only the specialisations used), the runners,
+linker scripts and the Makefile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..patch.schedule import PatchSchedule
 from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from .edges import EdgeConversions, strip_edge_conversions
 from .kernels import KernelSpec, render_kernel, render_template
-from .layers import Buffer, ConstArray, LayerCall, unsupported
+from .layers import Buffer, ConstArray, LayerCall, StateArray, unsupported
 from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target
 
 # The lowering of every op kind that has one (its op module's `OpDef.lower`):
@@ -51,6 +52,11 @@ class GeneratedModel:
     def macs(self) -> int:
         """Multiply-accumulates of one inference."""
         return sum(layer.macs for layer in self.layers)
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the ops' persistent state (static arrays of model.c, outside the arena)."""
+        return sum(state.nbytes for state in _states(self.layers).values())
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -175,7 +181,7 @@ class _Resolver:
                     raise ValueError(f"{arg.kind} buffer of {arg.key} at unaligned offset {offset}")
                 return f"({arg.ctype} *)(void *)(A + {offset})"
             return f"A + {offset}"
-        if isinstance(arg, ConstArray):
+        if isinstance(arg, (ConstArray, StateArray)):
             return arg.name
         return str(int(arg))
 
@@ -209,6 +215,25 @@ def _io_doc(graph: Graph, names) -> list[dict]:
     return docs
 
 
+def _states(layers) -> dict[str, StateArray]:
+    """The state arrays of ``layers`` by name, in order of first use."""
+    return {state.name: state for layer in layers for state in layer.states}
+
+
+def _state_doc(state: StateArray) -> dict:
+    """What model.c.j2 needs of one state array: its declaration and its reset."""
+    initial = ""
+    if state.reset_value:
+        initial = " = {\n" + _array_body(np.full(state.length, state.reset_value)) + "\n}"
+    if state.ctype == "int8_t" or state.reset_value == 0:
+        reset = f"memset({state.name}, {state.reset_value}, sizeof {state.name});"
+    else:
+        reset = (f"for (int32_t i = 0; i < {state.length}; i++) {{ {state.name}[i] = "
+                 f"{state.reset_value}; }}")
+    return {"ctype": state.ctype, "name": state.name, "length": state.length,
+            "initial": initial, "reset": reset}
+
+
 def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, ...], plan: ArenaPlan,
                  target: Target, name: str) -> dict[str, str]:
     """The project's files (relative path -> text) for ``layers`` laid out by ``plan``."""
@@ -221,19 +246,22 @@ def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, 
     for layer in layers:
         if layer.kernel is not None:
             specs[layer.kernel.name] = layer.kernel
+    states = list(_states(layers).values())
     input_bytes = sum(graph.tensors[n].nbytes for n in graph.inputs)
     output_bytes = sum(graph.tensors[n].nbytes for n in graph.outputs)
     common = {"model_name": name, "target": target.name}
     files: dict[str, str] = {}
     files["model.h"] = render_template(
         "model.h.j2", **common, input_bytes=input_bytes, output_bytes=output_bytes,
-        arena_bytes=plan.arena_bytes, inputs=_io_doc(graph, graph.inputs),
+        arena_bytes=plan.arena_bytes, state_bytes=sum(st.nbytes for st in states),
+        inputs=_io_doc(graph, graph.inputs),
         outputs=_io_doc(graph, graph.outputs), float_io=bool(edges.float_inputs or edges.float_outputs))
     files["model.c"] = render_template(
         "model.c.j2", **common, macs=sum(layer.macs for layer in layers),
         arena_bytes=plan.arena_bytes, peak_bytes=plan.peak_activation_bytes, algorithm=plan.algorithm,
         arrays=[{"ctype": a.ctype, "name": a.name, "length": int(np.asarray(a.values).size),
                  "body": _array_body(a.values)} for a in arrays.values()],
+        states=[_state_doc(state) for state in states],
         input_copies=_io_copies(graph, graph.inputs, plan),
         output_copies=_io_copies(graph, graph.outputs, plan),
         layers=[{"index": i, "kind": layer.kind, "op_name": layer.op_name.replace("*/", "* /"),

@@ -18,11 +18,11 @@ from typing import Mapping
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Op
-from ..ops.lowering_types import (Arg, Buffer, ConstArray, LayerCall, c_ident, require_int8,
-                                  unsupported)
+from ..ops.lowering_types import (Arg, Buffer, ConstArray, LayerCall, StateArray, c_ident,
+                                  require_int8, unsupported)
 
-__all__ = ["Arg", "Buffer", "ConstArray", "LayerCall", "c_ident", "require_int8", "unsupported",
-           "with_row_pitches"]
+__all__ = ["Arg", "Buffer", "ConstArray", "LayerCall", "StateArray", "c_ident", "require_int8",
+           "unsupported", "with_row_pitches"]
 
 
 # Kernel templates that take row pitches, and the constant naming the pitch of each activation input.

@@ -38,7 +38,8 @@ MEASURE_SEED = 0
 
 
 SRAM_FORMULA = ("measured_sram_bytes = arena_bytes (activations + kernel scratch, one static buffer) "
-                "+ data_bytes + bss_bytes + stack_high_water_bytes")
+                "+ data_bytes + bss_bytes (they hold state_bytes, the ops' persistent state) "
+                "+ stack_high_water_bytes")
 
 
 def measurement_input(model: GeneratedModel, seed: int = MEASURE_SEED) -> bytes:
@@ -69,6 +70,9 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "scratch_note": "kernel scratch lives inside the arena (in gaps of the activation layout); "
                         "scratch_bytes is the arena growth it caused",
         "scratch_requested_bytes": sum(layer.scratch_bytes for layer in model.layers),
+        "state_bytes": model.state_bytes,
+        "state_note": "the persistent state of stateful ops (an LSTM's hidden and cell state): "
+                      "static arrays outside the arena, kept across invocations",
         "peak_activation_bytes": plan.peak_activation_bytes,
         # The MCUNetV2 paper's convention: the network input is read from the caller's buffer.
         "peak_activation_bytes_input_streamed": memory_profile(
@@ -251,8 +255,10 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     if frontend is not None:
         outputs = graph.tensors[graph.outputs[0]].nbytes
         model = add_frontend(model, frontend, labels or tuple(str(i) for i in range(outputs)))
-    if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
-        raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
+    resident = model.plan.arena_bytes + model.state_bytes
+    if sram_bytes is not None and resident > sram_bytes:
+        what = "arena + state" if model.state_bytes else "arena"
+        raise DoesNotFitError(f"model {graph.name} ({what})", resident, sram_bytes)
     out_dir = Path(out_dir)
     check_output_folder(out_dir)
     with folder_lock(out_dir):

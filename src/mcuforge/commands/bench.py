@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ..analysis.conventions import REFERENCE_CONVENTIONS
-from ..analysis.memory import memory_profile
+from ..analysis.memory import memory_profile, state_bytes
 from ..rivals.tflm import TflmArena, measure_tflm_arena
 from ..errors import ModelFileError
 from ..frontends.tflite import read_tflite
@@ -44,6 +44,7 @@ class BenchResult:
     arena_bytes: int
     float_io_bytes: int
     tflm: TflmArena
+    state_bytes: int = 0  # our persistent state (an LSTM's), beside the arena; TFLM's is in its tail
 
     @property
     def tflm_total_over_ours(self) -> float:
@@ -69,6 +70,7 @@ class BenchResult:
                 "peak_activation_bytes": self.peak_activation_bytes,
                 "peak_activation_bytes_no_inplace": self.peak_activation_bytes_no_inplace,
                 "arena_bytes": self.arena_bytes,
+                "state_bytes": self.state_bytes,
             },
             "tflm": {"total": self.tflm.total, "head": self.tflm.head, "tail": self.tflm.tail,
                      "tail_breakdown": dict(self.tflm.breakdown)},
@@ -96,7 +98,7 @@ def bench_against_tflm(path: Path) -> BenchResult:
                            ).peak_activation_bytes
     arena = plan_arena(graph).arena_bytes
     return BenchResult(graph.name, str(path), inplace, plain, arena, float_io_bytes(graph),
-                       measure_tflm_arena(path))
+                       measure_tflm_arena(path), state_bytes(graph))
 
 
 def _kb(value: int) -> str:
@@ -116,6 +118,9 @@ def print_bench(result: BenchResult) -> None:
     click.echo(f"{result.model} ({result.path})")
     for label, value in rows:
         click.echo(f"  {label:<38} {value:>12,} B  {_kb(value):>12}")
+    if result.state_bytes:
+        click.echo(f"  {'mcuforge persistent state (LSTM)':<38} {result.state_bytes:>12,} B  "
+                   f"{_kb(result.state_bytes):>12}")
     if result.float_io_bytes:
         click.echo(f"  {'float I/O tensors (in TFLM head)':<38} {result.float_io_bytes:>12,} B  "
                    f"{_kb(result.float_io_bytes):>12}")

@@ -127,6 +127,9 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                    f"{post['score_threshold']}, IoU > {post['iou_threshold']} suppressed)")
     click.echo(f"arena {report['arena_bytes']:,} B (analytic peak {report['peak_activation_bytes']:,} B,"
                f" scratch growth {report['scratch_bytes']:,} B)")
+    if report.get("state_bytes"):
+        click.echo(f"persistent state {report['state_bytes']:,} B beside the arena (kept across "
+                   "invocations; in .data/.bss)")
     if "measured_sram_bytes" in report:
         click.echo(f"Flash {report['flash_bytes']:,} B (.text {report['text_bytes']:,}, .rodata "
                    f"{report['rodata_bytes']:,}, .data {report['data_bytes']:,}); measured SRAM "

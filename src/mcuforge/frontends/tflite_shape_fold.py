@@ -14,7 +14,9 @@ honours), PACK, CONCATENATION (no fused activation), GATHER (batch_dims 0) and R
 EXPAND_DIMS (the output tensor's shape) of known int values. An operator writing a graph output, a
 value that does not fit its output tensor's shape, or anything these rules cannot evaluate is left
 alone (the reader then converts or refuses it as before). The values are integers, so folding is
-exact. The operators left keep their index in the file (errors name the file's operator #).
+exact. A RESHAPE whose output the converter declared with placeholder 1s for dimensions it could
+not infer (a size that differs from its input's) takes the shape its folded target gives, as
+TFLite resizes it at run time (Keras' UpSampling2D: EXPAND_DIMS -> TILE -> RESHAPE). The operators left keep their index in the file (errors name the file's operator #).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tflite.BuiltinOperator import BuiltinOperator as B
 from tflite.TensorType import TensorType
 
 from ..ops.strided_slice import StridedSliceAttrs, strided_slice
-from .tflite_decode import RawModel, RawOperator
+from .tflite_decode import RawModel, RawOperator, RawTensor
 
 _INT_TYPES = {TensorType.INT32: "<i4", TensorType.INT64: "<i8"}
 _RESHAPES = (B.RESHAPE, B.SQUEEZE, B.EXPAND_DIMS)
@@ -54,6 +56,8 @@ def fold_shape_computations(raw: RawModel) -> RawModel:
                 value = None
         if value is None or tuple(value.shape) != tuple(raw.tensors[out].shape):
             kept.append(rop)
+            if rop.builtin_code == B.RESHAPE and out >= 0:
+                tensors[out] = _placeholder_fixed(raw, rop, known, tensors[out])
             continue
         known[out] = value
         tensors[out] = replace(tensors[out], buffer=len(buffers))
@@ -62,6 +66,28 @@ def fold_shape_computations(raw: RawModel) -> RawModel:
         return raw
     # The kept operators keep their index in the file, so that errors name the file's operator.
     return replace(raw, tensors=tuple(tensors), buffers=tuple(buffers), operators=tuple(kept))
+
+
+def _placeholder_fixed(raw: RawModel, rop: RawOperator, known: dict[int, np.ndarray],
+                       output: RawTensor) -> RawTensor:
+    """A RESHAPE's output with the shape its (now known) shape input gives, where the file's
+    declared shape cannot be right: the converter writes 1 for each dimension its shape
+    inference left dynamic (``shape_signature`` -1), which TFLite resizes at run time. Only a
+    declared shape whose size differs from the input's, and that differs from a target of the
+    input's size only where it holds such a 1, is replaced."""
+    if len(rop.inputs) < 2 or rop.inputs[1] not in known:
+        return output
+    source = raw.tensors[rop.inputs[0]].shape
+    target = [int(v) for v in known[rop.inputs[1]].reshape(-1)]
+    size = int(np.prod(source, dtype=np.int64))
+    if target.count(-1) == 1:
+        rest = int(np.prod([d for d in target if d != -1], dtype=np.int64))
+        target[target.index(-1)] = size // rest if rest and size % rest == 0 else -1
+    if (any(d < 0 for d in (*source, *target)) or int(np.prod(target, dtype=np.int64)) != size
+            or int(np.prod(output.shape, dtype=np.int64)) == size or len(target) != len(output.shape)
+            or any(d != t and d != 1 for d, t in zip(output.shape, target))):
+        return output
+    return replace(output, shape=tuple(target))
 
 
 def _evaluate(raw: RawModel, rop: RawOperator, known: dict[int, np.ndarray]) -> np.ndarray | None:

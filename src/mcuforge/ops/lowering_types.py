@@ -3,7 +3,8 @@
 A `LayerCall` is a call of one specialised kernel (`KernelSpec`: a jinja2 template of
 ``codegen/templates/kernels`` and the constants it bakes in) with constant arguments: arena buffers
 (`Buffer`, symbolic until the arena plan gives offsets), const arrays emitted into model.c
-(`ConstArray`) and integers. The op modules build them; `mcuforge.codegen` plans the arena, resolves
+(`ConstArray`), an op's persistent state (`StateArray`, static arrays of model.c outside the arena)
+and integers. The op modules build them; `mcuforge.codegen` plans the arena, resolves
 the buffers and renders the templates. These types import nothing above the IR, so the op modules
 (below codegen) can use them.
 """
@@ -61,6 +62,23 @@ class ConstArray:
 
 
 @dataclass(frozen=True)
+class StateArray:
+    """A static, writable array of model.c that keeps an op's state from one ``mcuforge_invoke``
+    to the next (TFLite's variable tensors): outside the reusable arena (in ``.data`` / ``.bss``),
+    set to ``reset_value`` at start-up and by ``mcuforge_reset_state``."""
+
+    name: str
+    ctype: str
+    length: int
+    reset_value: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the array."""
+        return self.length * {"int8_t": 1, "int16_t": 2, "int32_t": 4}[self.ctype]
+
+
+@dataclass(frozen=True)
 class Buffer:
     """A pointer into the arena: a tensor (``kind`` "tensor", ``key`` its name), the op's kernel
     scratch ("scratch", key the op name) or the temp buffer of the op's overlap ("overlap")."""
@@ -70,7 +88,7 @@ class Buffer:
     ctype: str = "int8_t"
 
 
-Arg = Union[Buffer, ConstArray, int]
+Arg = Union[Buffer, ConstArray, StateArray, int]
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,11 @@ class LayerCall:
     def arrays(self) -> tuple[ConstArray, ...]:
         """The const arrays this layer passes."""
         return tuple(a for a in self.args if isinstance(a, ConstArray))
+
+    @property
+    def states(self) -> tuple[StateArray, ...]:
+        """The persistent state arrays this layer passes."""
+        return tuple(a for a in self.args if isinstance(a, StateArray))
 
 
 def unsupported(graph: "Graph", index: int, op: Op, why: str) -> UnsupportedOpError:

@@ -9,7 +9,8 @@ importing the ops. Everything else asks `op_def(kind)`:
 - ``ir``: attributes type and output shape;
 - ``analysis``: MACs, weights for the Flash count, the receptive window along an axis, and which
   overlap the op allows (the byte arithmetic of the overlap stays in `analysis.overlap`);
-- ``runtime``: the int8 reference kernel (`OpDef.run`);
+- ``runtime``: the int8 reference kernel (`OpDef.run`; `OpDef.run_stateful` for an op whose state
+  carries from one invocation to the next);
 - ``codegen``: the C lowering (`OpDef.lower`), a `LayerCall` of a kernel template;
 - ``frontends``: the .tflite builtin code, options table, option decoding and encoding, the constant
   inputs the IR keeps as attributes;
@@ -152,6 +153,13 @@ class OpDef:
         """The op's output computed by the int8 reference kernel from ``env``."""
         raise UnsupportedOpError(f"unsupported op {op.kind.value} (tensor {op.outputs[0]}): no "
                                  "reference kernel")
+
+    def run_stateful(self, graph: "Graph", op: Op, env: Mapping[str, np.ndarray],
+                     state: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """(output, state after the run) from ``state``, the op's state after its previous run
+        (None: the initial state, as TFLite Micro's variable tensors after a reset). An op with
+        state (its `tflite_variable_tensors`) overrides it; the default is `run` and no state."""
+        return self.run(graph, op, env), None
 
     @property
     def has_reference(self) -> bool:

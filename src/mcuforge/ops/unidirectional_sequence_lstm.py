@@ -10,8 +10,9 @@ inputs 9-11, 16-17 and 20-23 must be absent; the reader refuses them in one line
   (symmetric int8, per tensor), the gate biases {input, forget, cell, output} [U] (int32). The
   .tflite hidden state (input 18) is an int8 variable quantised like the output (TFLM copies it to
   the output); the cell state (input 19) an int16 variable whose power-of-two scale is the
-  attribute ``cell_scale``. Both start at zero (TFLM's variable tensors after a reset): one run of
-  the reference kernel is one sequence from a zero state.
+  attribute ``cell_scale``. Both start at TFLM's reset values (the hidden state at its zero point,
+  the cell at 0) and carry from one invocation to the next, as TFLM's variable tensors do
+  (`run_stateful`; `run` is one sequence from the reset state).
 - Prepare (`prepare_lstm`, TFLM's ``PrepareGateParametersInteger``): per gate the input FC
   (input * w / 2^-12, with the bias) and the recurrent FC (hidden * w / 2^-12, no bias), into
   Q3.12 int16; the products forget * cell -> cell (2^-15 * c / c), input * cell gate -> cell
@@ -21,7 +22,10 @@ inputs 9-11, 16-17 and 20-23 must be absent; the reader refuses them in one line
   (the fused activation, TANH); c = sat16(f*c + i*g), clipped; h = tanh(c) * o in int8; the output
   at this step is h.
 - MACs 4 * U * (I + U) per step and batch. Not patchable, no overlap.
-- C: no lowering (the default: `ops.support` refuses compiling it in one line). .tflite: UnidirectionalSequenceLSTMOptions (TANH, cell
+- C (`lower`, template ``kernels/lstm.c.j2``): the same steps in int32 C with the zero points
+  folded into the FC biases; the hidden and cell state are `StateArray`s (static arrays of model.c
+  outside the arena, kept across ``mcuforge_invoke`` calls, reset by ``mcuforge_reset_state``), the
+  four gates of a step are arena scratch. .tflite: UnidirectionalSequenceLSTMOptions (TANH, cell
   clip, time major; proj clip 0).
 """
 
@@ -39,8 +43,10 @@ from ..arith.fixedpoint import quantize_multiplier_scalar
 from ..errors import InvalidValueError, UnsupportedOpError
 from ..ir.ops import OpKind
 from ..ir.tensor import DType, QuantParams
-from .lstm_int16 import (INT16_MAX, INT16_MIN, fc_int16, lstm_tanh_int16, mul_elementwise,
-                         sigmoid_int16)
+from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, StateArray, c_ident,
+                             require_int8, unsupported)
+from .lstm_int16 import (INT16_MAX, INT16_MIN, SIGMOID_TABLE_UINT16, fc_int16, lstm_tanh_int16,
+                         mul_elementwise, sigmoid_int16)
 from .reference_support import op_location, quant_of, value_of
 from .registry import OpDef
 
@@ -138,14 +144,20 @@ def prepare_lstm(x_q: QuantParams, w_qs: list[QuantParams], h_q: QuantParams,
 
 
 def lstm_int8(x: np.ndarray, weights: list[np.ndarray], biases: list[np.ndarray],
-              params: LstmParams, time_major: bool) -> np.ndarray:
-    """The LSTM over a sequence from a zero state: x int8 [B, T, I] ([T, B, I] with
-    ``time_major``), weights the 8 int8 matrices, biases the 4 int32 vectors (`GATES` order);
-    returns the int8 hidden state at every step, [B, T, U] ([T, B, U])."""
+              params: LstmParams, time_major: bool,
+              state: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The LSTM over a sequence: x int8 [B, T, I] ([T, B, I] with ``time_major``), weights the 8
+    int8 matrices, biases the 4 int32 vectors (`GATES` order), ``state`` the (hidden, cell) state
+    [B, U] to start from (None: TFLM's reset values). Returns the int8 hidden state at every step,
+    [B, T, U] ([T, B, U]), and the (hidden int8, cell int16) state after the last step."""
     steps = x if time_major else np.swapaxes(x, 0, 1)  # [T, B, I]
     units, batch = weights[0].shape[0], steps.shape[1]
-    hidden = np.full((batch, units), params.hidden_zero_point, dtype=np.int64)
-    cell = np.zeros((batch, units), dtype=np.int64)
+    if state is None:
+        hidden = np.full((batch, units), params.hidden_zero_point, dtype=np.int64)
+        cell = np.zeros((batch, units), dtype=np.int64)
+    else:
+        hidden, cell = (np.asarray(a, dtype=np.int64) for a in state)
     outputs = []
     for x_t in steps:
         gate = []
@@ -167,7 +179,8 @@ def lstm_int8(x: np.ndarray, weights: list[np.ndarray], biases: list[np.ndarray]
                                  *params.output_mul, params.hidden_zero_point, -128, 127)
         outputs.append(hidden.astype(np.int8))
     result = np.stack(outputs)  # [T, B, U]
-    return result if time_major else np.swapaxes(result, 0, 1)
+    final = (hidden.astype(np.int8), cell.astype(np.int16))
+    return (result if time_major else np.swapaxes(result, 0, 1)), final
 
 
 class UnidirectionalSequenceLstm(OpDef):
@@ -234,14 +247,71 @@ class UnidirectionalSequenceLstm(OpDef):
         return 4 * graph.tensors[op.inputs[1]].shape[0]
 
     def run(self, graph, op, env):
-        """`lstm_int8` on the op's operands (a zero initial state)."""
+        """`lstm_int8` on the op's operands from TFLM's reset state."""
+        return self.run_stateful(graph, op, env, None)[0]
+
+    def run_stateful(self, graph, op, env, state):
+        """`lstm_int8` from ``state`` (hidden, cell), or from the reset state; the state after it."""
         x = value_of(graph, env, op.inputs[0])
         if x.dtype != np.int8:
             raise UnsupportedOpError(f"{op_location(graph, op)}: the LSTM takes int8 activations")
         quant_of(graph, op, op.outputs[0])
         weights = [value_of(graph, env, name) for name in op.inputs[1:9]]
         biases = [value_of(graph, env, name) for name in op.inputs[9:13]]
-        return lstm_int8(x, weights, biases, self._params(graph, op), op.attrs.time_major)
+        return lstm_int8(x, weights, biases, self._params(graph, op), op.attrs.time_major, state)
+
+    def lower(self, graph, index, op, target, overlapped, row_ring=False):
+        """`mf_lstm_*` (template ``lstm``): folded biases, the 8 requantisations, the two states as
+        persistent `StateArray`s and 4 * U int16 of scratch for the gates."""
+        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        require_int8(graph, index, op, (x_t.name, y_t.name))
+        params = self._params(graph, op)
+        (b, t, features), units = x_t.shape, y_t.shape[2]
+        batch, steps = (t, b) if op.attrs.time_major else (b, t)
+        left_shift = 12 + params.cell_scale_power  # lstm_tanh_int16's scaling of the cell state
+        tanh_multiplier, tanh_shift = (3 << left_shift, 0) if left_shift >= 0 else (3, -left_shift)
+        if tanh_multiplier * 32768 >= 2 ** 31:
+            raise unsupported(graph, index, op, f"cell state scale 2^{params.cell_scale_power} "
+                              "is above 4 (the C scales tanh's input in int32)")
+        weights = [graph.tensors[name].data.astype(np.int64) for name in op.inputs[1:9]]
+        biases = [graph.tensors[name].data.astype(np.int64) for name in op.inputs[9:13]]
+        w_in, w_rec = np.concatenate(weights[:4]), np.concatenate(weights[4:])
+        bias_in = np.concatenate(biases) - params.input_zero_point * w_in.sum(axis=1)
+        bias_rec = -params.hidden_zero_point * w_rec.sum(axis=1)
+        for bias, w in ((bias_in, w_in), (bias_rec, w_rec)):
+            if np.max(np.abs(bias) + 128 * np.abs(w).sum(axis=1)) >= 2 ** 31:
+                raise unsupported(graph, index, op, "a gate's accumulator could overflow int32")
+        gates = params.gates
+        mults = [g.input_multiplier for g in gates] + [g.recurrent_multiplier for g in gates]
+        shifts = [g.input_shift for g in gates] + [g.recurrent_shift for g in gates]
+        clip = params.quantized_cell_clip
+        name = (f"mf_lstm_b{batch}_t{steps}_i{features}_u{units}{'_tm' if op.attrs.time_major else ''}"
+                f"_c{clip}_p{-params.cell_scale_power}")
+        table = ",\n".join("    " + ", ".join(str(v) for v in SIGMOID_TABLE_UINT16[i:i + 16])
+                            for i in range(0, 256, 16))
+        spec = KernelSpec(name, "lstm", (
+            "const int8_t *in, int8_t *out, const int8_t *w_in, const int8_t *w_rec, "
+            "const int32_t *bias_in, const int32_t *bias_rec, const int32_t *mult, "
+            "const int32_t *shift, int8_t *hidden, int16_t *cell, int16_t *gates, "
+            "int32_t hidden_zp, int32_t forget_m, int32_t forget_s, int32_t input_m, "
+            "int32_t input_s, int32_t output_m, int32_t output_s"),
+            {"batch": batch, "steps": steps, "features": features, "units": units,
+             "time_major": op.attrs.time_major, "clip": clip, "tanh_multiplier": tanh_multiplier,
+             "tanh_shift": tanh_shift, "table": table})
+        args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name),
+                ConstArray(c_ident(index, "w_in"), "int8_t", w_in.astype(np.int8)),
+                ConstArray(c_ident(index, "w_rec"), "int8_t", w_rec.astype(np.int8)),
+                ConstArray(c_ident(index, "bias_in"), "int32_t", bias_in.astype(np.int32)),
+                ConstArray(c_ident(index, "bias_rec"), "int32_t", bias_rec.astype(np.int32)),
+                ConstArray(c_ident(index, "mult"), "int32_t", np.array(mults, dtype=np.int32)),
+                ConstArray(c_ident(index, "shift"), "int32_t", np.array(shifts, dtype=np.int32)),
+                StateArray(c_ident(index, "hidden"), "int8_t", batch * units,
+                           params.hidden_zero_point),
+                StateArray(c_ident(index, "cell"), "int16_t", batch * units),
+                Buffer("scratch", op.name, "int16_t"), params.hidden_zero_point,
+                *params.forget_cell_mul, *params.input_mul, *params.output_mul)
+        return LayerCall(op.name, op.kind.value, spec, args, 4 * units * 2, self.macs(graph, op),
+                         note="state kept across invocations")
 
     # --- .tflite ---------------------------------------------------------------------------------
 

@@ -75,12 +75,20 @@ def measure_tflm_arena(path: str | os.PathLike[str],
     return parse_allocations(result.stderr, path, result.returncode)
 
 
+def failure_reason(stderr: str, returncode: int) -> str:
+    """Why the interpreter failed, from its ``stderr``: the kernel it lacks when it names one
+    ("Didn't find op for builtin opcode 'TILE'", printed before it fails to allocate), else the
+    last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    missing = [line for line in lines if "Didn't find op" in line]
+    return (missing or lines[-1:] or [f"exit status {returncode}"])[0]
+
+
 def parse_allocations(stderr: str, path: Path, returncode: int = 0) -> TflmArena:
     """The arena figures in the RecordingMicroAllocator's report ``stderr``."""
     totals = {kind: int(value) for kind, value in _TOTALS.findall(stderr)}
     if returncode != 0 or set(totals) != {"total", "head", "tail"}:
-        lines = [line for line in stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {returncode}"
-        raise ModelFileError(f"TFLite Micro could not run {path}: {reason}")
+        raise ModelFileError(f"TFLite Micro could not run {path}: "
+                             f"{failure_reason(stderr, returncode)}")
     breakdown = {label: int(value) for label, value in _DETAIL.findall(stderr)}
     return TflmArena(totals["total"], totals["head"], totals["tail"], breakdown)

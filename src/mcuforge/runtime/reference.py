@@ -11,11 +11,16 @@ Activations are int8 with per-tensor quantisation; weights may be per-channel, a
 int4 (int4 values sit unpacked in an int8 array, so the kernels are the same). Float tensors appear
 only at QUANTIZE inputs and DEQUANTIZE outputs (float-I/O models). Anything else raises
 `UnsupportedOpError` naming the op, when the interpreter is made (`ops.support`).
+
+State: an op with state (UNIDIRECTIONAL_SEQUENCE_LSTM's hidden and cell state, TFLite's variable
+tensors) keeps it from one `Interpreter.invoke` to the next, as TensorFlow Lite Micro does (its
+variable tensors are reset only by ``AllocateTensors`` and ``reset()``); `Interpreter.reset_state`
+is that reset. `run_op` without a ``state`` mapping runs such an op from its initial state.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import MutableMapping, Sequence
 
 import numpy as np
 
@@ -30,15 +35,22 @@ class RuntimeInputError(McuforgeError):
     """Inputs that do not match the graph: wrong count, shape or dtype."""
 
 
-def run_op(graph: Graph, op: Op, env: dict[str, np.ndarray]) -> None:
+def run_op(graph: Graph, op: Op, env: dict[str, np.ndarray],
+           state: MutableMapping[str, tuple[np.ndarray, ...]] | None = None) -> None:
     """Run one op: read its inputs from ``env`` (constants fall back to the graph's data) and store
-    its output in ``env`` with the output tensor's shape and dtype."""
+    its output in ``env`` with the output tensor's shape and dtype. ``state`` (by op name) holds the
+    state of ops that have one: read before the run, replaced after it; None: initial state."""
     definition = find_op_def(op.kind)
     if definition is None or not definition.has_reference:
         raise UnsupportedOpError(f"unsupported op {op.kind.value} at {op_location(graph, op)} "
                                  f"(tensor {op.outputs[0]})")
     try:
-        result = definition.run(graph, op, env)
+        if state is None:
+            result = definition.run(graph, op, env)
+        else:
+            result, after = definition.run_stateful(graph, op, env, state.get(op.name))
+            if after is not None:
+                state[op.name] = after
     except ValueError as exc:
         raise McuforgeError(f"{op_location(graph, op)}: {exc}") from None
     y_tensor = graph.tensor(op.outputs[0])
@@ -52,11 +64,13 @@ def run_op(graph: Graph, op: Op, env: dict[str, np.ndarray]) -> None:
 
 
 class Interpreter:
-    """Runs an int8 IR graph. ``Interpreter(graph).invoke([x])`` returns the list of outputs."""
+    """Runs an int8 IR graph. ``Interpreter(graph).invoke([x])`` returns the list of outputs; the
+    state of stateful ops carries from one invoke to the next until `reset_state`."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self._constants = {name: t.data for name, t in graph.tensors.items() if t.data is not None}
+        self._state: dict[str, tuple[np.ndarray, ...]] = {}
         # The one check of what can run (`ops.support`): kernels, dtypes, weights with values.
         require_executable(graph, c_code=False)
 
@@ -86,8 +100,12 @@ class Interpreter:
         for name, array in zip(self.graph.inputs, inputs):
             env[name] = np.asarray(array)
         for op in self.graph.ops:
-            run_op(self.graph, op, env)
+            run_op(self.graph, op, env, self._state)
         return env
+
+    def reset_state(self) -> None:
+        """Put every stateful op back to its initial state (TFLite Micro's ``reset()``)."""
+        self._state.clear()
 
     def invoke(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the graph on ``inputs`` (one array per graph input) and return its outputs."""
