@@ -39,8 +39,8 @@ from ..arith.fixedpoint import quantize_multiplier_scalar
 from ..errors import InvalidValueError, UnsupportedOpError
 from ..ir.ops import OpKind
 from ..ir.tensor import DType, QuantParams
-from .lstm_int16 import (INT16_MAX, INT16_MIN, fc_int16, lstm_tanh_int16, mul_elementwise,
-                         sigmoid_int16)
+from .lstm_int16 import fc_int16, lstm_tanh_int16, mul_elementwise
+from .lut16 import INT16_MAX, INT16_MIN, sigmoid_int16
 from .reference_support import op_location, quant_of, value_of
 from .registry import OpDef
 
