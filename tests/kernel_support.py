@@ -2,15 +2,15 @@
 
 `differential_run` checks whole generated projects, whose C API is int8; this checks a kernel on
 every value of its own input type (int16 ones included): the kernel source is rendered from its
-`KernelSpec` beside the shared headers, and a small main passes the input tensor (read from stdin)
-as the layer's first buffer argument and writes the second (the output) to stdout. The other
-arguments are the layer's own integers and const arrays."""
+`KernelSpec` beside the shared headers, and a small main passes the input tensors (read from
+stdin, one after the other) as the layer's buffer arguments but the last, and writes the last (the
+output) to stdout. The other arguments are the layer's own integers and const arrays."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -18,25 +18,26 @@ from mcuforge.codegen.kernels import render_kernel, render_template
 from mcuforge.codegen.targets import HOST_SANITIZE_FLAGS, TARGETS
 from mcuforge.ops.lowering_types import Buffer, ConstArray, LayerCall
 
-HAVE_HOST_CC = shutil.which(TARGETS["host"].cc) is not None
-
 
 def _c_array(array: ConstArray) -> str:
     values = ", ".join(str(int(v)) for v in np.asarray(array.values).reshape(-1))
     return f"static const {array.ctype} {array.name}[] = {{{values}}};"
 
 
-def run_layer_on_host(layer: LayerCall, x: np.ndarray, y_dtype, y_count: int,
+def run_layer_on_host(layer: LayerCall, inputs: Sequence[np.ndarray], y_dtype, y_count: int,
                       workdir: Path) -> np.ndarray:
-    """``layer``'s kernel on ``x`` (its input buffer), compiled for the host with the sanitizers;
-    returns the ``y_count`` values of type ``y_dtype`` it writes to its output buffer."""
+    """``layer``'s kernel on ``inputs`` (its buffer arguments but the last, in order), compiled
+    for the host with the sanitizers; returns the ``y_count`` values of type ``y_dtype`` it writes
+    to its last buffer argument (the output)."""
     buffers = [a for a in layer.args if isinstance(a, Buffer)]
-    assert len(buffers) == 2 and layer.kernel is not None, "one input and one output buffer"
-    x_ctype, y_ctype = buffers[0].ctype, buffers[1].ctype
+    assert layer.kernel is not None and len(buffers) == len(inputs) + 1, "inputs, then the output"
+    inputs = [np.ascontiguousarray(x) for x in inputs]
+    names = {id(buffer): f"in{i}" for i, buffer in enumerate(buffers[:-1])}
+    names[id(buffers[-1])] = "out"
     args = []
     for arg in layer.args:
         if isinstance(arg, Buffer):
-            args.append("in" if arg is buffers[0] else "out")
+            args.append(names[id(arg)])
         elif isinstance(arg, ConstArray):
             args.append(arg.name)
         else:
@@ -46,13 +47,14 @@ def run_layer_on_host(layer: LayerCall, x: np.ndarray, y_dtype, y_count: int,
     (workdir / "kernels" / "mf_common.h").write_text(
         render_template("kernels/mf_common.h.j2", dsp=False))
     (workdir / "kernels" / "kernel.c").write_text(render_kernel(layer.kernel))
-    x = np.ascontiguousarray(x)
+    reads = [f"    if (fread(in{i}, sizeof in{i}, 1, stdin) != 1) {{ return 1; }}"
+             for i in range(len(inputs))]
     main = "\n".join([
         "#include <stdio.h>", '#include "kernels/mf_common.h"', f"{layer.kernel.prototype};",
         *(_c_array(a) for a in layer.arrays),
-        f"static {x_ctype} in[{x.size}];", f"static {y_ctype} out[{y_count}];",
-        "int main(void)", "{",
-        "    if (fread(in, sizeof in, 1, stdin) != 1) { return 1; }",
+        *(f"static {b.ctype} in{i}[{x.size}];" for i, (b, x) in enumerate(zip(buffers, inputs))),
+        f"static {buffers[-1].ctype} out[{y_count}];",
+        "int main(void)", "{", *reads,
         f"    {layer.kernel.name}({', '.join(args)});",
         "    return fwrite(out, sizeof out, 1, stdout) == 1 ? 0 : 1;", "}", ""])
     (workdir / "main.c").write_text(main)
@@ -60,6 +62,6 @@ def run_layer_on_host(layer: LayerCall, x: np.ndarray, y_dtype, y_count: int,
     subprocess.run([TARGETS["host"].cc, *TARGETS["host"].cflags, *HOST_SANITIZE_FLAGS, "-I.",
                     "kernels/kernel.c", "main.c", "-o", str(app)], cwd=workdir, check=True,
                    capture_output=True, timeout=120)
-    done = subprocess.run([str(app)], input=x.tobytes(), capture_output=True, check=True,
-                          timeout=120)
+    done = subprocess.run([str(app)], input=b"".join(x.tobytes() for x in inputs),
+                          capture_output=True, check=True, timeout=120)
     return np.frombuffer(done.stdout, dtype=y_dtype)

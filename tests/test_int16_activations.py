@@ -147,7 +147,7 @@ def test_int16_activation_kernel_equals_reference_on_every_value(case, tmp_path)
     op = graph.ops[0]
     layer = op_def(op.kind).lower(graph, 0, op, TARGETS["host"], False)
     want = Interpreter(graph).invoke([x])[0]
-    got = run_layer_on_host(layer, x, np.int16, want.size, tmp_path)
+    got = run_layer_on_host(layer, [x], np.int16, want.size, tmp_path)
     assert int(np.count_nonzero(got != want.reshape(-1))) == 0
 
 

@@ -1,4 +1,5 @@
-"""The broadcast loop of the generated C that SUB, MAXIMUM, MINIMUM and PRELU share.
+"""The broadcast loop of the generated C that ADD (with broadcasting, and int16), SUB, MUL, MAXIMUM,
+MINIMUM and PRELU share.
 
 The output ``[D0, D1, D2, D3]`` is written in order; ``A*`` and ``B*`` are the two operands' element
 strides along those dimensions (0 where an operand is broadcast). Adjacent dimensions contiguous for
@@ -6,7 +7,9 @@ both operands are merged first (`merge_broadcast_dims`, as MUL's kernel does), s
 is one flat loop. Each output element is written after its operands are read, so the output may
 alias an operand with the output's shape (the ELEMENTWISE overlap), never a broadcast one. The loop
 itself is the jinja macro ``broadcast_loop`` of ``kernels/broadcast_loop.inc.j2``; each kernel
-supplies the statement that turns ``x1`` and ``x2`` (the two int8 operands as int32) into ``*o``.
+supplies the statement that turns ``x1`` and ``x2`` (the two operands as int32, int8 or int16 ones:
+the macro's ``ctype``) into ``*o``. MUL has its own loop (a pointer walk over unit strides) over the
+same arguments.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ import numpy as np
 from ..ir.ops import Op
 from .lowering_types import Buffer, ConstArray, c_ident, unsupported
 
-# The C parameters of a broadcast kernel before its own ones (the argument order of `loop_args`).
-BROADCAST_PARAMS = ("const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, "
-                    "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, "
-                    "int32_t B0, int32_t B1, int32_t B2, int32_t B3")
+
+
+def broadcast_params(ctype: str = "int8_t") -> str:
+    """The C parameters of a broadcast kernel over ``ctype`` tensors before its own ones (the
+    argument order of `loop_args`)."""
+    return (f"const {ctype} *in1, const {ctype} *in2, {ctype} *out, int32_t D0, int32_t D1, "
+            "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, "
+            "int32_t B0, int32_t B1, int32_t B2, int32_t B3")
+
+
+BROADCAST_PARAMS = broadcast_params()  # int8 tensors
 
 
 def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
@@ -65,9 +75,10 @@ def operand_arg(graph, index: int, name: str, position: int,
     return Buffer("tensor", name, ctype)
 
 
-def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
+def loop_args(graph, index: int, op: Op, overlapped: bool,
+              ctype: str = "int8_t") -> tuple[tuple, str]:
     """The leading arguments of a broadcast kernel call (operands, output, D*, A*, B*) for the op's
-    two inputs, and the layer's note; `UnsupportedOpError` above rank 4."""
+    two inputs of C type ``ctype``, and the layer's note; `UnsupportedOpError` above rank 4."""
     a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs[:2], op.outputs[0]))
     if len(y_t.shape) > 4:
         raise unsupported(graph, index, op, f"{op.kind.value} of tensors of rank > 4")
@@ -76,8 +87,9 @@ def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
                            broadcast_strides(b_t.shape, y_t.shape)])
     pad = 4 - len(dims)
     dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
-    args = (operand_arg(graph, index, a_t.name, 0), operand_arg(graph, index, b_t.name, 1),
-            Buffer("tensor", y_t.name), *dims, *sa, *sb)
+    args = (operand_arg(graph, index, a_t.name, 0, ctype),
+            operand_arg(graph, index, b_t.name, 1, ctype), Buffer("tensor", y_t.name, ctype),
+            *dims, *sa, *sb)
     note = ", ".join(filter(None, ("broadcast" if a_t.shape != b_t.shape else "",
                                    "in place" if overlapped else "")))
     return args, note

@@ -31,9 +31,8 @@ from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams, Tensor
 from .binary_common import BinaryElementwiseOp, int16_operands
-from .broadcast import broadcast_strides, merge_broadcast_dims, operand_arg
-from .lowering_types import (Buffer, KernelSpec, LayerCall, require_int8,
-                             unsupported)
+from .broadcast import broadcast_params, loop_args
+from .lowering_types import KernelSpec, LayerCall, require_int8
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,6 @@ class Mul(BinaryElementwiseOp):
         if not wide:
             require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         assert isinstance(op.attrs, ElementwiseAttrs)
-        if len(y_t.shape) > 4:
-            raise unsupported(graph, index, op, "MUL of tensors of rank > 4")
         p = prepare_mul(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide)
         ctype = "int16_t" if wide else "int8_t"
         if wide:
@@ -121,25 +118,14 @@ class Mul(BinaryElementwiseOp):
             bound = _max_centred(a_t) * _max_centred(b_t)
             fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
             full = int(p.act_min == -128 and p.act_max == 127)
-        dims, (sa, sb) = merge_broadcast_dims(
-            tuple(y_t.shape), [broadcast_strides(a_t.shape, y_t.shape),
-                             broadcast_strides(b_t.shape, y_t.shape)])
-        pad = 4 - len(dims)
-        dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
+        head, note = loop_args(graph, index, op, overlapped, ctype)
         spec = KernelSpec(
             f"mf_mul_s{16 if wide else 8}{'_fast' if fast else ''}{'_full' if full else ''}", "mul",
-            f"const {ctype} *in1, const {ctype} *in2, {ctype} *out, int32_t D0, int32_t D1, "
-            "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, int32_t B0, "
-            "int32_t B1, int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, "
+            broadcast_params(ctype) + ", int32_t in1_offset, int32_t in2_offset, "
             "int32_t out_mult, int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
             {"fast": fast, "full": full, "ctype": ctype})
-        args = (operand_arg(graph, index, a_t.name, 0, ctype),
-                operand_arg(graph, index, b_t.name, 1, ctype),
-                Buffer("tensor", y_t.name, ctype), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
-                p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
-        broadcast = a_t.shape != b_t.shape
-        note = ", ".join(filter(None, ("broadcast" if broadcast else "",
-                                       "in place" if overlapped else "")))
+        args = (*head, p.input1_offset, p.input2_offset, p.output_multiplier, p.output_shift,
+                p.output_offset, p.act_min, p.act_max)
         return LayerCall(op.name, op.kind.value, spec, args, note=note)
 
 
