@@ -4,10 +4,10 @@
   the float32 scales and alpha in double arithmetic, ``identity = s_in / s_out`` and ``alpha = s_in *
   alpha / s_out``, each through QuantizeMultiplier.
 - Kernel: ``v = x - z_in``; ``y = z_out + MultiplyByQuantizedMultiplier(v, identity)`` for v >= 0,
-  else with the alpha multiplier; clamped to int8.
-- alpha must be finite and >= 0 (refused at import otherwise): with a negative alpha multiplier
-  TFLite Micro rounds the ties of the alpha branch the other way than MultiplyByQuantizedMultiplier
-  does, which is not reproduced here (converters emit a positive alpha).
+  else with the alpha multiplier; clamped to int8. A negative alpha (a negative multiplier) is
+  applied as TFLite Micro does: ``-MultiplyByQuantizedMultiplier(v, |alpha multiplier|)`` (its
+  ties round the other way than a negative multiplier would).
+- alpha must be a finite float32 (refused at import otherwise).
 - Shape unchanged, no MACs; spatially pointwise (patchable); ELEMENTWISE overlap.
 - C: the 256-entry table of the reference kernel (`lut`). .tflite: LeakyReluOptions (alpha).
 """
@@ -70,7 +70,10 @@ def leaky_relu_int8(x: np.ndarray, attrs: LeakyReluAttrs, x_q: QuantParams,
     p = prepare_leaky_relu(x_q, y_q, attrs.alpha)
     v = as_int64(x) - p.input_zero_point
     positive = multiply_by_quantized_multiplier(v, p.identity_multiplier, p.identity_shift)
-    negative = multiply_by_quantized_multiplier(v, p.alpha_multiplier, p.alpha_shift)
+    # A negative alpha: TFLite Micro scales by |multiplier| and negates (its
+    # MultiplyByQuantizedMultiplier takes non-negative multipliers only).
+    sign = -1 if p.alpha_multiplier < 0 else 1
+    negative = sign * multiply_by_quantized_multiplier(v, abs(p.alpha_multiplier), p.alpha_shift)
     y = np.where(v >= 0, positive, negative) + p.output_zero_point
     return np.clip(y, -128, 127).astype(np.int8)
 
@@ -87,11 +90,11 @@ class LeakyRelu(UnaryTableOp):
         self._run = unary_int8_with_attrs(leaky_relu_int8)
 
     def check_values(self, graph, op, where):
-        """alpha a finite float32 >= 0, and the identity and alpha multipliers
-        `prepare_leaky_relu` derives."""
+        """alpha a finite float32, and the identity and alpha multipliers `prepare_leaky_relu`
+        derives."""
         alpha = op.attrs.alpha
-        if not (math.isfinite(alpha) and 0 <= alpha <= float(np.finfo(np.float32).max)):
-            raise InvalidValueError(f"{where}: alpha {alpha!r} (must be a finite float32 >= 0)")
+        if not (math.isfinite(alpha) and abs(alpha) <= float(np.finfo(np.float32).max)):
+            raise InvalidValueError(f"{where}: alpha {alpha!r} (must be a finite float32)")
         x = quantised_scales(graph, op.inputs[0])
         y = quantised_scales(graph, op.outputs[0])
         if x is not None and y is not None:
