@@ -96,7 +96,7 @@ def random_int16(graph: Graph, seed: int) -> list[np.ndarray]:
             for n in graph.inputs]
 
 
-# --- int8 ------------------------------------------------------------------------------------------
+# --- int8 ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shapes", sorted(SHAPES))
@@ -121,7 +121,7 @@ def test_int8_broadcast_constant_operand(kind, tmp_path):
     assert_matches_tflm(graph, random_int8(graph, 2))
 
 
-# --- int16 -----------------------------------------------------------------------------------------
+# --- int16 ---------------------------------------------------------------------------------------
 
 INT16_KINDS = KINDS
 

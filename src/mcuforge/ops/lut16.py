@@ -127,7 +127,8 @@ def tanh_int16(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
 def checked_log2(x: float) -> tuple[bool, int]:
     """TFLite ``CheckedLog2`` (float arithmetic): (whether ``x`` is a power of two within 1e-3 in
     log2, the rounded log2)."""
-    x_log2 = np.float32(math.log(float(np.float32(x)))) * np.float32(1.0 / np.float32(math.log(2.0)))
+    inverse_log_2 = np.float32(1.0) / np.float32(math.log(2.0))
+    x_log2 = np.float32(math.log(float(np.float32(x)))) * inverse_log_2
     rounded = round_half_away(np.float32(x_log2))
     return bool(abs(np.float32(x_log2 - rounded)) < np.float32(1e-3)), int(rounded)
 

@@ -46,7 +46,7 @@ from .registry import OpDef
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
 INT16_DIFF_RANGE = 65535  # int16: differences [-65535, 0] are rescaled to [-10, 0]
-MAX_INT16_LEFT_SHIFT = 15  # 65535 << 15 still fits int32 (TFLite's int32 MultiplyByQuantizedMultiplier)
+MAX_INT16_LEFT_SHIFT = 15  # 65535 << 15 still fits the int32 MultiplyByQuantizedMultiplier
 MAX_INT16_DEPTH = (1 << 31) // INT16_MAX  # the int32 sum of exps (each at most 32767)
 
 
@@ -101,9 +101,10 @@ class Softmax16Params:
 def prepare_softmax_int16(attrs: SoftmaxAttrs, x_q: QuantParams,
                           y_q: QuantParams) -> Softmax16Params:
     """`Softmax16Params`; ValueError unless the output is quantised with zero point 0 and scale
-    1/32768 (within 0.1 %, TFLite's ``TF_LITE_ENSURE_NEAR``) and the left shift stays within int32."""
-    scale = np.float32(y_q.scale[0])
-    if int(y_q.zero_point[0]) != 0 or abs(scale - np.float32(1 / 32768)) > np.float32(0.001 / 32768):
+    1/32768 (within 0.1 %, TFLite's ``TF_LITE_ENSURE_NEAR``) and the left shift stays within
+    int32."""
+    off_scale = abs(np.float32(y_q.scale[0]) - np.float32(1 / 32768)) > np.float32(0.001 / 32768)
+    if int(y_q.zero_point[0]) != 0 or off_scale:
         raise ValueError(f"an int16 SOFTMAX needs output scale 1/32768 and zero point 0, got scale "
                          f"{y_q.scale[0]:.6g}, zero point {y_q.zero_point[0]}")
     real = (float(np.float32(x_q.scale[0])) * float(np.float32(attrs.beta))
@@ -239,7 +240,8 @@ class Softmax(OpDef):
             "mf_softmax_s16", "softmax_s16",
             "const int16_t *in, int16_t *out, int32_t rows, int32_t depth, int32_t multiplier, "
             "int32_t shift",
-            {"exp_lut": [int(v) for v in exp_lut], "reciprocal_lut": [int(v) for v in reciprocal_lut]})
+            {"exp_lut": [int(v) for v in exp_lut],
+             "reciprocal_lut": [int(v) for v in reciprocal_lut]})
         depth = x_t.shape[-1]
         args = (Buffer("tensor", x_t.name, "int16_t"), Buffer("tensor", y_t.name, "int16_t"),
                 x_t.num_elements // depth, depth, p.input_multiplier, p.input_left_shift)

@@ -126,7 +126,8 @@ class Sub(BinaryElementwiseOp):
             raise InvalidValueError(f"{where}: output tensor {op.outputs[0]}: {exc}") from None
 
     def lower_tensors(self, graph, index, op, target, overlapped) -> LayerCall:
-        """SUB with broadcasting (rank <= 4) and a fused clamp: the broadcast loop, int8 or int16."""
+        """SUB with broadcasting (rank <= 4) and a fused clamp: the broadcast loop, int8 or
+        int16."""
         names = (*op.inputs, op.outputs[0])
         wide = int16_operands(graph, op, f"operator #{index} {op.name} (SUB)")
         if not wide:
