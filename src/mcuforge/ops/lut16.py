@@ -32,7 +32,7 @@ from ..arith.fixedpoint import as_int64, round_half_away
 from ..errors import InvalidValueError
 from ..ir.ops import Op, OpKind
 from ..ir.tensor import DType, QuantParams
-from .lowering_types import Buffer, KernelSpec, LayerCall, unsupported
+from .lowering_types import Buffer, KernelSpec, LayerCall, require_activations, unsupported
 from .lut import UnaryTableOp
 from .reference_support import check_int8_or_int16, quant_of, value_of
 
@@ -285,7 +285,7 @@ class SigmoidTableOp(UnaryTableOp):
         if not self._wide(graph, op):
             return super().lower(graph, index, op, target, overlapped, row_ring)
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        check_int8_or_int16(graph, op, (x_t.name, y_t.name))
+        require_activations(graph, index, op, (x_t.name, y_t.name), DType.INT16)
         try:
             scaling = self.prepare_int16(x_t.quant, y_t.quant)
         except ValueError as exc:

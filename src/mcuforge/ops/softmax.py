@@ -38,7 +38,8 @@ from ..ir.checks import quantised_scales
 from ..ir.ops import OpKind, SoftmaxAttrs
 from ..ir.tensor import DType
 from ..ir.tensor import QuantParams
-from .lowering_types import Buffer, KernelSpec, LayerCall, io_buffers, require_int8, unsupported
+from .lowering_types import (Buffer, KernelSpec, LayerCall, io_buffers, require_activations,
+                             require_int8, unsupported)
 from .lut16 import INT16_MAX, INT16_MIN, exp_float32, lut_lookup_int16, lut_populate_int16
 from .reference_support import check_int8_or_int16, unary_int8_with_attrs
 from .registry import OpDef
@@ -229,7 +230,7 @@ class Softmax(OpDef):
     def _lower_int16(self, graph, index, op) -> LayerCall:
         """``softmax_s16`` with the prepared input multiplier and shift."""
         x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        check_int8_or_int16(graph, op, (x_t.name, y_t.name))
+        require_activations(graph, index, op, (x_t.name, y_t.name), DType.INT16)
         assert isinstance(op.attrs, SoftmaxAttrs)
         try:
             p = prepare_softmax_int16(op.attrs, x_t.quant, y_t.quant)
