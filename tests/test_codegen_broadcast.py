@@ -1,6 +1,6 @@
 """Broadcasting ADD, SUB and MUL, int8 and int16 (16x8), in the reference runtime and the generated
 C: every broadcast the runtime does (a per-channel operand, a per-row one, a scalar, both operands
-broadcast, lower ranks, constant operands) is bit-exact with TFLite Micro in the runtime and equals
+broadcast, lower ranks, ranks 5 and 6, constant operands) is bit-exact with TFLite Micro in the runtime and equals
 it in the C: int8 as whole generated projects (host, ASan + UBSan), int16 as the kernel alone on the
 whole int16 range and as a project behind int8 edges."""
 
@@ -26,6 +26,8 @@ SHAPES = {
     "first_broadcast": ((1, 1, 4, 1), (1, 3, 4, 5)),
     "both_broadcast": ((2, 1, 3, 1), (1, 4, 1, 5)),
     "lower_rank": ((3, 5, 6), (6,)),
+    "rank_5": ((1, 2, 3, 4, 5), (1, 1, 1, 1, 5)),
+    "rank_6_unmergeable": ((2, 1, 3, 4, 1, 2), (2, 3, 1, 4, 5, 1)),
     "same_shape": ((2, 7), (2, 7)),
 }
 KINDS = [OpKind.ADD, OpKind.SUB, OpKind.MUL]
