@@ -10,7 +10,7 @@ int16 tensors (16x8, zero point 0: ``reference_ops::Add`` for int16), bit-exact 
 - C: ``add`` for two same-shape int8 tensors (the output may overlap either input; the DSP form when
   every shift is <= 0), or a 256-entry table when one operand is a one-valued constant (`lut`);
   int8 with broadcasting and every int16 ADD (constants included): ``add_broadcast`` (the
-  broadcast loop of `broadcast`, rank <= 4).
+  broadcast loop of `broadcast`, up to 6 dimensions after merging).
 - .tflite: AddOptions (fused activation).
 """
 
@@ -111,7 +111,7 @@ class Add(BinaryElementwiseOp):
         check_requantisation(graph, op, where, op.inputs[:1])
 
     def lower_broadcast(self, graph, index, op, overlapped, wide: bool) -> LayerCall:
-        """``add_broadcast``: any two int8 or int16 operands of rank <= 4 (constants as const
+        """``add_broadcast``: any two broadcastable int8 or int16 operands (constants as const
         arrays of model.c); the output may overlap an operand of its own shape."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
         p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide)

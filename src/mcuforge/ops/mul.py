@@ -6,8 +6,8 @@
   that overflows int32 wraps in both, as the reference's ``wrap_int32`` does). int16: the same
   arithmetic (|product| <= 2^30) with the int16 clamp.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
-- C: ``mul``, a 4-D loop with per-operand strides (0 along broadcast dimensions); adjacent dimensions
-  that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
+- C: ``mul``, the broadcast loop (`broadcast`) with per-operand strides (0 along broadcast
+  dimensions); adjacent dimensions that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
   is one flat loop and the squeeze-excite gate ``[1,H,W,C] * [1,1,1,C]`` is H*W rows of C. The output
   is written in order after its element's operands are read, so it may alias any operand with the
   output's shape; it never aliases a broadcast operand. On Cortex-M with the DSP extension the
@@ -104,7 +104,7 @@ class Mul(BinaryElementwiseOp):
         check_requantisation(graph, op, where, op.inputs[:1])
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """MUL with numpy broadcasting (rank <= 4) and a fused clamp, int8 or int16."""
+        """MUL with numpy broadcasting and a fused clamp, int8 or int16."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
         wide = int16_operands(graph, op, f"operator #{index} {op.name} (MUL)")
         if not wide:

@@ -10,7 +10,7 @@
   otherwise); the integer clamp of the fused activation. int16: the same with a left shift of 15
   and the int16 clamp.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
-- C: ``sub``, the 4-D broadcast loop (`broadcast`) over int8 or int16 elements, or (int8) a
+- C: ``sub``, the broadcast loop (`broadcast`) over int8 or int16 elements, or (int8) a
   256-entry table when one operand is a one-valued constant (`lut`, through `BinaryElementwiseOp`).
 - .tflite: SubOptions (fused activation).
 """
@@ -126,8 +126,7 @@ class Sub(BinaryElementwiseOp):
             raise InvalidValueError(f"{where}: output tensor {op.outputs[0]}: {exc}") from None
 
     def lower_tensors(self, graph, index, op, target, overlapped) -> LayerCall:
-        """SUB with broadcasting (rank <= 4) and a fused clamp: the broadcast loop, int8 or
-        int16."""
+        """SUB with broadcasting and a fused clamp: the broadcast loop, int8 or int16."""
         names = (*op.inputs, op.outputs[0])
         wide = int16_operands(graph, op, f"operator #{index} {op.name} (SUB)")
         if not wide:
