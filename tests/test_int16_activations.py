@@ -1,6 +1,6 @@
-"""16x8 LOGISTIC, TANH and SOFTMAX (int16 in and out): bit-exact with the TFLite Micro pip
-interpreter on every int16 input value and several scales (the power-of-two scales of TFLite's
-fast path and general ones), shapes and betas; their C kernels give every bit of the reference
+"""16x8 LOGISTIC, TANH, SOFTMAX and LEAKY_RELU (int16 in and out): bit-exact with the TFLite Micro
+pip interpreter on every int16 input value and several scales (the power-of-two scales of TFLite's
+fast path and general ones), shapes, betas and alphas (negative ones too); their C kernels give every bit of the reference
 runtime's output on every int16 value, and whole generated projects (host build with sanitizers,
 behind int8 edges; Cortex-M7 under QEMU) equal it; the values are the real functions within a few
 steps; unsupported quantisations are refused at import in one line."""
@@ -22,6 +22,7 @@ from mcuforge.ir.builder import GraphBuilder
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir.ops import ReshapeAttrs, SoftmaxAttrs
 from mcuforge.ops import op_def
+from mcuforge.ops.leaky_relu import LeakyReluAttrs
 from mcuforge.ops.lut16 import lut_lookup_int16
 from mcuforge.ops.softmax import softmax_int16_tables
 from mcuforge.ops.validation import validate_model
@@ -42,6 +43,13 @@ def softmax(beta: float = 1.0, out_scale: float = 1 / 32768):
     """A builder step: SOFTMAX on an int16 tensor."""
     def build(b, x):
         return b.op(OpKind.SOFTMAX, [x], SoftmaxAttrs(beta), quant=q16(out_scale))
+    return build
+
+
+def leaky_relu(alpha: float, out_scale: float):
+    """A builder step: LEAKY_RELU on an int16 tensor."""
+    def build(b, x):
+        return b.op(OpKind.LEAKY_RELU, [x], LeakyReluAttrs(alpha), quant=q16(out_scale))
     return build
 
 
@@ -69,6 +77,26 @@ def test_logistic_tanh_int16_are_the_real_functions(kind, function):
         out = Interpreter(single(activation(kind), (65536,), scale)).invoke([EVERY_INT16])[0]
         error = np.abs(out * Q015 - function(EVERY_INT16 * np.float32(scale)))
         assert error.max() < 2.0 ** -10
+
+
+# --- LEAKY_RELU ----------------------------------------------------------------------------------
+
+LEAKY_CASES = [
+    # (alpha, input scale, output scale)
+    (0.2, 0.001, 0.001),       # identity 1, ties of the alpha branch
+    (0.1, 0.001, 0.0004),      # identity 2.5: saturates
+    (-0.5, 0.001, 0.001),      # a negative alpha: every odd input a tie
+    (1.7, 0.0005, 0.002),
+    (-0.25, 0.002, 0.0015),
+]
+
+
+@pytest.mark.parametrize("alpha,s_in,s_out", LEAKY_CASES)
+def test_leaky_relu_int16_matches_tflm_on_every_value(alpha, s_in, s_out):
+    out = assert_matches_tflm(single(leaky_relu(alpha, s_out), (65536,), s_in), [EVERY_INT16])
+    real = np.where(EVERY_INT16 >= 0, 1.0, alpha) * EVERY_INT16 * s_in / s_out
+    inside = np.abs(real) < 32767
+    assert np.abs(out[inside] - real[inside]).max() <= 1  # within one output step where it fits
 
 
 # --- SOFTMAX -------------------------------------------------------------------------------------
@@ -133,6 +161,8 @@ KERNEL_CASES = {
     "logistic": (activation(OpKind.LOGISTIC), EVERY_INT16, 0.001),
     "tanh_pot_shift_1": (activation(OpKind.TANH), EVERY_INT16, 2.0 ** -11),
     "tanh": (activation(OpKind.TANH), EVERY_INT16, 1 / 3000),
+    "leaky_relu": (leaky_relu(0.2, 0.0008), EVERY_INT16, 0.001),
+    "leaky_relu_negative_alpha": (leaky_relu(-0.5, 0.001), EVERY_INT16, 0.001),
     "softmax_every_difference": (softmax(), EVERY_DIFFERENCE, 10 / 65535),
     "softmax_rows": (softmax(0.5),
                      np.random.default_rng(1).permutation(EVERY_INT16).reshape(64, -1), 0.0003),
@@ -164,6 +194,7 @@ C_CASES = {
     "tanh_after_conv": ((1, 5, 5, 3), 0.001, after_conv(activation(OpKind.TANH))),
     "softmax_beta": ((4, 7), 0.0002, softmax(0.5)),
     "softmax_after_conv": ((1, 5, 5, 3), 0.001, after_conv(softmax())),
+    "leaky_relu_after_conv": ((1, 5, 5, 3), 0.001, after_conv(leaky_relu(-0.3, 0.0004))),
 }
 
 

@@ -168,7 +168,7 @@ def test_float_io_edges_are_supported_and_float_inside_is_not() -> None:
     assert DType.FLOAT32 in quantize.input_dtypes and dequantize.output_dtypes == {DType.FLOAT32}
     wide = {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL,
             OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.LOGISTIC, OpKind.TANH,
-            OpKind.SOFTMAX, OpKind.SUB}  # 16x8 kernels too
+            OpKind.SOFTMAX, OpKind.SUB, OpKind.LEAKY_RELU}  # 16x8 kernels too
     for kind in implemented_kinds():
         if kind not in (OpKind.QUANTIZE, OpKind.DEQUANTIZE):
             expected = {DType.INT8, DType.INT16} if kind in wide else {DType.INT8}
