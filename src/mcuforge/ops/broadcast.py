@@ -5,12 +5,12 @@ The output ``[D0, ..., D5]`` is written in order; ``A*`` and ``B*`` are the two 
 strides along those dimensions (0 where an operand is broadcast). Adjacent dimensions contiguous for
 both operands are merged first (`merge_broadcast_dims`), so a same-shape op is one flat loop and
 the squeeze-excite gate ``[1,H,W,C] * [1,1,1,C]`` is H*W rows of C; up to `MAX_BROADCAST_DIMS`
-(TFLite's 6) remain, padded with leading 1s. Each output element is written after its operands are read, so the output may
-alias an operand with the output's shape (the ELEMENTWISE overlap), never a broadcast one. The loop
-itself is the jinja macro ``broadcast_loop`` of ``kernels/broadcast_loop.inc.j2``; each kernel
-supplies the statement that turns ``x1`` and ``x2`` (the two operands as int32, int8 or int16 ones:
-the macro's ``ctype``) into ``*o``. MUL has its own loop (a pointer walk over unit strides) over the
-same arguments.
+(TFLite's 6) remain, padded with leading 1s. Each output element is written after its operands
+are read, so the output may alias an operand with the output's shape (the ELEMENTWISE overlap),
+never a broadcast one. The loop itself is the jinja macro ``broadcast_loop`` of
+``kernels/broadcast_loop.inc.j2``; each kernel supplies the statement that turns ``x1`` and ``x2``
+(the two operands as int32, int8 or int16 ones: the macro's ``ctype``) into ``*o``. MUL takes only
+the macro's outer loops (``outer_loops``) and walks the innermost run with pointers.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import numpy as np
 
 from ..ir.ops import Op
 from .lowering_types import Buffer, ConstArray, c_ident, unsupported
-
-
 
 MAX_BROADCAST_DIMS = 6  # TFLite's broadcast kernels go up to 6-D; kernels/broadcast_loop.inc.j2 too
 
