@@ -13,7 +13,7 @@ import pytest
 from codegen_support import HAVE_ARM, Int8Builder, differential_run, output_scale, q
 from mcuforge.analysis.overlap import OverlapKind
 from mcuforge.codegen.emit import generate
-from mcuforge.ops.broadcast import merge_broadcast_dims
+from mcuforge.ops.broadcast import MAX_BROADCAST_DIMS, merge_broadcast_dims
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.ir import (NO_CLAMP, RELU, RELU6, ConvAttrs, DType, ElementwiseAttrs, Graph, MeanAttrs,
                          OpKind, Pads, QuantParams, ResizeAttrs, Tensor, validate)
@@ -203,7 +203,7 @@ def test_kernel_choice():
     assert "mf_lut_s8" in _model("add_scalar_relu6").kernels
     se = _model("se_hard_sigmoid")
     gate = next(layer for layer in se.layers if layer.kernel and layer.kernel.template == "mul")
-    assert list(gate.args[3:7]) == [1, 1, 30, 16]  # H*W rows of C channels
+    assert list(gate.args[3:3 + MAX_BROADCAST_DIMS]) == [1, 1, 1, 1, 30, 16]  # H*W rows of C
 
 
 @pytest.mark.parametrize("case, target, kernel", [
@@ -219,7 +219,7 @@ def test_mul_rescale_form_follows_the_proved_bound(case, target, kernel):
 
 
 def _c_loop_indices(dims, a_strides, b_strides):
-    """The operand element indices the MUL kernel's 4-D loop reads, in output order."""
+    """The operand element indices the MUL kernel's broadcast loop reads, in output order."""
     a_idx, b_idx = [], []
     for i in np.ndindex(*dims):
         a_idx.append(sum(k * s for k, s in zip(i, a_strides)))
@@ -228,11 +228,11 @@ def _c_loop_indices(dims, a_strides, b_strides):
 
 
 def test_mul_loop_reads_what_numpy_broadcasting_reads():
-    """For random broadcastable shapes (ranks 1 to 4, either operand broadcast), the lowering's
+    """For random broadcastable shapes (ranks 1 to 6, either operand broadcast), the lowering's
     merged sizes and strides visit the operand elements numpy broadcasting pairs, in output order."""
     rng = np.random.default_rng(7)
     for _ in range(60):
-        rank = int(rng.integers(1, 5))
+        rank = int(rng.integers(1, 7))
         out = tuple(int(d) for d in rng.integers(1, 5, size=rank))
         shapes = [tuple(d if rng.random() < 0.5 else 1 for d in out) for _ in range(2)]
         shapes = [s[int(rng.integers(0, rank)):] or (1,) for s in shapes]  # lower rank operands too
@@ -244,7 +244,8 @@ def test_mul_loop_reads_what_numpy_broadcasting_reads():
         b.op(OpKind.MUL, [a, c], ElementwiseAttrs(), dtype=DType.INT8, quant=q(0.01, 0))
         graph = b.finish([b.ops[-1].outputs[0]])
         layer = generate(graph, TARGETS["host"]).layers[0]
-        dims, sa, sb = layer.args[3:7], layer.args[7:11], layer.args[11:15]
+        n = MAX_BROADCAST_DIMS
+        dims, sa, sb = (layer.args[3 + k * n:3 + (k + 1) * n] for k in range(3))
         a_idx, b_idx = _c_loop_indices(dims, sa, sb)
         want_a = np.broadcast_to(np.arange(int(np.prod(shapes[0]))).reshape(shapes[0]), out).ravel()
         want_b = np.broadcast_to(np.arange(int(np.prod(shapes[1]))).reshape(shapes[1]), out).ravel()

@@ -29,7 +29,8 @@ from mcuforge.ir import (DType, FullyConnectedAttrs, Graph, Op, OpKind, QuantPar
 from mcuforge.ops.strided_slice import StridedSliceAttrs
 from mcuforge.ops import implemented_kinds, op_def
 from mcuforge.ops.support import refusal
-from mcuforge.ops.lstm_int16 import SIGMOID_TABLE_UINT16, lstm_tanh_int16, sigmoid_int16
+from mcuforge.ops.lstm_int16 import lstm_tanh_int16
+from mcuforge.ops.lut16 import SIGMOID_TABLE_UINT16, sigmoid_int16
 from mcuforge.ops.unidirectional_sequence_lstm import LstmAttrs
 from mcuforge.ops.validation import validate_model
 from mcuforge.runtime.reference import Interpreter

@@ -28,12 +28,12 @@ from mcuforge.runtime.reference import Interpreter
 Q = (0.05, 0)
 
 
-def logistic_int16_graph() -> Graph:
-    """x -> LOGISTIC -> y in int16: an op without a 16x8 kernel."""
+def relu_int16_graph() -> Graph:
+    """x -> RELU -> y in int16: an op without a 16x8 kernel."""
     x = Tensor("x", (1, 8), DType.INT16, QuantParams.per_tensor(1 / 4096, 0))
-    y = Tensor("y", (1, 8), DType.INT16, QuantParams.per_tensor(1 / 32768, 0))
-    op = Op("logistic", OpKind.LOGISTIC, ("x",), ("y",), NoAttrs())
-    return Graph("logistic", {"x": x, "y": y}, (op,), ("x",), ("y",))
+    y = Tensor("y", (1, 8), DType.INT16, QuantParams.per_tensor(1 / 4096, 0))
+    op = Op("relu", OpKind.RELU, ("x",), ("y",), NoAttrs())
+    return Graph("relu", {"x": x, "y": y}, (op,), ("x",), ("y",))
 
 
 def fc_graph(activations: DType) -> Graph:
@@ -71,11 +71,11 @@ def _dynamic() -> bytes:
 
 FLOAT_LINE = ("FULLY_CONNECTED at operator #0 (tensor y): input x is float32, FULLY_CONNECTED "
               "takes int16/int8")
-INT16_LINE = "LOGISTIC at operator #0 (tensor y): input x is int16, LOGISTIC takes int8"
+INT16_LINE = "RELU at operator #0 (tensor y): input x is int16, RELU takes int8"
 # name -> (how to write the model, the text of its one line)
 CASES = {
     "float32": (lambda p: write_tflite(fc_graph(DType.FLOAT32), p), FLOAT_LINE),
-    "int16": (lambda p: write_tflite(logistic_int16_graph(), p), INT16_LINE),
+    "int16": (lambda p: write_tflite(relu_int16_graph(), p), INT16_LINE),
     "missing_op": (lambda p: p.write_bytes(_relu_then(B.GATHER_ND)),
                    "unsupported op GATHER_ND at operator #1 (tensor y)"),
     "while": (lambda p: p.write_bytes(_relu_then(B.WHILE)),
@@ -140,7 +140,7 @@ def test_profile_analytic_only_prints_the_figures(case: str, tmp_path: Path, cap
     CASES[case][0](path)
     assert main(["profile", str(path), "--analytic-only", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["macs"] == (32 if case == "float32" else 0)  # FULLY_CONNECTED 8x4 / LOGISTIC
+    assert report["macs"] == (32 if case == "float32" else 0)  # FULLY_CONNECTED 8x4 / RELU
 
 
 def test_zoo_models_are_still_profiled_analytically(capsys) -> None:
@@ -167,7 +167,8 @@ def test_float_io_edges_are_supported_and_float_inside_is_not() -> None:
     quantize, dequantize = find_op_def(OpKind.QUANTIZE), find_op_def(OpKind.DEQUANTIZE)
     assert DType.FLOAT32 in quantize.input_dtypes and dequantize.output_dtypes == {DType.FLOAT32}
     wide = {OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL,
-            OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.TILE}  # 16x8 too
+            OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.LOGISTIC, OpKind.TANH,
+            OpKind.SOFTMAX, OpKind.SUB, OpKind.LEAKY_RELU, OpKind.TILE}  # 16x8 kernels too
     for kind in implemented_kinds():
         if kind not in (OpKind.QUANTIZE, OpKind.DEQUANTIZE):
             expected = {DType.INT8, DType.INT16} if kind in wide else {DType.INT8}
@@ -176,8 +177,8 @@ def test_float_io_edges_are_supported_and_float_inside_is_not() -> None:
 
 
 def test_interpreter_uses_the_same_check() -> None:
-    with pytest.raises(UnsupportedOpError, match="input x is int16, LOGISTIC takes int8"):
-        Interpreter(logistic_int16_graph())
+    with pytest.raises(UnsupportedOpError, match="input x is int16, RELU takes int8"):
+        Interpreter(relu_int16_graph())
     Interpreter(fc_graph(DType.INT16))  # a 16x8 FULLY_CONNECTED runs
     assert refusal(fc_graph(DType.FLOAT32), c_code=False).startswith(FLOAT_LINE)
 

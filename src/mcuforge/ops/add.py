@@ -9,7 +9,8 @@ int16 tensors (16x8, zero point 0: ``reference_ops::Add`` for int16), bit-exact 
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
 - C: ``add`` for two same-shape int8 tensors (the output may overlap either input; the DSP form when
   every shift is <= 0), or a 256-entry table when one operand is a one-valued constant (`lut`);
-  two same-shape int16 tensors: ``add_s16`` (the exact form; constant operands are refused).
+  int8 with broadcasting and every int16 ADD (constants included): ``add_broadcast`` (the
+  broadcast loop of `broadcast`, up to 6 dimensions after merging).
 - .tflite: AddOptions (fused activation).
 """
 
@@ -27,8 +28,8 @@ from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams
 from .binary_common import BinaryElementwiseOp, int16_operands
-from .broadcast import operand_arg
-from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
+from .broadcast import broadcast_params, loop_args, operand_arg
+from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8
 
 ADD_LEFT_SHIFT = 20
 ADD_LEFT_SHIFT_INT16 = 15
@@ -109,37 +110,36 @@ class Add(BinaryElementwiseOp):
             check_multiplier(where, "output", twice_max / ((1 << left_shift) * y[0]))
         check_requantisation(graph, op, where, op.inputs[:1])
 
-    def lower_int16(self, graph, index, op, overlapped):
-        """Two same-shape int16 tensors, the exact requantisation (the output may overlap either
-        input)."""
+    def lower_broadcast(self, graph, index, op, overlapped, wide: bool) -> LayerCall:
+        """``add_broadcast``: any two broadcastable int8 or int16 operands (constants as const
+        arrays of model.c); the output may overlap an operand of its own shape."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
-        for t in (a_t, b_t):
-            if t.constant:
-                raise unsupported(graph, index, op, f"int16 ADD of the constant {t.name}")
-        if not (a_t.shape == b_t.shape == y_t.shape):
-            raise unsupported(graph, index, op, "ADD with broadcasting")
-        p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide=True)
+        p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide)
+        ctype = "int16_t" if wide else "int8_t"
+        head, note = loop_args(graph, index, op, overlapped, ctype)
+        full = int(not wide and p.act_min == -128 and p.act_max == 127)
         spec = KernelSpec(
-            "mf_add_s16", "add_s16",
-            "const int16_t *in1, const int16_t *in2, int16_t *out, int32_t n, int32_t in1_mult, "
-            "int32_t in1_shift, int32_t in2_mult, int32_t in2_shift, int32_t out_mult, "
-            "int32_t out_shift, int32_t act_min, int32_t act_max")
-        args = (Buffer("tensor", a_t.name, "int16_t"), Buffer("tensor", b_t.name, "int16_t"),
-                Buffer("tensor", y_t.name, "int16_t"), y_t.num_elements, p.input1_multiplier,
+            f"mf_add_s{16 if wide else 8}_broadcast{'_full' if full else ''}", "add_broadcast",
+            broadcast_params(ctype) + ", int32_t in1_offset, int32_t in2_offset, "
+            "int32_t left_shift, int32_t in1_mult, int32_t in1_shift, int32_t in2_mult, "
+            "int32_t in2_shift, int32_t out_mult, int32_t out_shift, int32_t out_zp, "
+            "int32_t act_min, int32_t act_max", {"full": full, "ctype": ctype})
+        args = (*head, p.input1_offset, p.input2_offset, p.left_shift, p.input1_multiplier,
                 p.input1_shift, p.input2_multiplier, p.input2_shift, p.output_multiplier,
-                p.output_shift, p.act_min, p.act_max)
-        return LayerCall(op.name, op.kind.value, spec, args, note="in place" if overlapped else "")
+                p.output_shift, p.output_offset, p.act_min, p.act_max)
+        return LayerCall(op.name, op.kind.value, spec, args, note=note)
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """Two same-shape int8 tensors, either of them may be a constant (a const array of model.c);
-        the output may overlap either activation input. int16: `lower_int16`."""
+        """Two same-shape int8 tensors: ``add`` (either may be a constant, a const array of model.c;
+        the output may overlap either activation input; the DSP form when every shift is <= 0).
+        int8 with broadcasting, and int16: `lower_broadcast`."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
-        if y_t.dtype is DType.INT16:
-            return self.lower_int16(graph, index, op, overlapped)
-        require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
-        if not (a_t.shape == b_t.shape == y_t.shape):
-            raise unsupported(graph, index, op, "ADD with broadcasting")
+        wide = int16_operands(graph, op, f"operator #{index} {op.name} (ADD)")
+        if not wide:
+            require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         assert isinstance(op.attrs, ElementwiseAttrs)
+        if wide or not a_t.shape == b_t.shape == y_t.shape:
+            return self.lower_broadcast(graph, index, op, overlapped, wide)
         p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp)
         fast = int(target.dsp and max(p.input1_shift, p.input2_shift, p.output_shift) <= 0)
         full = int(p.act_min == -128 and p.act_max == 127)

@@ -1,12 +1,16 @@
-"""The broadcast loop of the generated C that SUB, MAXIMUM, MINIMUM and PRELU share.
+"""The broadcast loop of the generated C that ADD (with broadcasting, and int16), SUB, MUL, MAXIMUM,
+MINIMUM and PRELU share.
 
-The output ``[D0, D1, D2, D3]`` is written in order; ``A*`` and ``B*`` are the two operands' element
+The output ``[D0, ..., D5]`` is written in order; ``A*`` and ``B*`` are the two operands' element
 strides along those dimensions (0 where an operand is broadcast). Adjacent dimensions contiguous for
-both operands are merged first (`merge_broadcast_dims`, as MUL's kernel does), so a same-shape op
-is one flat loop. Each output element is written after its operands are read, so the output may
-alias an operand with the output's shape (the ELEMENTWISE overlap), never a broadcast one. The loop
-itself is the jinja macro ``broadcast_loop`` of ``kernels/broadcast_loop.inc.j2``; each kernel
-supplies the statement that turns ``x1`` and ``x2`` (the two int8 operands as int32) into ``*o``.
+both operands are merged first (`merge_broadcast_dims`), so a same-shape op is one flat loop and
+the squeeze-excite gate ``[1,H,W,C] * [1,1,1,C]`` is H*W rows of C; up to `MAX_BROADCAST_DIMS`
+(TFLite's 6) remain, padded with leading 1s. Each output element is written after its operands
+are read, so the output may alias an operand with the output's shape (the ELEMENTWISE overlap),
+never a broadcast one. The loop itself is the jinja macro ``broadcast_loop`` of
+``kernels/broadcast_loop.inc.j2``; each kernel supplies the statement that turns ``x1`` and ``x2``
+(the two operands as int32, int8 or int16 ones: the macro's ``ctype``) into ``*o``. MUL takes only
+the macro's outer loops (``outer_loops``) and walks the innermost run with pointers.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import numpy as np
 from ..ir.ops import Op
 from .lowering_types import Buffer, ConstArray, c_ident, unsupported
 
-# The C parameters of a broadcast kernel before its own ones (the argument order of `loop_args`).
-BROADCAST_PARAMS = ("const int8_t *in1, const int8_t *in2, int8_t *out, int32_t D0, int32_t D1, "
-                    "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, "
-                    "int32_t B0, int32_t B1, int32_t B2, int32_t B3")
+MAX_BROADCAST_DIMS = 6  # TFLite's broadcast kernels go up to 6-D; kernels/broadcast_loop.inc.j2 too
+
+
+def broadcast_params(ctype: str = "int8_t") -> str:
+    """The C parameters of a broadcast kernel over ``ctype`` tensors before its own ones (the
+    argument order of `loop_args`)."""
+    sizes_and_strides = ", ".join(f"int32_t {letter}{axis}" for letter in "DAB"
+                                  for axis in range(MAX_BROADCAST_DIMS))
+    return f"const {ctype} *in1, const {ctype} *in2, {ctype} *out, {sizes_and_strides}"
+
+
+BROADCAST_PARAMS = broadcast_params()  # int8 tensors
 
 
 def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
@@ -65,19 +77,24 @@ def operand_arg(graph, index: int, name: str, position: int,
     return Buffer("tensor", name, ctype)
 
 
-def loop_args(graph, index: int, op: Op, overlapped: bool) -> tuple[tuple, str]:
+def loop_args(graph, index: int, op: Op, overlapped: bool,
+              ctype: str = "int8_t") -> tuple[tuple, str]:
     """The leading arguments of a broadcast kernel call (operands, output, D*, A*, B*) for the op's
-    two inputs, and the layer's note; `UnsupportedOpError` above rank 4."""
+    two inputs of C type ``ctype``, and the layer's note; `UnsupportedOpError` when more than
+    `MAX_BROADCAST_DIMS` dimensions remain after merging."""
     a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs[:2], op.outputs[0]))
-    if len(y_t.shape) > 4:
-        raise unsupported(graph, index, op, f"{op.kind.value} of tensors of rank > 4")
     dims, (sa, sb) = merge_broadcast_dims(
         tuple(y_t.shape), [broadcast_strides(a_t.shape, y_t.shape),
                            broadcast_strides(b_t.shape, y_t.shape)])
-    pad = 4 - len(dims)
+    if len(dims) > MAX_BROADCAST_DIMS:
+        raise unsupported(graph, index, op, f"{op.kind.value} of shapes {list(a_t.shape)} and "
+                          f"{list(b_t.shape)}: more than {MAX_BROADCAST_DIMS} dimensions after "
+                          "merging the contiguous ones")
+    pad = MAX_BROADCAST_DIMS - len(dims)
     dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
-    args = (operand_arg(graph, index, a_t.name, 0), operand_arg(graph, index, b_t.name, 1),
-            Buffer("tensor", y_t.name), *dims, *sa, *sb)
+    args = (operand_arg(graph, index, a_t.name, 0, ctype),
+            operand_arg(graph, index, b_t.name, 1, ctype), Buffer("tensor", y_t.name, ctype),
+            *dims, *sa, *sb)
     note = ", ".join(filter(None, ("broadcast" if a_t.shape != b_t.shape else "",
                                    "in place" if overlapped else "")))
     return args, note

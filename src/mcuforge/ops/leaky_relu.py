@@ -1,15 +1,17 @@
-"""LEAKY_RELU on int8 (``reference_ops::QuantizeLeakyRelu``), bit-exact with TFLite Micro.
+"""LEAKY_RELU on int8 or int16 (``reference_ops::QuantizeLeakyRelu``), bit-exact with TFLite Micro.
 
 - Prepare (`prepare_leaky_relu`, TFLite Micro's ``CalculateOpDataLeakyRelu``): two multipliers from
   the float32 scales and alpha in double arithmetic, ``identity = s_in / s_out`` and ``alpha = s_in *
   alpha / s_out``, each through QuantizeMultiplier.
 - Kernel: ``v = x - z_in``; ``y = z_out + MultiplyByQuantizedMultiplier(v, identity)`` for v >= 0,
-  else with the alpha multiplier; clamped to int8.
-- alpha must be finite and >= 0 (refused at import otherwise): with a negative alpha multiplier
-  TFLite Micro rounds the ties of the alpha branch the other way than MultiplyByQuantizedMultiplier
-  does, which is not reproduced here (converters emit a positive alpha).
+  else with the alpha multiplier; clamped to int8 (int16 for 16x8: zero points 0, the same
+  arithmetic). A negative alpha (a negative multiplier) is
+  applied as TFLite Micro does: ``-MultiplyByQuantizedMultiplier(v, |alpha multiplier|)`` (its
+  ties round the other way than a negative multiplier would).
+- alpha must be a finite float32 (refused at import otherwise).
 - Shape unchanged, no MACs; spatially pointwise (patchable); ELEMENTWISE overlap.
-- C: the 256-entry table of the reference kernel (`lut`). .tflite: LeakyReluOptions (alpha).
+- C: int8, the 256-entry table of the reference kernel (`lut`); int16, ``leaky_relu_s16`` (the
+  prepared multipliers, element by element). .tflite: LeakyReluOptions (alpha).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from ..arith.fixedpoint import as_int64, multiply_by_quantized_multiplier, quant
 from ..errors import InvalidValueError
 from ..ir.checks import check_multiplier, quantised_scales
 from ..ir.ops import OpKind
-from ..ir.tensor import QuantParams
+from ..ir.tensor import DType, QuantParams
+from .lowering_types import Buffer, KernelSpec, LayerCall, require_activations
 from .lut import UnaryTableOp, lower_unary_table
-from .reference_support import unary_int8_with_attrs
+from .reference_support import check_int8_or_int16, unary_int8_with_attrs
 
 
 @dataclass(frozen=True)
@@ -66,32 +69,39 @@ def prepare_leaky_relu(x_q: QuantParams, y_q: QuantParams, alpha: float) -> Leak
 
 def leaky_relu_int8(x: np.ndarray, attrs: LeakyReluAttrs, x_q: QuantParams,
                     y_q: QuantParams) -> np.ndarray:
-    """LEAKY_RELU of an int8 tensor (TFLite's ``QuantizeLeakyRelu``)."""
+    """LEAKY_RELU of an int8 (or int16, giving int16) tensor (TFLite's ``QuantizeLeakyRelu``)."""
     p = prepare_leaky_relu(x_q, y_q, attrs.alpha)
     v = as_int64(x) - p.input_zero_point
     positive = multiply_by_quantized_multiplier(v, p.identity_multiplier, p.identity_shift)
-    negative = multiply_by_quantized_multiplier(v, p.alpha_multiplier, p.alpha_shift)
+    # A negative alpha: TFLite Micro scales by |multiplier| and negates (its
+    # MultiplyByQuantizedMultiplier takes non-negative multipliers only).
+    sign = -1 if p.alpha_multiplier < 0 else 1
+    negative = sign * multiply_by_quantized_multiplier(v, abs(p.alpha_multiplier), p.alpha_shift)
     y = np.where(v >= 0, positive, negative) + p.output_zero_point
-    return np.clip(y, -128, 127).astype(np.int8)
+    dtype = np.int16 if np.asarray(x).dtype == np.int16 else np.int8
+    return np.clip(y, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
 
 
 class LeakyRelu(UnaryTableOp):
     """LEAKY_RELU (see the module docstring): a unary table op with an alpha attribute."""
 
     attrs_type = LeakyReluAttrs
+    input_dtypes = frozenset({DType.INT8, DType.INT16})  # int16: 16x8 activations (`ops.wide`)
+    output_dtypes = frozenset({DType.INT8, DType.INT16})
     tflite_options = BuiltinOptions.LeakyReluOptions
     tflite_option_fields = (tflite.LeakyReluOptions, ("Alpha",))
 
     def __init__(self):
         super().__init__(OpKind.LEAKY_RELU, leaky_relu_int8)
-        self._run = unary_int8_with_attrs(leaky_relu_int8)
+        self._run = unary_int8_with_attrs(leaky_relu_int8, check_int8_or_int16)
 
     def check_values(self, graph, op, where):
-        """alpha a finite float32 >= 0, and the identity and alpha multipliers
-        `prepare_leaky_relu` derives."""
+        """alpha a finite float32, int8 or int16 throughout, and the identity and alpha
+        multipliers `prepare_leaky_relu` derives."""
+        check_int8_or_int16(graph, op, (op.inputs[0], op.outputs[0]))
         alpha = op.attrs.alpha
-        if not (math.isfinite(alpha) and 0 <= alpha <= float(np.finfo(np.float32).max)):
-            raise InvalidValueError(f"{where}: alpha {alpha!r} (must be a finite float32 >= 0)")
+        if not (math.isfinite(alpha) and abs(alpha) <= float(np.finfo(np.float32).max)):
+            raise InvalidValueError(f"{where}: alpha {alpha!r} (must be a finite float32)")
         x = quantised_scales(graph, op.inputs[0])
         y = quantised_scales(graph, op.outputs[0])
         if x is not None and y is not None:
@@ -100,7 +110,23 @@ class LeakyRelu(UnaryTableOp):
             check_multiplier(where, f"alpha (tensor {op.inputs[0]} * alpha / output)", alpha_real)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
-        """The 256-entry table of the reference kernel with the op's alpha."""
+        """int8: the 256-entry table of the reference kernel with the op's alpha; int16:
+        ``leaky_relu_s16``."""
+        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        if x_t.dtype is DType.INT16:
+            require_activations(graph, index, op, (x_t.name, y_t.name), DType.INT16)
+            p = prepare_leaky_relu(x_t.quant, y_t.quant, op.attrs.alpha)
+            spec = KernelSpec("mf_leaky_relu_s16", "leaky_relu_s16",
+                              "const int16_t *in, int16_t *out, int32_t n, int32_t in_zp, "
+                              "int32_t out_zp, int32_t id_mult, int32_t id_shift, "
+                              "int32_t alpha_mult, int32_t alpha_shift, int32_t alpha_sign")
+            args = (Buffer("tensor", x_t.name, "int16_t"), Buffer("tensor", y_t.name, "int16_t"),
+                    x_t.num_elements, p.input_zero_point, p.output_zero_point,
+                    p.identity_multiplier, p.identity_shift, abs(p.alpha_multiplier),
+                    p.alpha_shift, -1 if p.alpha_multiplier < 0 else 1)
+            return LayerCall(op.name, op.kind.value, spec, args,
+                             note="in place" if overlapped else "")
+
         def kernel(x, x_q, y_q):
             return leaky_relu_int8(x, op.attrs, x_q, y_q)
         return lower_unary_table(graph, index, op, kernel, overlapped)

@@ -1,8 +1,10 @@
-"""LOGISTIC on int8 (``reference_integer_ops::Logistic``), bit-exact with TFLite Micro.
+"""LOGISTIC on int8 or int16 (``reference_integer_ops::Logistic``), bit-exact with TFLite Micro.
 
-The input is rescaled to Q4.27 and fed to gemmlowp's fixed-point logistic; inputs beyond the
-representable radius saturate. Output scale 1/256, zero point -128. Shape unchanged; spatially
-pointwise; ELEMENTWISE overlap. C: the 256-entry table of this kernel (`lut`). No options table.
+int8: the input is rescaled to Q4.27 and fed to gemmlowp's fixed-point logistic; inputs beyond the
+representable radius saturate. Output scale 1/256, zero point -128. C: the 256-entry table of this
+kernel (`lut`). int16 (16x8; zero points 0, output scale 2^-15): TFLite's interpolated sigmoid
+table after the input scaling of `lut16.prepare_sigmoid_int16`; C: ``sigmoid_s16``. Shape unchanged;
+spatially pointwise; ELEMENTWISE overlap. No options table.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ..arith.fixedpoint import (as_int64, calculate_input_radius, multiply_by_qu
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import OpKind
 from ..ir.tensor import QuantParams
-from .lut import UnaryTableOp
+from .lut16 import SigmoidTableOp
 
 INPUT_INTEGER_BITS = 4  # the input is rescaled to Q4.27
 
@@ -36,10 +38,10 @@ def logistic_int8(x: np.ndarray, x_q: QuantParams, y_q: QuantParams) -> np.ndarr
     return y.astype(np.int8)
 
 
-class Logistic(UnaryTableOp):
-    """LOGISTIC (see the module docstring): a unary table op with an input multiplier."""
+class Logistic(SigmoidTableOp):
+    """LOGISTIC (see the module docstring): a sigmoid table op with an int8 input multiplier."""
 
-    def check_values(self, graph, op, where):
+    def check_int8_values(self, graph, op, where):
         """The Q4.27 input multiplier ``in * 2^27``, and the input's requantisation."""
         x = quantised_scales(graph, op.inputs[0])
         if x is not None and quantised_scales(graph, op.outputs[0]) is not None:
@@ -47,4 +49,4 @@ class Logistic(UnaryTableOp):
         check_requantisation(graph, op, where, op.inputs[:1])
 
 
-OP_DEFS = (Logistic(OpKind.LOGISTIC, logistic_int8),)
+OP_DEFS = (Logistic(OpKind.LOGISTIC, logistic_int8, tanh=False),)

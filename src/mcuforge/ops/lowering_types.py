@@ -124,6 +124,12 @@ def unsupported(graph: "Graph", index: int, op: Op, why: str) -> UnsupportedOpEr
 def require_int8(graph: "Graph", index: int, op: Op, names) -> None:
     """Raise unless every named tensor is int8 with per-tensor quantisation, and every constant
     input of the op has values."""
+    require_activations(graph, index, op, names, DType.INT8)
+
+
+def require_activations(graph: "Graph", index: int, op: Op, names, dtype: DType) -> None:
+    """Raise unless every named tensor is ``dtype`` (int8, or int16 for 16x8) with per-tensor
+    quantisation, and every constant input of the op has values."""
     for name in op.inputs:
         tensor = graph.tensors[name]
         if tensor.constant and tensor.data is None:
@@ -131,8 +137,9 @@ def require_int8(graph: "Graph", index: int, op: Op, names) -> None:
                               "such as a zoo model, cannot be compiled; give a quantised .tflite)")
     for name in names:
         tensor = graph.tensors[name]
-        if tensor.dtype is not DType.INT8:
-            why = f"tensor {name} is {tensor.dtype.value}; the generated C handles int8 tensors"
+        if tensor.dtype is not dtype:
+            why = (f"tensor {name} is {tensor.dtype.value}; the generated C handles "
+                   f"{dtype.value} tensors")
         elif tensor.quant is None:
             why = f"tensor {name} has no quantisation parameters"
         elif tensor.quant.per_axis:

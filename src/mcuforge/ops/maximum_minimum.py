@@ -6,7 +6,7 @@ bit-exact with TFLite Micro.
   quantisation spec requires of these ops and the converter produces. That is checked at import
   (a differing scale or zero point is refused); the kernel is then ``np.maximum`` / ``np.minimum``.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap. No attributes.
-- C: ``maximum_minimum``, the 4-D broadcast loop (`broadcast`; a constant operand is a const array).
+- C: ``maximum_minimum``, the broadcast loop (`broadcast`; a constant operand is a const array).
 - .tflite: an empty MaximumMinimumOptions table, as the converter writes it.
 """
 
@@ -79,7 +79,7 @@ class MaximumMinimum(OpDef):
         return maximum_minimum_int8(op.kind, value_of(graph, env, a), value_of(graph, env, b))
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False) -> LayerCall:
-        """The broadcast loop comparing raw values (rank <= 4)."""
+        """The broadcast loop comparing raw values."""
         require_int8(graph, index, op, (*op.inputs, op.outputs[0]))
         head, note = loop_args(graph, index, op, overlapped)
         function = "max" if op.kind is OpKind.MAXIMUM else "min"

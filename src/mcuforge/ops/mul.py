@@ -6,8 +6,8 @@
   that overflows int32 wraps in both, as the reference's ``wrap_int32`` does). int16: the same
   arithmetic (|product| <= 2^30) with the int16 clamp.
 - Shape: numpy broadcasting. Spatially pointwise (patchable); ELEMENTWISE overlap.
-- C: ``mul``, a 4-D loop with per-operand strides (0 along broadcast dimensions); adjacent dimensions
-  that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
+- C: ``mul``, the broadcast loop (`broadcast`) with per-operand strides (0 along broadcast
+  dimensions); adjacent dimensions that are contiguous for both operands are merged first (`merge_broadcast_dims`), so same-shape MUL
   is one flat loop and the squeeze-excite gate ``[1,H,W,C] * [1,1,1,C]`` is H*W rows of C. The output
   is written in order after its element's operands are read, so it may alias any operand with the
   output's shape; it never aliases a broadcast operand. On Cortex-M with the DSP extension the
@@ -31,9 +31,8 @@ from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
 from ..ir.ops import ElementwiseAttrs, OpKind
 from ..ir.tensor import DType, QuantParams, Tensor
 from .binary_common import BinaryElementwiseOp, int16_operands
-from .broadcast import broadcast_strides, merge_broadcast_dims, operand_arg
-from .lowering_types import (Buffer, KernelSpec, LayerCall, require_int8,
-                             unsupported)
+from .broadcast import broadcast_params, loop_args
+from .lowering_types import KernelSpec, LayerCall, require_int8
 
 
 @dataclass(frozen=True)
@@ -105,14 +104,12 @@ class Mul(BinaryElementwiseOp):
         check_requantisation(graph, op, where, op.inputs[:1])
 
     def lower_tensors(self, graph, index, op, target, overlapped):
-        """MUL with numpy broadcasting (rank <= 4) and a fused clamp, int8 or int16."""
+        """MUL with numpy broadcasting and a fused clamp, int8 or int16."""
         a_t, b_t, y_t = (graph.tensors[n] for n in (*op.inputs, op.outputs[0]))
         wide = int16_operands(graph, op, f"operator #{index} {op.name} (MUL)")
         if not wide:
             require_int8(graph, index, op, (a_t.name, b_t.name, y_t.name))
         assert isinstance(op.attrs, ElementwiseAttrs)
-        if len(y_t.shape) > 4:
-            raise unsupported(graph, index, op, "MUL of tensors of rank > 4")
         p = prepare_mul(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp, wide)
         ctype = "int16_t" if wide else "int8_t"
         if wide:
@@ -121,25 +118,14 @@ class Mul(BinaryElementwiseOp):
             bound = _max_centred(a_t) * _max_centred(b_t)
             fast = int(target.dsp and bound << max(p.output_shift, 0) < 1 << 29)
             full = int(p.act_min == -128 and p.act_max == 127)
-        dims, (sa, sb) = merge_broadcast_dims(
-            tuple(y_t.shape), [broadcast_strides(a_t.shape, y_t.shape),
-                             broadcast_strides(b_t.shape, y_t.shape)])
-        pad = 4 - len(dims)
-        dims, sa, sb = [1] * pad + dims, [0] * pad + sa, [0] * pad + sb
+        head, note = loop_args(graph, index, op, overlapped, ctype)
         spec = KernelSpec(
             f"mf_mul_s{16 if wide else 8}{'_fast' if fast else ''}{'_full' if full else ''}", "mul",
-            f"const {ctype} *in1, const {ctype} *in2, {ctype} *out, int32_t D0, int32_t D1, "
-            "int32_t D2, int32_t D3, int32_t A0, int32_t A1, int32_t A2, int32_t A3, int32_t B0, "
-            "int32_t B1, int32_t B2, int32_t B3, int32_t in1_offset, int32_t in2_offset, "
+            broadcast_params(ctype) + ", int32_t in1_offset, int32_t in2_offset, "
             "int32_t out_mult, int32_t out_shift, int32_t out_zp, int32_t act_min, int32_t act_max",
             {"fast": fast, "full": full, "ctype": ctype})
-        args = (operand_arg(graph, index, a_t.name, 0, ctype),
-                operand_arg(graph, index, b_t.name, 1, ctype),
-                Buffer("tensor", y_t.name, ctype), *dims, *sa, *sb, p.input1_offset, p.input2_offset,
-                p.output_multiplier, p.output_shift, p.output_offset, p.act_min, p.act_max)
-        broadcast = a_t.shape != b_t.shape
-        note = ", ".join(filter(None, ("broadcast" if broadcast else "",
-                                       "in place" if overlapped else "")))
+        args = (*head, p.input1_offset, p.input2_offset, p.output_multiplier, p.output_shift,
+                p.output_offset, p.act_min, p.act_max)
         return LayerCall(op.name, op.kind.value, spec, args, note=note)
 
 

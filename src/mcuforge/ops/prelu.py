@@ -9,7 +9,7 @@
   input (numpy rules, rank <= 4 as in TFLite); it must be int8 with per-tensor quantisation.
 - Shape: the broadcast shape. Spatially pointwise (patchable); ELEMENTWISE overlap (the output may be
   written over the input, never over a broadcast alpha).
-- C: ``prelu``, the 4-D broadcast loop (`broadcast`; a constant alpha is a const array of model.c).
+- C: ``prelu``, the broadcast loop (`broadcast`; a constant alpha is a const array of model.c).
   No .tflite options table.
 """
 
@@ -113,7 +113,7 @@ class Prelu(OpDef):
                           quant_of(graph, op, x), quant_of(graph, op, alpha), quant_of(graph, op, y))
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False) -> LayerCall:
-        """The broadcast loop (rank <= 4) with the two prepared multipliers."""
+        """The broadcast loop with the two prepared multipliers."""
         names = (*op.inputs, op.outputs[0])
         require_int8(graph, index, op, names)
         x_t, a_t, y_t = (graph.tensors[n] for n in names)

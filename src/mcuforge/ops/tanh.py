@@ -1,4 +1,4 @@
-"""TANH on int8 (``reference_integer_ops::Tanh``), bit-exact with TFLite Micro.
+"""TANH on int8 or int16 (``reference_integer_ops::Tanh``), bit-exact with TFLite Micro.
 
 - Prepare (`prepare_tanh`, TFLite Micro's ``CalculateArithmeticOpData``): the input is rescaled to
   Q4.27 by ``frexp(s_in * 2^27)`` (a Q0.31 multiplier and a left shift); inputs at or beyond the
@@ -8,8 +8,11 @@
   ``RoundingDivideByPOT(.., 24)`` to the output grid, clamped.
 - The output must be quantised with scale 1/128 and zero point 0 (what the kernel writes, and what
   TFLite's converter produces); others are refused at import.
-- Shape unchanged; spatially pointwise; ELEMENTWISE overlap. C: the 256-entry table of this kernel
-  (`lut`). No .tflite options table.
+- int16 (16x8; zero points 0, output scale 2^-15): TFLite's interpolated sigmoid table read as
+  tanh(x) = 2 sigmoid(2x) - 1 after the input scaling of `lut16.prepare_sigmoid_int16`; C:
+  ``sigmoid_s16``.
+- Shape unchanged; spatially pointwise; ELEMENTWISE overlap. C (int8): the 256-entry table of this
+  kernel (`lut`). No .tflite options table.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from ..errors import InvalidValueError
 from ..ir.checks import check_multiplier, quantised_scales
 from ..ir.ops import OpKind
 from ..ir.tensor import QuantParams
-from .lut import UnaryTableOp
+from .lut16 import SigmoidTableOp
 
 INPUT_INTEGER_BITS = 4  # the input is rescaled to Q4.27
 OUTPUT_SCALE_BITS = 7   # output scale 2^-7
@@ -95,10 +98,10 @@ def tanh_int8(x: np.ndarray, x_q: QuantParams, y_q: QuantParams) -> np.ndarray:
     return y.astype(np.int8)
 
 
-class Tanh(UnaryTableOp):
-    """TANH (see the module docstring): a unary table op with a fixed output quantisation."""
+class Tanh(SigmoidTableOp):
+    """TANH (see the module docstring): a sigmoid table op with a fixed int8 output quantisation."""
 
-    def check_values(self, graph, op, where):
+    def check_int8_values(self, graph, op, where):
         """The Q4.27 input multiplier ``in * 2^27``, and the output quantisation (1/128, 0)."""
         x = quantised_scales(graph, op.inputs[0])
         y_t = graph.tensors[op.outputs[0]]
@@ -111,4 +114,4 @@ class Tanh(UnaryTableOp):
             raise InvalidValueError(f"{where}: output tensor {y_t.name}: {exc}") from None
 
 
-OP_DEFS = (Tanh(OpKind.TANH, tanh_int8),)
+OP_DEFS = (Tanh(OpKind.TANH, tanh_int8, tanh=True),)

@@ -45,8 +45,8 @@ from ..ir.ops import OpKind
 from ..ir.tensor import DType, QuantParams
 from .lowering_types import (Buffer, ConstArray, KernelSpec, LayerCall, StateArray, c_ident,
                              require_int8, unsupported)
-from .lstm_int16 import (INT16_MAX, INT16_MIN, SIGMOID_TABLE_UINT16, fc_int16, lstm_tanh_int16,
-                         mul_elementwise, sigmoid_int16)
+from .lstm_int16 import fc_int16, lstm_tanh_int16, mul_elementwise
+from .lut16 import INT16_MAX, INT16_MIN, SIGMOID_TABLE_UINT16, sigmoid_int16
 from .reference_support import op_location, quant_of, value_of
 from .registry import OpDef
 
