@@ -96,6 +96,7 @@ def _context(module: ModuleType) -> dict:
         "stage_twiddles": stage_twiddles(tables), "super_twiddles": _pairs(tables.super_twiddles),
         "window_saturates": window_saturates(module.WINDOW, module.WINDOW_SHIFT),
         "window_max": int(np.abs(module.WINDOW.astype(np.int64)).max()),
+        "window_pairs": _pairs(np.asarray(module.WINDOW).reshape(-1, 2)),
         "log_lut": signal_ops.LOG_LUT, "log_coeff": signal_ops.LOG_COEFF,
         "log_output_scale": module.LOG_OUTPUT_SCALE,
         "energy_start": module.ENERGY_START, "energy_end": module.ENERGY_END,
