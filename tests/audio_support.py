@@ -1,6 +1,7 @@
 """Test helpers for the audio front ends: the micro_speech preprocessor model's own parameters (its
 constant tensors and flexbuffer custom options, read with the `tflite` schema package) and the oracle
-(the tflite-micro pip interpreter running it once per 20 ms hop, state carried between calls)."""
+(the tflite-micro pip interpreter running it once per 20 ms hop, state carried between calls:
+`mcuforge.rivals.tflm_audio`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from mcuforge.rivals.tflm_audio import tflm_features, tflm_scores
 
 PREPROCESSOR = "models/tflite_micro/audio_preprocessor_int8.tflite"
 CLASSIFIER = "models/tflite_micro/micro_speech_quantized.tflite"
@@ -42,20 +45,11 @@ def preprocessor_parameters(path: Path) -> tuple[dict[str, dict], dict[str, np.n
 def oracle_features(preprocessor: Path, pcm: np.ndarray) -> np.ndarray:
     """int8 [frames, 40]: TFLite Micro's preprocessor called once per 20 ms hop of ``pcm`` (int16),
     one fresh interpreter per clip (so its noise-reduction state starts at zero, as ours does)."""
-    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
-    interpreter = runtime.Interpreter.from_file(str(preprocessor), arena_size=64 * 1024)
-    frames = []
-    for start in range(0, len(pcm) - 480 + 1, 320):
-        interpreter.set_input(pcm[start:start + 480].reshape(1, 480).astype(np.int16), 0)
-        interpreter.invoke()
-        frames.append(interpreter.get_output(0).reshape(40).copy())
-    return np.array(frames, dtype=np.int8)
+    pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    return tflm_features(preprocessor, pcm)
 
 
 def oracle_scores(classifier: Path, features: np.ndarray) -> np.ndarray:
     """int8 [4]: TFLite Micro running micro_speech_quantized.tflite on int8 [49, 40] features."""
-    runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
-    interpreter = runtime.Interpreter.from_file(str(classifier), arena_size=64 * 1024)
-    interpreter.set_input(features.reshape(1, -1).astype(np.int8), 0)
-    interpreter.invoke()
-    return interpreter.get_output(0).reshape(-1).copy()
+    pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+    return tflm_scores(classifier, features)

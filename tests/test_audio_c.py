@@ -18,7 +18,8 @@ from mcuforge.audio.wav import read_wav
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
 
-def _edge_clips() -> dict[str, np.ndarray]:
+def edge_clips() -> dict[str, np.ndarray]:
+    """Extreme clips: full-scale noise, all -32768 (TFLM's running maximum wraps), zeros, a loud sine."""
     rng = np.random.default_rng(1)
     return {
         "full-scale noise": rng.integers(-32768, 32768, size=8000).astype(np.int16),
@@ -45,7 +46,7 @@ def test_c_equals_numpy(frontend):
     name, binary = frontend
     module = frontend_by_name(name)
     clips = {wav: read_wav(require_reference_file(f"models/tflite_micro/{wav}"), 16000)[0] for wav in WAVS}
-    clips.update(_edge_clips())
+    clips.update(edge_clips())
     for label, pcm in clips.items():
         ours = module.features(pcm)
         c = _run(binary, "clip", pcm, module.NUM_CHANNELS)

@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 from audio_support import CLASSIFIER, PREPROCESSOR, oracle_features, oracle_scores
 from conftest import one_error_line, require_reference_file
+from test_audio_c import edge_clips
 
-from mcuforge.audio import micro_speech
+from mcuforge.audio import frontend_by_name, micro_speech
 from mcuforge.audio.clips import fit_clip
 from mcuforge.audio.emit import frontend_sources
 from mcuforge.audio.wav import read_wav
 from mcuforge.cli import main
-from mcuforge.codegen.listen import run_qemu_listen
+from mcuforge.codegen.build import build
+from mcuforge.codegen.listen import count_listen, run_qemu_listen
 from mcuforge.codegen.project import compile_model
 from mcuforge.codegen.targets import TARGETS
 from mcuforge.errors import McuforgeError
@@ -208,3 +210,32 @@ def test_streaming_c_equals_the_numpy_recognizer(tmp_path_factory, host_project)
     assert lines == expected
     heard_new = [line.split("heard=")[1].split()[0] for line in lines if line.endswith(" new")]
     assert "yes" in heard_new and "no" in heard_new
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, model, labels", [
+    ("micro-speech", CLASSIFIER, LABELS), ("mfcc", "models/mlperf_tiny/kws_ref_model.tflite", None)])
+def test_cortex_m_front_end_on_extreme_clips(tmp_path, name, model, labels):
+    """The front end's Cortex-M code (the DSP path: SIMD FFT and window, the SSUB16/SEL running
+    maximum, the VSQRT-seeded square root) equals numpy on the extreme clips (full-scale noise, all
+    -32768, where TFLM's running maximum wraps, zeros, a loud sine): Cortex-M7 in unicorn,
+    Cortex-M4 under QEMU."""
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    graph = load_graph(str(require_reference_file(model)))
+    out = tmp_path / name
+    report = compile_model(graph, out, "cortex-m7", measure=False, frontend=frontend_sources(name),
+                           labels=labels)
+    elves = {target: build(out, f"listen-{target}") for target in ("cortex-m4", "cortex-m7")}
+    module = frontend_by_name(name)
+    for label, pcm in edge_clips().items():
+        expected = module.features(fit_clip(pcm, report["frontend"]["frames"])).reshape(-1)
+        m7 = count_listen(elves["cortex-m7"], TARGETS["cortex-m7"], pcm, report["output_bytes"],
+                          expected.size)
+        assert np.array_equal(np.frombuffer(m7.features, dtype=np.int8), expected), (name, label)
+        _write_wav(tmp_path / "clip.wav", pcm, 16000)
+        m4 = run_qemu_listen(elves["cortex-m4"], TARGETS["cortex-m4"],
+                             (tmp_path / "clip.wav").read_bytes(), expected.size)
+        assert np.array_equal(np.frombuffer(m4.features, dtype=np.int8), expected), (name, label)
+        assert m4.scores == m7.scores, (name, label)

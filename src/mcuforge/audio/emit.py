@@ -25,12 +25,46 @@ def _cbody(values) -> str:
     return textwrap.fill(text, width=100, initial_indent="    ", subsequent_indent="    ")
 
 
+def _cbody_hex(values) -> str:
+    text = ", ".join(f"0x{int(value):08x}u" for value in np.asarray(values).reshape(-1))
+    return textwrap.fill(text, width=100, initial_indent="    ", subsequent_indent="    ")
+
+
+def _pairs(re_im: np.ndarray) -> np.ndarray:
+    """int16 [n, 2] (re, im) → uint32 [n]: re in the low half, im in the high half (the C's
+    ``mf_fe_pair``)."""
+    halves = np.asarray(re_im, dtype=np.int16).astype(np.uint16).astype(np.uint32)
+    return halves[:, 0] | (halves[:, 1] << 16)
+
+
+def window_saturates(window: np.ndarray, shift: int) -> bool:
+    """Whether ``(x * w) >> shift`` leaves int16 for some int16 sample x and window value w (the C
+    then saturates each product; otherwise it skips the clamp)."""
+    corners = [(x * int(w)) >> shift for x in (-32768, 32767) for w in (window.min(), window.max())]
+    return min(corners) < -32768 or max(corners) > 32767
+
+
+def stage_twiddles(tables) -> np.ndarray:
+    """The twiddles the C's radix-4 stages after the first read, in reading order: for each stage
+    ``m = 4, 16, ...`` and each butterfly ``k = 1 .. m - 1``, those of its inputs 1, 2, 3
+    (index ``q * k * stride``, ``stride = n / 4m``; k = 0 has unit twiddles), as packed pairs."""
+    length = len(tables.twiddles)
+    indices = []
+    m = 4
+    while m < length:
+        stride = length // (4 * m)
+        indices.extend(q * k * stride for k in range(1, m) for q in (1, 2, 3))
+        m *= 4
+    return _pairs(tables.twiddles[np.array(indices, dtype=np.int64)])
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("mcuforge.audio", "templates"), undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     environment.filters["cbody"] = _cbody
+    environment.filters["cbody_hex"] = _cbody_hex
     return environment
 
 
@@ -49,6 +83,9 @@ def _bands(matrix: np.ndarray) -> tuple[list[dict], list[int]]:
 
 def _context(module: ModuleType) -> dict:
     tables = rfft_tables(module.FFT_LENGTH)
+    if module.WINDOW_SAMPLES % 2 or module.WINDOW_SAMPLES > module.FFT_LENGTH:
+        raise ValueError(f"{module.FRONTEND_NAME}: the C reads the window two samples at a time into "
+                         f"the {module.FFT_LENGTH}-point FFT: {module.WINDOW_SAMPLES} samples do not fit")
     common = {
         "name": module.FRONTEND_NAME, "module": module.__name__.rsplit(".", 1)[1],
         "sample_rate": module.SAMPLE_RATE, "window_samples": module.WINDOW_SAMPLES,
@@ -56,8 +93,10 @@ def _context(module: ModuleType) -> dict:
         "features": module.NUM_CHANNELS, "output_scale": f"{module.OUTPUT_SCALE:.9g}",
         "output_zero_point": module.OUTPUT_ZERO_POINT, "fft_length": module.FFT_LENGTH,
         "window": module.WINDOW, "window_shift": module.WINDOW_SHIFT, "order": tables.order,
-        "twiddle_re": tables.twiddles[:, 0], "twiddle_im": tables.twiddles[:, 1],
-        "super_re": tables.super_twiddles[:, 0], "super_im": tables.super_twiddles[:, 1],
+        "stage_twiddles": stage_twiddles(tables), "super_twiddles": _pairs(tables.super_twiddles),
+        "window_saturates": window_saturates(module.WINDOW, module.WINDOW_SHIFT),
+        "window_max": int(np.abs(module.WINDOW.astype(np.int64)).max()),
+        "window_pairs": _pairs(np.asarray(module.WINDOW).reshape(-1, 2)),
         "log_lut": signal_ops.LOG_LUT, "log_coeff": signal_ops.LOG_COEFF,
         "log_output_scale": module.LOG_OUTPUT_SCALE,
         "energy_start": module.ENERGY_START, "energy_end": module.ENERGY_END,

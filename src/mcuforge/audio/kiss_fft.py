@@ -13,10 +13,18 @@ The algorithm, as kissfft does it for a real input of length ``n`` (even):
 3. the half-length spectrum is split into the real spectrum with the "super twiddles"
    (each input halved by ``C_FIXDIV(x, 2)``, each output halved by ``>> 1``).
 
-Integer semantics, which the C emitted by `mcuforge.audio.emit` repeats line by line:
+Integer semantics, which the C emitted by `mcuforge.audio.emit` keeps exactly:
 ``smul(a, b)`` is an int32 product, ``sround(x) = (int16)((x + 2^14) >> 15)`` (arithmetic shift,
 int32 wrap-around), every sum stored into a ``kiss_fft_scalar`` wraps to int16. Twiddles are
 ``floor(0.5 + 32767 * cos/sin(phase))`` with kissfft's own phase formulas (in double).
+
+This module is the definition; the C computes the same values faster: each complex value is one
+word (re, im int16 halves) so that the DSP extension's SIMD instructions do both halves at once
+(SADD16/SSUB16/SASX/SSAX wrap per half, SMLSD/SMLADX with 2^14 as the accumulator are C_MUL plus
+the rounding, SMLABB/SMLATB are C_FIXDIV, SHADD16/SHSUB16 the split's ``>> 1``), the digit-reversed
+copy and the auto-scale shift are fused into the first stage, and the butterflies with k = 0 skip
+C_MUL: their twiddle is (32767, 0), and ``sround(v * 32767) = v`` for ``|v| <= 16384``, which holds
+after C_FIXDIV(x, 4).
 """
 
 from __future__ import annotations

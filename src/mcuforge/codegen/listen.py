@@ -5,7 +5,8 @@ above codegen) under ``frontend/``, with ``mf_listen.{h,c}`` (``mcuforge_listen`
 the front end into the model's input, then ``mcuforge_invoke``; ``mcuforge_stream_push``: 20 ms
 hops, a ring of feature frames, an inference every N hops and micro_speech's averaged-posterior
 recognizer), the WAV-reading runners and the Makefile's ``listen-*`` targets. `run_qemu_listen` runs
-the Cortex-M listen runner on one WAV.
+the Cortex-M listen runner on one WAV; `count_listen` calls ``mcuforge_listen`` of a Cortex-M listen
+ELF on one clip in unicorn and counts its instructions, the front end's share apart.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import McuforgeError
 from .build import BuildError, require_tool, run_child
+from .elf import read_elf
 from .emit import GeneratedModel
 from .kernels import render_template
 from .targets import TARGETS, Target
+from .unicorn_count import count_call
 
 LISTEN_RUNNER_FILES = ("main_listen_cortex_m.c", "main_listen_host.c", "mf_wav.c", "mf_wav.h")
 STREAM_EVERY = 1  # an inference on every hop (20 ms), as micro_speech does
 STREAM_AVERAGE = 3  # score vectors averaged by the recognizer
 STREAM_THRESHOLD = 200  # of 255 (int8 + 128), micro_speech's detection threshold
+FRONTEND_SYMBOL_PREFIXES = ("mf_fe_", "mf_frontend_")
 
 
 @dataclass(frozen=True)
@@ -112,3 +118,42 @@ def run_qemu_listen(elf: Path, target: Target, wav: bytes, feature_bytes: int,
         raise BuildError(f"the QEMU listen runner failed (exit {result.returncode}): {console.strip()[-500:]}")
     return ListenRun(match.group(1), tuple(int(v) for v in match.group(2).split(",")),
                      written[:feature_bytes], int(match.group(3)), console)
+
+
+@dataclass(frozen=True)
+class ListenCount:
+    """One ``mcuforge_listen`` call counted in unicorn: all its instructions, the front end's own
+    functions' share (`FRONTEND_SYMBOL_PREFIXES`; the memcpy/memset they call count for the rest),
+    the label it returned, the int8 scores and feature frames it left, and its stack use."""
+
+    instructions: int
+    frontend_instructions: int
+    label_index: int
+    scores: tuple[int, ...]
+    features: bytes
+    stack_bytes: int
+
+    @property
+    def model_instructions(self) -> int:
+        """Everything but the front end's functions: the inference, the listen glue, the copies."""
+        return self.instructions - self.frontend_instructions
+
+
+def count_listen(elf: Path, target: Target, pcm: np.ndarray, output_bytes: int,
+                 feature_bytes: int) -> ListenCount:
+    """Call ``mcuforge_listen(pcm, len(pcm), scores)`` of the listen ELF once in unicorn on the int16
+    clip ``pcm`` (at most the runner's WAV buffer) and count it."""
+    samples = np.asarray(pcm, dtype=np.int16)
+    counted = count_call(elf, target, "mcuforge_listen", ("runner_wav", len(samples), "runner_scores"),
+                         {"runner_wav": samples.astype("<i2").tobytes()})
+    image = read_elf(elf)
+    scores = bytes(counted.memory.mem_read(image.symbol("runner_scores"), output_bytes))
+    features = bytes(counted.memory.mem_read(image.symbol("mf_listen_features"), feature_bytes))
+    label = counted.return_value - (1 << 32) if counted.return_value >= 1 << 31 else counted.return_value
+    if label < 0:
+        raise McuforgeError("mcuforge_listen returned an error under unicorn")
+    frontend = sum(count for name, count in counted.per_function.items()
+                   if name.startswith(FRONTEND_SYMBOL_PREFIXES))
+    return ListenCount(counted.instructions, frontend, label,
+                       tuple(np.frombuffer(scores, dtype=np.int8).tolist()), features,
+                       counted.stack_bytes)

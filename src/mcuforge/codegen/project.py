@@ -26,13 +26,13 @@ from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes, symbol_bytes
-from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
-from .listen import FrontendSources, add_frontend, listen_frames, run_qemu_listen
+from .listen import (FRONTEND_SYMBOL_PREFIXES, FrontendSources, add_frontend, count_listen,
+                     listen_frames, run_qemu_listen)
 from .postprocess import PostProcessModule, with_postprocess
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
-from .unicorn_count import count_call, count_invoke
+from .unicorn_count import count_invoke
 
 MEASURE_SEED = 0
 
@@ -184,20 +184,17 @@ def measure_frontend(directory: Path, model: GeneratedModel, target: Target,
     elf = build(directory, f"listen-{target.name}")
     sizes = section_sizes(elf)
     run = run_qemu_listen(elf, target, measurement_wav(frontend), io_bytes(model)[0])
-    own = symbol_bytes(elf, ("mf_fe_", "mf_frontend_"))
+    own = symbol_bytes(elf, FRONTEND_SYMBOL_PREFIXES)
     glue = symbol_bytes(elf, ("mf_listen_", "mcuforge_listen", "mcuforge_stream_", "mcuforge_labels",
                               "mf_argmax"))
     m7 = TARGETS["cortex-m7"]
     m7_elf = elf if target.name == m7.name else build(directory, f"listen-{m7.name}")
     pcm = np.random.default_rng(MEASURE_SEED).integers(-3000, 3000, size=frontend.sample_rate,
                                                        dtype=np.int16)
-    counted = count_call(m7_elf, m7, "mcuforge_listen", ("runner_wav", len(pcm), "runner_scores"),
-                         {"runner_wav": pcm.astype("<i2").tobytes()})
-    scores = bytes(counted.memory.mem_read(read_elf(m7_elf).symbol("runner_scores"), len(run.scores)))
-    if tuple(np.frombuffer(scores, dtype=np.int8).tolist()) != run.scores:
+    counted = count_listen(m7_elf, m7, pcm, len(run.scores), io_bytes(model)[0])
+    if counted.scores != run.scores:
         raise McuforgeError("unicorn and QEMU disagree on the scores of the measured listen run")
-    frontend_instructions = sum(count for name, count in counted.per_function.items()
-                                if name.startswith(("mf_fe_", "mf_frontend_")))
+    frontend_instructions = counted.frontend_instructions
     frames = listen_frames(model, frontend)
     return {
         "instructions_per_clip": counted.instructions,
