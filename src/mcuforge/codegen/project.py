@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -147,10 +148,14 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions(),
+                  extra_files: Mapping[str, bytes] | None = None,
+                  report_fields: Mapping[str, object] | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel).
+    keep the channel-plane in-place depthwise kernel). ``extra_files`` (name -> bytes) are written
+    into the project too (e.g. the int8 .tflite of a model quantised on the way), and
+    ``report_fields`` are added to report.json.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -167,7 +172,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     with folder_lock(out_dir):
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
-        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch)
+        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch,
+                           dict(extra_files or {}), dict(report_fields or {}))
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -185,13 +191,17 @@ def check_output_folder(out_dir: Path) -> None:
 
 
 def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
-                sram_bytes: int | None, source: str, measure: bool, patch) -> dict:
+                sram_bytes: int | None, source: str, measure: bool, patch,
+                extra_files: dict[str, bytes], report_fields: dict[str, object]) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
     try:
         write_project(model, staging)
+        for name, payload in extra_files.items():
+            (staging / name).write_bytes(payload)
         report = _base_report(model, source)
+        report.update(report_fields)
         if patch is not None:
             from .patch_emit import patch_report_fields
             report.update(patch_report_fields(model))

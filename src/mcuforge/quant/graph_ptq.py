@@ -27,7 +27,7 @@ data into model input (`quantize_input`).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -248,16 +248,20 @@ def dequantize_output(graph: Graph, y: np.ndarray) -> np.ndarray:
     return (np.asarray(y, dtype=np.float64) - q.zero_point[0]) * q.scale[0]
 
 
-def float_int8_agreement(float_graph: Graph, int8_graph: Graph, samples: Sequence[np.ndarray]
-                         ) -> dict[str, float]:
-    """Float graph vs int8 graph (reference runtime) on ``samples`` (NHWC inputs): the fraction of
+def float_int8_agreement(float_model: Graph | Callable[[np.ndarray], np.ndarray],
+                         int8_graph: Graph, samples: Sequence[np.ndarray]) -> dict[str, float]:
+    """Float model vs int8 graph (reference runtime) on ``samples`` (NHWC inputs): the fraction of
     equal argmaxes, the largest absolute difference of the dequantised outputs and the output's
-    float range (for scale), over ``count`` samples."""
+    float range (for scale), over ``count`` samples. ``float_model`` is a float graph or a function
+    of one NHWC sample (e.g. a torch module's forward) giving the float output."""
     from ..runtime.reference import Interpreter
     interpreter = Interpreter(int8_graph)
     agree, max_diff, span, count = 0, 0.0, 0.0, 0
     for x in samples:
-        (f,) = evaluate_float(float_graph, [x])
+        if isinstance(float_model, Graph):
+            (f,) = evaluate_float(float_model, [x])
+        else:
+            f = np.asarray(float_model(x), dtype=np.float64)
         (q,) = interpreter.invoke([quantize_input(int8_graph, x)])
         d = dequantize_output(int8_graph, q).reshape(f.shape)
         agree += int(np.argmax(f) == np.argmax(d))
