@@ -11,7 +11,8 @@ MODEL may be:
   without either it is refused in one line naming the options;
 - a zoo name, DSL spec string or JSON config: its `SpecNet`, with MCUNet's pretrained weights
   where `quant.pretrained` has them and the checkpoint is in the reference folder, otherwise
-  seeded random weights; quantised by `quant.ptq` on ``--calibration``, ``--dataset``, or, with
+  seeded random weights (whose batch norms then take the calibration data's statistics, as a
+  trained network's would); quantised by `quant.ptq` on ``--calibration``, ``--dataset``, or, with
   neither, seeded synthetic images (uniform in [-1, 1], the normalised pixel range), which the
   output line says so that nobody mistakes the ranges for calibrated ones.
 
@@ -156,6 +157,7 @@ def quantise_spec_model(model: str, request: CalibrationRequest, resolution: int
 
     from ..frontends.load import load_spec
     from ..models.spec_torch import build_torch
+    from ..quant.calibrate import batch_norm_statistics
     from ..quant.graph_ptq import float_int8_agreement
     from ..quant.pretrained import PRETRAINED, load_pretrained
     from ..quant.ptq import quantize_spec_net
@@ -170,7 +172,8 @@ def quantise_spec_model(model: str, request: CalibrationRequest, resolution: int
             net, weights = None, f"random weights (seed {request.seed}; no pretrained: {exc})"
     else:
         net, weights = None, f"random weights (seed {request.seed})"
-    if net is None:
+    random_weights = net is None
+    if random_weights:
         torch.manual_seed(request.seed)
         net = build_torch(spec).eval()
     nhwc = (1, spec.resolution, spec.resolution, spec.in_channels)
@@ -183,6 +186,9 @@ def quantise_spec_model(model: str, request: CalibrationRequest, resolution: int
                            generator=generator) * 2 - 1).numpy()
         origin, synthetic = SYNTHETIC, True
     batches = [torch.as_tensor(data[i:i + 64], dtype=torch.float32) for i in range(0, len(data), 64)]
+    if random_weights:  # batch norms take the calibration data's statistics, as trained ones would
+        batch_norm_statistics(net, batches)
+        weights += ", batch-norm statistics of the calibration data"
     graph = quantize_spec_net(net, batches, observer=request.observer, name=name)
     inputs = to_ir_layout(graph, data)
 
@@ -193,6 +199,12 @@ def quantise_spec_model(model: str, request: CalibrationRequest, resolution: int
     agreement = float_int8_agreement(float_model, graph, inputs)
     return Quantised(graph, (f"{name}: {weights}, {len(graph.ops)} ops, int8, calibrated on "
                              f"{len(inputs)} samples of {origin}",), agreement, synthetic)
+
+
+def is_float_model(graph: Graph) -> bool:
+    """True for the float graph of a ``.pt2`` or float ``.onnx`` file (one to quantise)."""
+    return graph.metadata.get("source") == "torch.export" or \
+        graph.metadata.get("quantisation") == "float"
 
 
 def int8_model(model: str, request: CalibrationRequest, resolution: int | None = None,
@@ -206,9 +218,7 @@ def int8_model(model: str, request: CalibrationRequest, resolution: int | None =
         if resolution is not None or width is not None:
             raise McuforgeError(f"--resolution/--width do not apply to a {Path(model).suffix} model")
         graph = load_graph(model)
-        float_model = graph.metadata.get("source") == "torch.export" or \
-            graph.metadata.get("quantisation") == "float"
-        if float_model:
+        if is_float_model(graph):
             return quantise_float_model(graph, model, request)
         how = "int8 as quantised in the QDQ model" if model.endswith(".onnx") else "int8"
         return Quantised(graph, (f"{len(graph.ops)} ops, {how}",), notes=unused)

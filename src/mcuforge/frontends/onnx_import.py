@@ -411,6 +411,8 @@ class _Importer:
                     self.qconst[node.output[0]] = self._dequantized_constant(node)
                 else:
                     self.dq_source[node.output[0]] = node.input[0]
+            elif node.op_type == "Identity" and node.input[0] in self.qconst:
+                self.qconst[node.output[0]] = self.qconst[node.input[0]]  # a shared quantised constant
         for node in g.node:
             if node.op_type in CONVERTERS:
                 CONVERTERS[node.op_type](self, node)
