@@ -9,8 +9,9 @@ The model: ``torchvision.models.mobilenet_v3_small(num_classes=10)``, torchvisio
 initialisation (``torch.manual_seed(seed)``), eval mode. torchvision initialises batch norms to
 mean 0 / variance 1, which, with its conv init, shrinks the logits to ~1e-10 and makes any
 comparison meaningless; so the batch norms first take the statistics of one batch of images, as a
-trained network's would (`mcuforge.quant.calibrate.batch_norm_statistics`) (``--raw-batch-norms`` keeps torchvision's). Data: seeded smooth random
-images (8x8 uniform noise, bilinearly resized), normalised with ImageNet's mean and std, NCHW;
+trained network's would (`mcuforge.quant.calibrate.batch_norm_statistics`; ``--raw-batch-norms``
+keeps torchvision's). Data: seeded smooth random images (8x8 uniform noise, bilinearly resized),
+normalised with ImageNet's mean and std, NCHW;
 calibration, held-out and batch-norm images are three different draws.
 
 1. **torch.export**: ``mcuforge.from_torch(model, x, calibration=...)`` (graph PTQ) -> int8 graph;
@@ -37,7 +38,7 @@ the CPU, torchvision 0.29.1, onnxruntime 1.32.0; 64x64 input; 2026-12-06) printe
     QDQ ONNX -> mcuforge import      119  bit-exact (10)  host equal, QEMU M4 equal (5)     onnxruntime int8     89.0%      0.02226  0.1576
     (onnxruntime int8 itself)          -  -               -                                 torch float          80.0%        0.109  0.2918
 
-in 6 min 39 s on the shared 2-core machine. The QDQ row's C ran the QDQ graph's int8 core (its
+in 6 min 39 s on the shared 2-core machine (5 min 48 s on a second run, same figures). The QDQ row's C ran the QDQ graph's int8 core (its
 float input QUANTIZE and output DEQUANTIZE are the caller's edges). The last row puts onnxruntime's
 own int8 model against the float model: its error is the size of ours, so the gap is the random
 network's sensitivity to int8 rounding, not a weakness of the quantiser (the hand-written

@@ -267,3 +267,41 @@ def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
 def test_batch_must_be_one():
     with pytest.raises((UnsupportedOpError, McuforgeError), match="batch"):
         from_torch(ResidualConcatNet(), torch.randn(2, 3, 16, 16))
+
+
+def test_in_place_modules_export_as_their_functional_ops():
+    """torchvision builds MobileNetV3 with inplace=True modules (hardswish_, relu_, dropout_ in the
+    exported graph): each is its functional op when nothing reads the overwritten value later."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                           nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1), nn.ReLU(inplace=True),
+                           nn.Flatten(), nn.Dropout(0.2, inplace=True), nn.Linear(4 * 4 * 4, 3),
+                           nn.Hardsigmoid(inplace=True)).eval()
+    x = torch.randn(1, 3, 6, 6)
+    graph = from_torch(module, x)
+    assert [op.kind for op in graph.ops] == [OpKind.CONV_2D, OpKind.HARD_SWISH, OpKind.CONV_2D,
+                                             OpKind.TRANSPOSE, OpKind.RESHAPE,
+                                             OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL]
+    (got,) = evaluate_float(graph, to_ir_layout(graph, x))
+    assert np.max(np.abs(got - module(x).detach().numpy())) < 1e-5
+
+
+def test_in_place_op_on_a_value_read_later_reads_the_result():
+    """torch.export makes the reader after an in-place op read its result, so the functional op
+    gives torch's value."""
+    class Overwrites(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            z = y * 2.0
+            F.relu(y, inplace=True)  # y + z below adds the rectified y
+            return y + z
+
+    module = Overwrites().eval()
+    x = torch.randn(1, 2, 4, 4)
+    graph = from_torch(module, x)
+    (got,) = evaluate_float(graph, to_ir_layout(graph, x))
+    want = module(x).detach().numpy().transpose(0, 2, 3, 1)
+    assert np.max(np.abs(got - want)) < 1e-5

@@ -18,8 +18,8 @@ The exported program's FX graph of aten ops is walked node by node (no tracer of
   ``avg_pool2d``/``max_pool2d`` without padding -> AVERAGE_POOL_2D / MAX_POOL_2D,
   ``upsample_nearest2d`` -> RESIZE_NEAREST_NEIGHBOR, constant zero ``pad`` -> PAD, ``permute`` ->
   TRANSPOSE; ``dropout``, ``clone``, ``contiguous`` and friends are the identity;
-- in-place variants (``relu_``, ``hardswish_``, ... as ``inplace=True`` modules export) are their
-  functional op when nothing reads the overwritten value afterwards (else refused).
+- in-place variants (``relu_``, ``hardswish_``, ``dropout_``, ... as ``inplace=True`` modules
+  export) are their functional op: the exported graph's later readers read the in-place result.
 
 Anything else is refused with `UnsupportedOpError` in one line naming the aten op and the line of
 the user's module that called it (from the node's ``stack_trace`` / ``nn_module_stack``).
@@ -77,7 +77,6 @@ class _Converter(AtenOps):
             if target in source:
                 self.params[spec.arg.name] = source[target].detach().cpu().double().numpy()
         self.users: dict[str, int] = {}     # IR tensor -> FX nodes that read it
-        self.order: dict[Any, int] = {}     # FX node -> its index (filled when first needed)
 
     # --- helpers -------------------------------------------------------------------------------
     def shape(self, name: str) -> tuple[int, ...]:
@@ -142,7 +141,7 @@ class _Converter(AtenOps):
                                              f"{source_line(node)}")
                 self._bind(node, self.values[source.name])
                 continue
-            name = self._functional_name(node, aten_name(node.target), handlers)
+            name = self._functional_name(aten_name(node.target), handlers)
             if name in _IDENTITY:
                 self._bind(node, self.tensor(node.args[0]))
                 continue
@@ -157,23 +156,15 @@ class _Converter(AtenOps):
             self._bind(node, result)
         return self.b.finish(outputs, {"source": "torch.export", "layout": "NHWC"})
 
-    def _functional_name(self, node: Any, name: str, handlers: dict) -> str:
-        """The name of the functional op of an in-place aten op (``hardswish_`` -> ``hardswish``,
-        as ``nn.Hardswish(inplace=True)`` exports), when the value it overwrites is read by nothing
-        after it, so that computing a new tensor gives the same result; otherwise refused."""
-        if not name.endswith("_") or name.startswith("_") or \
-                (name[:-1] not in handlers and name[:-1] not in _IDENTITY):
-            return name
-        if not self.order:
-            self.order.update((n, i) for i, n in enumerate(self.program.graph.nodes))
-        order = self.order
-        target = node.args[0]
-        later = [user for user in target.users if user is not node and order[user] > order[node]]
-        if later or target.op == "placeholder":
-            raise UnsupportedOpError(f"in-place {node.target} overwrites {target.name}, which "
-                                     f"{'is a model input' if not later else 'is read later'} "
-                                     f"(use the out-of-place op) at {source_line(node)}")
-        return name[:-1]
+    @staticmethod
+    def _functional_name(name: str, handlers: dict) -> str:
+        """The functional op of an in-place aten op (``hardswish_`` -> ``hardswish``, as
+        ``nn.Hardswish(inplace=True)`` exports): torch.export already makes every later reader of
+        the overwritten value read the in-place op's result, so a new tensor computes the same."""
+        if name.endswith("_") and not name.startswith("_") and \
+                (name[:-1] in handlers or name[:-1] in _IDENTITY):
+            return name[:-1]
+        return name
 
     def _bind(self, node: Any, tensor: str) -> None:
         """Node ``node``'s value is IR tensor ``tensor``; count its readers: the node's users, in
