@@ -305,3 +305,23 @@ def test_in_place_op_on_a_value_read_later_reads_the_result():
     (got,) = evaluate_float(graph, to_ir_layout(graph, x))
     want = module(x).detach().numpy().transpose(0, 2, 3, 1)
     assert np.max(np.abs(got - want)) < 1e-5
+
+
+def test_a_dead_channel_with_a_bias_keeps_its_bias_in_int32(tmp_path):
+    """A channel whose weights are ~0 but whose bias is not (as pretrained mcunet-in3's stem has)
+    gets a weight scale large enough for its int32 bias code (TFLite's converter does the same),
+    instead of a saturated bias that the C kernel's folded bias overflows."""
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[2].fill_(1e-12)
+        conv.bias.copy_(torch.tensor([0.1, -0.2, -0.5, 0.3]))
+    module = nn.Sequential(conv, nn.ReLU6()).eval()
+    data = torch.randn(8, 3, 6, 6)
+    int8 = from_torch(module, data[:1], calibration=data)
+    (op,) = int8.ops
+    bias = int8.tensor(op.inputs[2]).data
+    assert np.max(np.abs(bias.astype(np.int64))) <= 2 ** 30
+    assert bias[2] < 0  # the dead channel's bias survives (it is clamped to 0 by ReLU6 here)
+    x = quantize_input(int8, to_ir_layout(int8, data[:1])[0])
+    assert_matches_tflm(int8, [x])
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}

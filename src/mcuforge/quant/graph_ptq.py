@@ -37,7 +37,7 @@ from ..ir import NO_CLAMP, DType, Graph, Op, OpKind, NoAttrs, QuantParams, Tenso
 from ..ops.validation import validate_model
 from .float_eval import evaluate_float
 from .observers import activation_quant_params, clamp_range, make_observer
-from .weights import quantize_bias, quantize_weights
+from .weights import bias_weight_scale_floor, quantize_bias, quantize_weights
 
 _WEIGHT_AXIS = {OpKind.CONV_2D: 0, OpKind.FULLY_CONNECTED: 0, OpKind.DEPTHWISE_CONV_2D: 3}
 _SAME_AS_INPUT = (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.TRANSPOSE,
@@ -182,10 +182,12 @@ class _GraphQuantizer:
     def _weighted(self, op: Op) -> None:
         x_name, w_name, b_name = op.inputs
         w = np.asarray(self.tensors[w_name].data, dtype=np.float64)
-        q_w, w_quant = quantize_weights(w, _WEIGHT_AXIS[op.kind], 8, "max")
-        self._set(w_name, w_quant, DType.INT8, q_w)
         bias = np.asarray(self.tensors[b_name].data, dtype=np.float64)
-        q_b, b_quant = quantize_bias(bias, self._quant(x_name).scale[0], w_quant)
+        x_scale = self._quant(x_name).scale[0]
+        q_w, w_quant = quantize_weights(w, _WEIGHT_AXIS[op.kind], 8, "max",
+                                        bias_weight_scale_floor(bias, x_scale))
+        self._set(w_name, w_quant, DType.INT8, q_w)
+        q_b, b_quant = quantize_bias(bias, x_scale, w_quant)
         self._set(b_name, b_quant, DType.INT32, q_b)
         low, high = clamp_range(*self._range(op.outputs[0]), op.attrs.clamp)
         self._set(op.outputs[0], activation_quant_params(low, high))
