@@ -108,6 +108,10 @@ def test_float_models_and_bad_options_are_refused_in_one_line(pt2_model, tmp_pat
     assert main(["compile", str(pt2), "-o", str(tmp_path / "c"), "--calibration", str(npy),
                  "--dataset", "fashion-mnist"]) == 2
     assert "exactly one of --calibration" in one_error_line(capsys)
+    np.save(tmp_path / "nhwc.npy", np.zeros((4, 16, 16, 3), np.float32))
+    assert main(["compile", SPEC, "-o", str(tmp_path / "c"), "--calibration",
+                 str(tmp_path / "nhwc.npy")]) == 2
+    assert "[4, 16, 16, 3] does not hold inputs of spec ([N, 3, 16, 16], NCHW)" in one_error_line(capsys)
     assert main(["profile", "mcunet-in0", "--calibration", str(npy)]) == 2
     assert "analytically" in one_error_line(capsys)
     assert not (tmp_path / "c").exists()

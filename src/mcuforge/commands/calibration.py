@@ -180,6 +180,10 @@ def quantise_spec_model(model: str, request: CalibrationRequest, resolution: int
     if request.given:
         data, origin = calibration_samples(nhwc, request)
         synthetic = False
+        want = (spec.in_channels, spec.resolution, spec.resolution)
+        if data.ndim != 4 or tuple(data.shape[1:]) != want:
+            raise McuforgeError(f"calibration data of shape {list(data.shape)} does not hold inputs "
+                                f"of {name} ([N, {', '.join(map(str, want))}], NCHW)")
     else:
         generator = torch.Generator().manual_seed(request.seed)
         data = (torch.rand(request.samples, spec.in_channels, spec.resolution, spec.resolution,
