@@ -38,11 +38,11 @@ the CPU, torchvision 0.29.1, onnxruntime 1.32.0; 64x64 input; 2026-12-06) printe
     QDQ ONNX -> mcuforge import      119  bit-exact (10)  host equal, QEMU M4 equal (5)     onnxruntime int8     89.0%      0.02226  0.1576
     (onnxruntime int8 itself)          -  -               -                                 torch float          80.0%        0.109  0.2918
 
-in 6 min 39 s on the shared 2-core machine (later runs: 5 min 48 s, 4 min 16 s; same figures). The QDQ
-row's C ran the QDQ graph's int8 core (its float input QUANTIZE and output DEQUANTIZE are the
-caller's edges). The last row puts onnxruntime's own int8 model against the float model: its error
-is the size of ours, so the gap is this random network's sensitivity to int8 rounding rather than
-a weakness of our quantiser (the hand-written MobileNetV3-Small of tests/torch_models.py, with
+in 6 min 39 s on the shared 2-core machine (later runs: 5 min 48 s, 4 min 16 s; same figures).
+The QDQ row's C ran the QDQ graph's int8 core (its float input QUANTIZE and output DEQUANTIZE are
+the caller's edges). The last row puts onnxruntime's own int8 model against the float model: its
+error is the size of ours, so the gap is this random network's sensitivity to int8 rounding rather
+than a weakness of our quantiser (the hand-written MobileNetV3-Small of tests/torch_models.py, with
 PyTorch's default initialisation, agrees 100 % in tests/test_torch_import.py).
 """
 
