@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
+from conftest import one_error_line, write_image_folder
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -185,7 +185,8 @@ def test_nhwc_calibration_data_is_refused_in_one_line(tmp_path, capsys):
     assert "--calibration" in capsys.readouterr().err
     assert main(["compile", str(path), "-o", str(tmp_path / "c"), "--no-measure"]) == 2
     err = capsys.readouterr().err
-    assert "float model" in err and "mcuforge import" in err and err.count("\n") == 1
+    assert "float model" in err and "--calibration" in err and "--dataset" in err
+    assert err.count("\n") == 1
 
 
 def test_qdq_model_is_written_without_calibration(tmp_path, capsys):
@@ -279,3 +280,93 @@ def test_standalone_relu6_keeps_its_input_quantisation(tmp_path):
         got = assert_matches_tflm(int8, [codes])
         want = evaluate_float(float_graph, [x])[0]
         assert np.max(np.abs(dequantize_output(int8, got).reshape(want.shape) - want)) < tolerance
+
+
+def se_net(seed: int = 0, alpha: float = 1.0 / 6.0) -> onnx.ModelProto:
+    """MobileNetV3's ops as torch.onnx.export writes them (opset 14): conv + HardSwish, a
+    squeeze-excite gate (GlobalAveragePool, 1x1 conv + Relu, 1x1 conv, HardSigmoid(1/6, 0.5), Mul
+    broadcast over H and W), and a bias shared through an Identity node (the exporter's
+    deduplication of equal initializers), then global pool, Flatten and Gemm."""
+    rng = np.random.default_rng(seed)
+    inits = [_init(rng, "w1", (8, 3, 3, 3)), _init(rng, "b1", (8,), 0.1),
+             _init(rng, "w2", (4, 8, 1, 1)), _init(rng, "b2", (4,), 0.1),
+             _init(rng, "w3", (8, 4, 1, 1), 0.5), _init(rng, "b3", (8,), 0.5),
+             _init(rng, "w4", (4, 8, 1, 1)), _init(rng, "wf", (10, 4), 0.5),
+             _init(rng, "bf", (10,), 0.1)]
+    nodes = [
+        helper.make_node("Identity", ["b2"], ["b2_shared"], name="shared_bias"),
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="stem", pads=[1, 1, 1, 1],
+                         strides=[2, 2]),
+        helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+        helper.make_node("GlobalAveragePool", ["h1"], ["s"], name="se_pool"),
+        helper.make_node("Conv", ["s", "w2", "b2"], ["s1"], name="se_reduce"),
+        helper.make_node("Relu", ["s1"], ["s2"], name="se_relu"),
+        helper.make_node("Conv", ["s2", "w3", "b3"], ["s3"], name="se_expand"),
+        helper.make_node("HardSigmoid", ["s3"], ["gate"], name="hsigmoid", alpha=alpha, beta=0.5),
+        helper.make_node("Mul", ["h1", "gate"], ["m"], name="se_gate"),
+        helper.make_node("Conv", ["m", "w4", "b2_shared"], ["c4"], name="project"),
+        helper.make_node("GlobalAveragePool", ["c4"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc", transB=1),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)
+    graph = helper.make_graph(nodes, "se_net", [x], [helper.make_tensor_value_info(
+        "logits", TensorProto.FLOAT, (1, 10))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_mobilenet_v3_ops_float_and_qdq(tmp_path):
+    """HardSwish, HardSigmoid (-> ADD 3 with RELU6, MUL 1/6), the squeeze-excite Mul and a bias
+    shared through Identity: the float graph equals onnxruntime; float -> PTQ and the QDQ model of
+    quantize_static (per-channel; ORT leaves HardSwish/HardSigmoid between a DQ and a Q, and
+    quantises the shared bias for its first reader) are bit-exact with TFLM and their C, and the
+    QDQ graph stays within a few output steps of onnxruntime's own int8 run."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    path = _saved(tmp_path, se_net(0))
+    data, held_out = _data(32, 0), _data(16, 3)
+    float_graph = read_onnx(path)
+    assert {OpKind.HARD_SWISH, OpKind.MUL, OpKind.ADD, OpKind.MEAN} <= {op.kind for op in float_graph.ops}
+    inputs = onnx_calibration_inputs(float_graph, held_out)
+    ours = np.concatenate([evaluate_float(float_graph, [x])[0] for x in inputs])
+    assert np.max(np.abs(ours - _ort_float(path, held_out))) < 1e-5
+    int8 = from_onnx(path, data)
+    for x in inputs[:3]:
+        assert_matches_tflm(int8, [quantize_input(int8, x)])
+    assert differential_run(int8, tmp_path / "ptq", qemu=False, target="host") == {"host-asan": 0}
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"x": x[None]} for x in data])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    q_path = tmp_path / "q.onnx"
+    quantize_static(str(path), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    qdq = from_onnx(q_path)
+    assert qdq.metadata["quantisation"] == "qdq"
+    for x in inputs[:3]:
+        assert_matches_tflm(qdq, [x])
+    theirs = _ort_float(q_path, held_out)
+    interpreter = Interpreter(qdq)
+    mine = np.concatenate([interpreter.invoke([x])[0] for x in inputs])
+    step = qdq.tensor(qdq.ops[-1].inputs[0]).quant.scale[0]
+    assert np.max(np.abs(mine - theirs)) <= 4 * step
+    assert differential_run(qdq, tmp_path / "qdq", qemu=False, target="host") == {"host-asan": 0}
+
+
+def test_hard_sigmoid_other_than_torch_is_refused_in_one_line(tmp_path, capsys):
+    """HardSigmoid is taken with PyTorch's alpha 1/6 (ONNX's default 0.2 has no RELU6 form)."""
+    npy = tmp_path / "calib.npy"
+    np.save(npy, _data(4, 0))
+    path = _saved(tmp_path, se_net(0, alpha=0.2))
+    assert main(["import", str(path), "-o", str(tmp_path / "m.tflite"), "--calibration",
+                 str(npy)]) == 2
+    line = one_error_line(capsys)
+    assert "HardSigmoid with alpha 0.2" in line and "hsigmoid" in line

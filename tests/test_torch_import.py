@@ -239,7 +239,8 @@ def test_pt2_file_import_command_profile_and_compile(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compile", str(pt2), "-o", str(tmp_path / "c"), "--no-measure"]) == 2
     err = capsys.readouterr().err
-    assert "float model" in err and "mcuforge import" in err and err.count("\n") == 1
+    assert "float model" in err and "--calibration" in err and "--dataset" in err
+    assert err.count("\n") == 1
     assert main(["import", str(pt2), "-o", str(out)]) == 2
     assert "--calibration" in capsys.readouterr().err
     (tmp_path / "junk.pt2").write_bytes(b"not a zip")
@@ -266,3 +267,61 @@ def test_import_command_calibrates_on_an_image_folder(tmp_path, capsys):
 def test_batch_must_be_one():
     with pytest.raises((UnsupportedOpError, McuforgeError), match="batch"):
         from_torch(ResidualConcatNet(), torch.randn(2, 3, 16, 16))
+
+
+def test_in_place_modules_export_as_their_functional_ops():
+    """torchvision builds MobileNetV3 with inplace=True modules (hardswish_, relu_, dropout_ in the
+    exported graph): each is its functional op when nothing reads the overwritten value later."""
+    module = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                           nn.Hardswish(inplace=True), nn.Conv2d(4, 4, 1), nn.ReLU(inplace=True),
+                           nn.Flatten(), nn.Dropout(0.2, inplace=True), nn.Linear(4 * 4 * 4, 3),
+                           nn.Hardsigmoid(inplace=True)).eval()
+    x = torch.randn(1, 3, 6, 6)
+    graph = from_torch(module, x)
+    assert [op.kind for op in graph.ops] == [OpKind.CONV_2D, OpKind.HARD_SWISH, OpKind.CONV_2D,
+                                             OpKind.TRANSPOSE, OpKind.RESHAPE,
+                                             OpKind.FULLY_CONNECTED, OpKind.ADD, OpKind.MUL]
+    (got,) = evaluate_float(graph, to_ir_layout(graph, x))
+    assert np.max(np.abs(got - module(x).detach().numpy())) < 1e-5
+
+
+def test_in_place_op_on_a_value_read_later_reads_the_result():
+    """torch.export makes the reader after an in-place op read its result, so the functional op
+    gives torch's value."""
+    class Overwrites(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            z = y * 2.0
+            F.relu(y, inplace=True)  # y + z below adds the rectified y
+            return y + z
+
+    module = Overwrites().eval()
+    x = torch.randn(1, 2, 4, 4)
+    graph = from_torch(module, x)
+    (got,) = evaluate_float(graph, to_ir_layout(graph, x))
+    want = module(x).detach().numpy().transpose(0, 2, 3, 1)
+    assert np.max(np.abs(got - want)) < 1e-5
+
+
+def test_a_dead_channel_with_a_bias_keeps_its_bias_in_int32(tmp_path):
+    """A channel whose weights are ~0 but whose bias is not (as pretrained mcunet-in3's stem has)
+    gets a weight scale large enough for its int32 bias code (TFLite's converter does the same),
+    instead of a saturated bias that the C kernel's folded bias overflows."""
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[2].fill_(1e-12)
+        conv.bias.copy_(torch.tensor([0.1, -0.2, -0.5, 0.3]))
+    module = nn.Sequential(conv, nn.ReLU6()).eval()
+    data = torch.randn(8, 3, 6, 6)
+    int8 = from_torch(module, data[:1], calibration=data)
+    (op,) = int8.ops
+    bias = int8.tensor(op.inputs[2]).data
+    assert np.max(np.abs(bias.astype(np.int64))) <= 2 ** 30
+    assert bias[2] < 0  # the dead channel's bias survives (it is clamped to 0 by ReLU6 here)
+    x = quantize_input(int8, to_ir_layout(int8, data[:1])[0])
+    assert_matches_tflm(int8, [x])
+    assert differential_run(int8, tmp_path, qemu=False, target="host") == {"host-asan": 0}

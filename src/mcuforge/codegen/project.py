@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -229,7 +230,9 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   patch=None, plan_options: PlanOptions = PlanOptions(),
                   postprocess: PostProcessModule | None = None,
                   frontend: FrontendSources | None = None,
-                  labels: tuple[str, ...] | None = None) -> dict:
+                  labels: tuple[str, ...] | None = None,
+                  extra_files: Mapping[str, bytes] | None = None,
+                  report_fields: Mapping[str, object] | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
@@ -237,7 +240,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     Flash and stack then include it. ``frontend`` (from `mcuforge.audio.emit.frontend_sources`): the
     project also takes raw PCM (``frontend/``, the ``listen-*`` builds; `mcuforge.codegen.listen`)
     with ``labels`` naming the scores, and the report's ``frontend`` entry holds the listen build's
-    measured Flash and SRAM.
+    measured Flash and SRAM. ``extra_files`` (name -> bytes) are written into the project too (e.g.
+    the int8 .tflite of a model quantised on the way), and ``report_fields`` are added to report.json.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -261,7 +265,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     with folder_lock(out_dir):
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
-        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch, frontend)
+        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch,
+                           frontend, dict(extra_files or {}), dict(report_fields or {}))
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -280,13 +285,17 @@ def check_output_folder(out_dir: Path) -> None:
 
 def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
                 sram_bytes: int | None, source: str, measure: bool, patch,
-                frontend: FrontendSources | None = None) -> dict:
+                frontend: FrontendSources | None, extra_files: dict[str, bytes],
+                report_fields: dict[str, object]) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
     try:
         write_project(model, staging)
+        for name, payload in extra_files.items():
+            (staging / name).write_bytes(payload)
         report = _base_report(model, source)
+        report.update(report_fields)
         if patch is not None:
             from .patch_emit import patch_report_fields
             report.update(patch_report_fields(model))

@@ -1,5 +1,6 @@
-"""`mcuforge bench MODEL.tflite --against tflm`: our analytic activation peak next to the arena that
-TFLite Micro (the `tflite-micro` pip interpreter) allocates for the same file, with ratios.
+"""`mcuforge bench MODEL --against tflm`: our analytic activation peak next to the arena that
+TFLite Micro (the `tflite-micro` pip interpreter) allocates for the same file, with ratios. MODEL is
+an int8 .tflite or a model that `compile` quantises first (`commands/calibration.py`).
 
 TFLite Micro's ``head`` is its planned non-persistent tensors (activations, float I/O tensors of a
 float-I/O model included); ``tail`` is its persistent allocations (tensor structs, quantisation data,
@@ -17,11 +18,11 @@ import click
 from ..analysis.conventions import REFERENCE_CONVENTIONS
 from ..analysis.memory import memory_profile, state_bytes
 from ..rivals.tflm import TflmArena, measure_tflm_arena
-from ..errors import ModelFileError
 from ..frontends.tflite import read_tflite
 from ..ir import DType, Graph
 from ..ops.support import require_executable
 from ..planner.arena import plan_arena
+from .calibration import CalibrationRequest, calibration_options, echo_quantised, int8_model
 
 NOTES = (
     "TFLite Micro's head holds its planned tensors, float input/output tensors included; "
@@ -136,13 +137,36 @@ def print_bench(result: BenchResult) -> None:
 @click.option("--against", type=click.Choice(["tflm"]), default="tflm", show_default=True,
               help="The runtime to compare with (TFLite Micro, measured with the tflite-micro package).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-def command(model: str, against: str, as_json: bool) -> None:
-    """Compare our activation peak for MODEL.tflite with TFLite Micro's arena."""
+@calibration_options
+def command(model: str, against: str, as_json: bool, request: CalibrationRequest) -> None:
+    """Compare our activation peak for MODEL with TFLite Micro's arena. MODEL is an int8 .tflite,
+    or any model `mcuforge compile` takes (a QDQ .onnx, a float .pt2/.onnx with --calibration or
+    --dataset, a zoo name, spec or JSON config): it is quantised as compile does and both sides
+    measure the same int8 .tflite."""
     path = Path(model)
-    if path.suffix != ".tflite":
-        raise ModelFileError(f"{model}: bench needs a .tflite file")
-    result = bench_against_tflm(path)
+    if path.suffix == ".tflite":
+        if request.given:
+            click.echo("note: --calibration/--dataset not used (the model is already int8)", err=True)
+        result = bench_against_tflm(path)
+    else:
+        result = _bench_quantised(model, request, as_json)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         print_bench(result)
+
+
+def _bench_quantised(model: str, request: CalibrationRequest, quiet: bool) -> BenchResult:
+    """Quantise MODEL (`commands/calibration.py`) into a temporary .tflite and bench that."""
+    import tempfile
+
+    from ..frontends.tflite_writer import write_tflite
+
+    quantised = int8_model(model, request)
+    if not quiet:
+        echo_quantised(quantised)
+    with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        write_tflite(quantised.graph, path)
+        return replace(bench_against_tflm(path), model=quantised.graph.name,
+                       path=f"{model} (quantised)")

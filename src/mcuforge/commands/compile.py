@@ -9,6 +9,12 @@ holds ``postprocess/mf_detect.{h,c}`` (decode through lookup tables, threshold, 
 A model that does not fit ``--sram`` fails with needed vs available bytes (exit code 2) and leaves
 no output folder. ``--board`` implies the board's core and, unless ``--sram`` is given, its SRAM
 as the limit; without a board or core the C is built for cortex-m7.
+
+MODEL is an int8 .tflite or QDQ .onnx, or a model that is quantised first (`commands/calibration.py`,
+the step `mcuforge import` takes): a float .pt2 / .onnx with ``--calibration data.npy`` or
+``--dataset NAME``, or a zoo name, spec string or JSON config (pretrained weights where the zoo has
+them, else seeded random weights; calibrated on ``--dataset``/``--calibration``, else on synthetic
+images, which the output says). ``--resolution``/``--width`` pick a zoo model's variant.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import click
 
 from ..codegen.project import compile_model
 from ..errors import McuforgeError
-from ..frontends.load import load_graph
 from ..ops.support import require_executable
 from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
+from .calibration import CalibrationRequest, calibration_options, echo_quantised, int8_model
 from .hardware import board_option, core_option, resolve_hardware, target_option
 
 DEFAULT_CORE = "cortex-m7"
+QUANTISED_FILE = "model.tflite"  # a model quantised by compile: its int8 .tflite, read by verify
 
 
 def detection_module(graph, head_path: Path, score: float | None, iou: float | None):
@@ -68,24 +75,26 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
 @click.option("--labels", default=None,
               help="Comma-separated names of the model's scores, for the listen runners "
                    "(default 0, 1, ...); e.g. silence,unknown,yes,no for micro_speech.")
+@click.option("--resolution", type=int, default=None, help="Input resolution (zoo models, specs, configs).")
+@click.option("--width", type=float, default=None, help="Width multiplier (scalable zoo families).")
+@calibration_options
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
             sram: str | None, patch: str, head_path: Path | None, score: float | None,
             iou: float | None, no_measure: bool, depthwise_row_buffer: bool | None,
-            frontend: str | None, labels: str | None) -> None:
-    """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
+            frontend: str | None, labels: str | None, resolution: int | None, width: float | None,
+            request: CalibrationRequest) -> None:
+    """Generate the C project of MODEL in DIR and measure it: an int8 .tflite or QDQ .onnx, a float
+    .pt2/.onnx with --calibration or --dataset, or a zoo name, spec or JSON config (quantised
+    first, see `mcuforge import`)."""
     hardware = resolve_hardware(board, core, target)
     core_name = hardware.core or DEFAULT_CORE
     if sram is not None:
         sram_bytes = parse_bytes(sram)
     else:
         sram_bytes = hardware.board.sram_bytes if hardware.board is not None else None
-    source = str(Path(model).resolve()) if Path(model).exists() else model
-    graph = load_graph(model)
-    if graph.metadata.get("source") == "torch.export" or \
-            graph.metadata.get("quantisation") == "float":  # a float .onnx
-        raise McuforgeError(f"{model} is a float model: quantise it first with `mcuforge import "
-                            f"{model} -o model.tflite --calibration data.npy`, then compile the .tflite")
-    graph = require_executable(graph, model, c_code=True)
+    quantised = int8_model(model, request, resolution, width)
+    echo_quantised(quantised, notes_only=True)
+    graph = require_executable(quantised.graph, model, c_code=True)
     schedule = None
     if patch != "none":
         from ..codegen.patch_emit import resolve_c_patch
@@ -106,19 +115,28 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     if frontend is not None:
         from ..audio.emit import frontend_sources
         sources = frontend_sources(frontend)
+    source = str(Path(model).resolve()) if Path(model).exists() else model
+    extra_files, fields = {}, {}
+    if quantised.agreement is not None:  # quantised here: the project keeps its int8 .tflite
+        from ..frontends.tflite_writer import serialize_tflite
+        extra_files[QUANTISED_FILE] = serialize_tflite(graph)
+        fields = {"quantised_from": source, "quantisation": list(quantised.lines)}
+        source = str((out_dir / QUANTISED_FILE).resolve())
     report = compile_model(graph, out_dir, core_name, sram_bytes, source=source, measure=not no_measure,
                            patch=schedule,
                            plan_options=PlanOptions().with_conventions(
                                depthwise_row_buffer=depthwise_row_buffer),
                            postprocess=postprocess, frontend=sources,
-                           labels=tuple(labels.split(",")) if labels is not None else None)
+                           labels=tuple(labels.split(",")) if labels is not None else None,
+                           extra_files=extra_files, report_fields=fields)
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
                    f"{report['layer_peak_activation_bytes']:,} B), {report['patch']['mac_overhead']:,} "
                    "extra MACs")
     click.echo(f"wrote {out_dir}/ ({report['layers']} layers, {len(report['kernels'])} kernels, "
-               f"target {report['target']})")
+               f"target {report['target']}"
+               f"{', int8 model ' + QUANTISED_FILE if extra_files else ''})")
     if "postprocess" in report:
         post = report["postprocess"]
         click.echo(f"detection post-processing: mf_detect on {', '.join(post['outputs'])} "

@@ -10,9 +10,10 @@ from rich.table import Table
 
 from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from ..analysis.profile import ProfileReport, profile_graph
-from ..errors import UnsupportedOpError
+from ..errors import McuforgeError, UnsupportedOpError
 from ..frontends.load import load_graph
 from ..targets import get_board, parse_bytes
+from .calibration import CalibrationRequest, calibration_options, int8_model, is_float_model
 from .hardware import board_option, resolve_hardware, target_option
 
 
@@ -73,15 +74,27 @@ def print_profile(report: ProfileReport, board_name: str | None, console: Consol
 @click.option("--analytic-only", is_flag=True,
               help="A .tflite that mcuforge cannot compile (float32, int16, an op without a "
                    "kernel): print its analytic figures anyway instead of refusing it.")
+@calibration_options
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
             board: str | None, target: str | None, plot_path: str | None, patch: str, halo: str,
             sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool,
-            analytic_only: bool) -> None:
-    """Profile MODEL (zoo name, spec string, JSON config or .tflite): MACs, params, Flash, memory.
-    Zoo names, specs and configs are analytic descriptions; a .tflite must be one that mcuforge
-    can compile (`ops.support`), unless --analytic-only."""
+            analytic_only: bool, request: CalibrationRequest) -> None:
+    """Profile MODEL (zoo name, spec string, JSON config, .tflite, .onnx or .pt2): MACs, params,
+    Flash, memory. Zoo names, specs and configs are analytic descriptions; a .tflite must be one
+    that mcuforge can compile (`ops.support`), unless --analytic-only. A float .pt2/.onnx is
+    profiled as its float32 graph, or, with --calibration/--dataset, as the int8 graph that
+    `compile` would build."""
     chosen_board = resolve_hardware(board, None, target, accepts_core=False).board
-    graph = load_graph(model, resolution, width)
+    if request.given and model.endswith((".pt2", ".onnx")):
+        graph = int8_model(model, request, resolution, width).graph
+    else:
+        if request.given:
+            raise McuforgeError("--calibration/--dataset apply to a float .pt2 or .onnx model (a "
+                                "zoo model is profiled analytically; a .tflite is already int8)")
+        graph = load_graph(model, resolution, width)
+    if is_float_model(graph):
+        click.echo(f"note: {model} is a float32 graph: its memory and Flash figures are float32 "
+                   "bytes; give --calibration or --dataset for the int8 figures", err=True)
     if model.endswith(".tflite") and not analytic_only:
         from ..ops.support import refusal
         why = refusal(graph, c_code=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from ..errors import McuforgeError, ModelFileError
+from .calibration import CalibrationRequest, calibration_samples
 
 
 def _load_model(model: str):
@@ -69,11 +70,9 @@ def _first_sentence(message: str, limit: int = 120) -> str:
 def command(model: str, output: Path, dataset: str | None, calibration: int, bits: str,
             observer: str, int4_fc: bool, evaluate: int, seed: int) -> None:
     """Quantise MODEL (a trained model.pt or a pretrained zoo name) to an int8 .tflite."""
-    import numpy as np
+    import torch
 
     from ..analysis.cost import graph_cost
-    from ..data.registry import load_dataset
-    from ..data.transforms import eval_batch
     from ..frontends.tflite_writer import write_tflite
     from ..quant.observers import make_observer
     from ..quant.ptq import quantize_spec_net
@@ -94,17 +93,17 @@ def command(model: str, output: Path, dataset: str | None, calibration: int, bit
     data_name = dataset or trained_on
     if data_name is None:
         raise McuforgeError(f"{model}: give --dataset with images to calibrate on")
-    train_set = load_dataset(data_name, "train", image_size=(spec.resolution, spec.resolution))
-    order = np.random.default_rng(seed).permutation(len(train_set))[:calibration]
-    batches = [eval_batch(train_set.batch(order[i:i + 128])[0], spec.resolution, spec.in_channels)
-               for i in range(0, len(order), 128)]
+    images, _ = calibration_samples(
+        (1, spec.resolution, spec.resolution, spec.in_channels),
+        CalibrationRequest(dataset=data_name, samples=calibration, seed=seed))
+    batches = [torch.as_tensor(images[i:i + 128]) for i in range(0, len(images), 128)]
     graph = quantize_spec_net(net, batches, weight_bits=int(bits), observer=observer,
                               int4_fc=int4_fc, name=spec.name or Path(model).stem)
     write_tflite(graph, output)
     quant = graph.tensor(graph.inputs[0]).quant
     cost = graph_cost(graph)
     click.echo(f"wrote {output}: {len(graph.ops)} ops, {cost.macs:,} MACs, Flash {cost.flash_bytes:,} B "
-               f"(int{bits} weights), calibrated on {len(order)} images of {data_name}")
+               f"(int{bits} weights), calibrated on {len(images)} images of {data_name}")
     click.echo(f"input: int8 {list(graph.tensor(graph.inputs[0]).shape)}, scale {quant.scale[0]:.8g}, "
                f"zero point {quant.zero_point[0]} (float input x = pixel / 127.5 - 1)")
     if evaluate:

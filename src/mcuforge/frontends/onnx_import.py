@@ -112,6 +112,9 @@ class _Importer:
         for node in g.node:
             if node.op_type == "Constant":
                 self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            elif node.op_type == "Identity" and node.input[0] in self.consts:
+                # torch.onnx.export shares equal initializers through Identity nodes
+                self.consts[node.output[0]] = self.consts[node.input[0]]
         self.onnx_shapes: dict[str, tuple[int, ...]] = {}
         for v in list(g.input) + list(g.value_info) + list(g.output):
             dims = v.type.tensor_type.shape.dim
@@ -229,6 +232,27 @@ class _Importer:
         ir = self._unique(name)
         self._tensor(ir, values.shape, dtype, quant, values)
         return ir
+
+    def scalar_operand(self, label: str, value: float) -> str:
+        """A one-element constant operand: float32, or in a QDQ model int8 over [0, value] (scale
+        value / 255, zero point -128, code 127: exact up to float32), as `quant.graph_ptq` does."""
+        if not self.qdq:
+            name = self._unique(label)
+            self._tensor(name, (1,), DType.FLOAT32, None, np.array([value], np.float32))
+            return name
+        name = self._unique(label)
+        quant = QuantParams.per_tensor(abs(value) / 255.0, -128 if value > 0 else 127)
+        self._tensor(name, (1,), DType.INT8, quant, np.array([127 if value > 0 else -128], np.int8))
+        return name
+
+    def inner_op(self, node, kind: OpKind, inputs: list[str], attrs, low: float, high: float) -> str:
+        """An op inside the expansion of ``node`` (not its output): float32, or in a QDQ model int8
+        with the fixed range [low, high] (zero point -128 when low is 0)."""
+        name = self._unique(f"{node.name or node.output[0]}:{kind.value.lower()}")
+        if not self.qdq:
+            return self._op(name, kind, inputs, attrs, name, DType.FLOAT32, None)
+        quant = QuantParams.per_tensor((high - low) / 255.0, int(round(-128 - low * 255.0 / (high - low))))
+        return self._op(name, kind, inputs, attrs, name, DType.INT8, quant)
 
     def quantised_like_output(self, node, ir: str) -> str:
         """``ir`` itself, or, for a float activation in a QDQ model (ORT leaves a Relu or Clip on
@@ -387,6 +411,8 @@ class _Importer:
                     self.qconst[node.output[0]] = self._dequantized_constant(node)
                 else:
                     self.dq_source[node.output[0]] = node.input[0]
+            elif node.op_type == "Identity" and node.input[0] in self.qconst:
+                self.qconst[node.output[0]] = self.qconst[node.input[0]]  # a shared quantised constant
         for node in g.node:
             if node.op_type in CONVERTERS:
                 CONVERTERS[node.op_type](self, node)

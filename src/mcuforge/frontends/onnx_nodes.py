@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ..ir import OpKind, Pads
+from ..ir import RELU6, OpKind, Pads
 from ..ir.ops import (ConcatAttrs, ConvAttrs, ElementwiseAttrs, FullyConnectedAttrs, MeanAttrs,
                       PoolAttrs, ReshapeAttrs, SoftmaxAttrs, TransposeAttrs)
 
@@ -130,6 +130,34 @@ def relu(imp, node) -> None:
              permuted=imp.permuted(x))
 
 
+def identity(imp, node) -> None:
+    """Identity: the same value (of a constant, it is that constant: `onnx_import` resolves it)."""
+    x = node.input[0]
+    if not imp.is_constant(x):
+        imp.alias(node.output[0], imp.value(x), imp.permuted(x))
+
+
+def hard_swish(imp, node) -> None:
+    """HardSwish -> HARD_SWISH."""
+    x = node.input[0]
+    imp.emit(node, OpKind.HARD_SWISH, [imp.value(x)], None, permuted=imp.permuted(x))
+
+
+def hard_sigmoid(imp, node) -> None:
+    """HardSigmoid with alpha 1/6 (PyTorch's hardsigmoid): ``clip(x / 6 + beta, 0, 1)`` is
+    ``relu6(x + 6 * beta) * (1/6)``, ADD of a constant with a fused RELU6 then MUL by 1/6, as
+    TFLite writes it; in a QDQ model the ADD's output has the fixed range [0, 6]."""
+    alpha = float(node_attr(node, "alpha", 0.2))
+    beta = float(node_attr(node, "beta", 0.5))
+    _require(imp, node, abs(alpha * 6.0 - 1.0) < 1e-6 and 0.0 < beta,
+             f"with alpha {alpha:g}, beta {beta:g} (only alpha 1/6, beta > 0)")
+    x = node.input[0]
+    shift = imp.scalar_operand(f"{node.output[0]}:offset", round(beta * 6.0, 6))
+    added = imp.inner_op(node, OpKind.ADD, [imp.value(x), shift], ElementwiseAttrs(RELU6), 0.0, 6.0)
+    scale = imp.scalar_operand(f"{node.output[0]}:sixth", 1.0 / 6.0)
+    imp.emit(node, OpKind.MUL, [added, scale], ElementwiseAttrs(), permuted=imp.permuted(x))
+
+
 def pool(imp, node) -> None:
     """MaxPool / AveragePool (ceil_mode 0, padding excluded from averages) -> MAX/AVERAGE_POOL_2D;
     GlobalAveragePool -> MEAN over H and W (keeps dims); GlobalMaxPool -> MAX_POOL_2D over H, W."""
@@ -220,6 +248,7 @@ CONVERTERS = {
     "Clip": relu, "MaxPool": pool, "AveragePool": pool, "GlobalAveragePool": pool,
     "GlobalMaxPool": pool, "Concat": concat, "Reshape": reshape, "Flatten": reshape,
     "Squeeze": reshape, "Unsqueeze": reshape, "Transpose": transpose, "Softmax": softmax,
+    "HardSwish": hard_swish, "HardSigmoid": hard_sigmoid, "Identity": identity,
 }
 """ONNX op type -> converter."""
 

@@ -17,7 +17,9 @@ The exported program's FX graph of aten ops is walked node by node (no tracer of
   ``cat`` -> CONCATENATION, ``mean`` -> MEAN, ``adaptive_avg_pool2d`` to a divisor of the input and
   ``avg_pool2d``/``max_pool2d`` without padding -> AVERAGE_POOL_2D / MAX_POOL_2D,
   ``upsample_nearest2d`` -> RESIZE_NEAREST_NEIGHBOR, constant zero ``pad`` -> PAD, ``permute`` ->
-  TRANSPOSE; ``dropout``, ``clone``, ``contiguous`` and friends are the identity.
+  TRANSPOSE; ``dropout``, ``clone``, ``contiguous`` and friends are the identity;
+- in-place variants (``relu_``, ``hardswish_``, ``dropout_``, ... as ``inplace=True`` modules
+  export) are their functional op: the exported graph's later readers read the in-place result.
 
 Anything else is refused with `UnsupportedOpError` in one line naming the aten op and the line of
 the user's module that called it (from the node's ``stack_trace`` / ``nn_module_stack``).
@@ -139,7 +141,7 @@ class _Converter(AtenOps):
                                              f"{source_line(node)}")
                 self._bind(node, self.values[source.name])
                 continue
-            name = aten_name(node.target)
+            name = self._functional_name(aten_name(node.target), handlers)
             if name in _IDENTITY:
                 self._bind(node, self.tensor(node.args[0]))
                 continue
@@ -153,6 +155,16 @@ class _Converter(AtenOps):
                                          f"{source_line(node)}") from None
             self._bind(node, result)
         return self.b.finish(outputs, {"source": "torch.export", "layout": "NHWC"})
+
+    @staticmethod
+    def _functional_name(name: str, handlers: dict) -> str:
+        """The functional op of an in-place aten op (``hardswish_`` -> ``hardswish``, as
+        ``nn.Hardswish(inplace=True)`` exports): torch.export already makes every later reader of
+        the overwritten value read the in-place op's result, so a new tensor computes the same."""
+        if name.endswith("_") and not name.startswith("_") and \
+                (name[:-1] in handlers or name[:-1] in _IDENTITY):
+            return name[:-1]
+        return name
 
     def _bind(self, node: Any, tensor: str) -> None:
         """Node ``node``'s value is IR tensor ``tensor``; count its readers: the node's users, in

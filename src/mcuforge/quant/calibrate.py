@@ -184,3 +184,25 @@ def calibrate(model: SpecNet, batches: Iterable[object], observer: str = "minmax
     if seen == 0:
         raise ValueError("calibration needs at least one batch")
     return {name: obs.range() for name, obs in observers.items()}
+
+
+def batch_norm_statistics(model: nn.Module, batches: Iterable[object]) -> nn.Module:
+    """Give every ``BatchNorm2d`` of ``model`` the mean and variance of its input over ``batches``
+    (float NCHW inputs, or (inputs, labels) pairs), as a trained network's are; returns ``model``
+    in eval mode. For random weights: their default statistics (mean 0, variance 1) let
+    activations vanish or explode through a deep network, which makes int8 ranges meaningless."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over all the batches
+    model.train()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                model(_as_input(batch))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.eval()
+    return model

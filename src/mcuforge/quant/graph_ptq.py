@@ -27,7 +27,7 @@ data into model input (`quantize_input`).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ..ir import NO_CLAMP, DType, Graph, Op, OpKind, NoAttrs, QuantParams, Tenso
 from ..ops.validation import validate_model
 from .float_eval import evaluate_float
 from .observers import activation_quant_params, clamp_range, make_observer
-from .weights import quantize_bias, quantize_weights
+from .weights import bias_weight_scale_floor, quantize_bias, quantize_weights
 
 _WEIGHT_AXIS = {OpKind.CONV_2D: 0, OpKind.FULLY_CONNECTED: 0, OpKind.DEPTHWISE_CONV_2D: 3}
 _SAME_AS_INPUT = (OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D, OpKind.RESHAPE, OpKind.TRANSPOSE,
@@ -182,10 +182,12 @@ class _GraphQuantizer:
     def _weighted(self, op: Op) -> None:
         x_name, w_name, b_name = op.inputs
         w = np.asarray(self.tensors[w_name].data, dtype=np.float64)
-        q_w, w_quant = quantize_weights(w, _WEIGHT_AXIS[op.kind], 8, "max")
-        self._set(w_name, w_quant, DType.INT8, q_w)
         bias = np.asarray(self.tensors[b_name].data, dtype=np.float64)
-        q_b, b_quant = quantize_bias(bias, self._quant(x_name).scale[0], w_quant)
+        x_scale = self._quant(x_name).scale[0]
+        q_w, w_quant = quantize_weights(w, _WEIGHT_AXIS[op.kind], 8, "max",
+                                        bias_weight_scale_floor(bias, x_scale))
+        self._set(w_name, w_quant, DType.INT8, q_w)
+        q_b, b_quant = quantize_bias(bias, x_scale, w_quant)
         self._set(b_name, b_quant, DType.INT32, q_b)
         low, high = clamp_range(*self._range(op.outputs[0]), op.attrs.clamp)
         self._set(op.outputs[0], activation_quant_params(low, high))
@@ -248,16 +250,20 @@ def dequantize_output(graph: Graph, y: np.ndarray) -> np.ndarray:
     return (np.asarray(y, dtype=np.float64) - q.zero_point[0]) * q.scale[0]
 
 
-def float_int8_agreement(float_graph: Graph, int8_graph: Graph, samples: Sequence[np.ndarray]
-                         ) -> dict[str, float]:
-    """Float graph vs int8 graph (reference runtime) on ``samples`` (NHWC inputs): the fraction of
+def float_int8_agreement(float_model: Graph | Callable[[np.ndarray], np.ndarray],
+                         int8_graph: Graph, samples: Sequence[np.ndarray]) -> dict[str, float]:
+    """Float model vs int8 graph (reference runtime) on ``samples`` (NHWC inputs): the fraction of
     equal argmaxes, the largest absolute difference of the dequantised outputs and the output's
-    float range (for scale), over ``count`` samples."""
+    float range (for scale), over ``count`` samples. ``float_model`` is a float graph or a function
+    of one NHWC sample (e.g. a torch module's forward) giving the float output."""
     from ..runtime.reference import Interpreter
     interpreter = Interpreter(int8_graph)
     agree, max_diff, span, count = 0, 0.0, 0.0, 0
     for x in samples:
-        (f,) = evaluate_float(float_graph, [x])
+        if isinstance(float_model, Graph):
+            (f,) = evaluate_float(float_model, [x])
+        else:
+            f = np.asarray(float_model(x), dtype=np.float64)
         (q,) = interpreter.invoke([quantize_input(int8_graph, x)])
         d = dequantize_output(int8_graph, q).reshape(f.shape)
         agree += int(np.argmax(f) == np.argmax(d))

@@ -50,7 +50,7 @@ from .calibrate import INPUT, calibrate, weight_modules
 from .inference import with_batch
 from .observers import activation_quant_params, clamp_range
 from .qat import learned_ranges
-from .weights import quantize_bias, quantize_weights, weight_dtype
+from .weights import bias_weight_scale_floor, quantize_bias, quantize_weights, weight_dtype
 
 _WEIGHTED = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.FULLY_CONNECTED)
 # Ops whose output quantisation comes from their calibrated range (cut to a fused clamp).
@@ -199,9 +199,10 @@ class _Quantizer:
         else:
             axis = 0
         clip = self.weight_clip or ("mse" if bits == 4 else "max")
-        q_weights, w_quant = quantize_weights(w_ir, axis, bits, clip)
-        self._set(w_name, w_quant, weight_dtype(bits), q_weights)
         x_quant = self.tensors[x_name].quant
+        q_weights, w_quant = quantize_weights(
+            w_ir, axis, bits, clip, bias_weight_scale_floor(bias.numpy(), x_quant.scale[0]))
+        self._set(w_name, w_quant, weight_dtype(bits), q_weights)
         q_bias, b_quant = quantize_bias(bias.numpy(), x_quant.scale[0], w_quant)
         self._set(b_name, b_quant, DType.INT32, q_bias)
         low, high = clamp_range(*self._range(op.name), op.attrs.clamp)

@@ -56,11 +56,23 @@ def _mse_ratios(weights: np.ndarray, max_abs: np.ndarray, shape: list[int],
     return best_ratio
 
 
-def quantize_weights(weights: np.ndarray, axis: int | None, bits: int = 8, clip: str = "max"
-                     ) -> tuple[np.ndarray, QuantParams]:
+BIAS_CODE_LIMIT = 2.0 ** 30  # |bias / (input_scale * weight_scale)| kept below half of int32
+
+
+def bias_weight_scale_floor(bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """The smallest weight scale per channel that keeps the int32 bias code of ``bias`` within
+    half of int32 (TFLite's converter raises weight scales the same way, AdjustWeightsForBiasScale):
+    a channel whose weights are ~0 but whose folded bias is not would otherwise saturate its bias
+    (and overflow the C kernel's folded bias)."""
+    return np.abs(np.asarray(bias, dtype=np.float64)).reshape(-1) / (float(input_scale) * BIAS_CODE_LIMIT)
+
+
+def quantize_weights(weights: np.ndarray, axis: int | None, bits: int = 8, clip: str = "max",
+                     min_scale: np.ndarray | None = None) -> tuple[np.ndarray, QuantParams]:
     """Symmetric quantisation of float ``weights``, per channel along ``axis`` (per tensor when
     ``axis`` is None), with the range rule ``clip`` ("max" or "mse", see the module doc): (int8
-    array holding the values, `QuantParams` with float32 scales and zero points 0)."""
+    array holding the values, `QuantParams` with float32 scales and zero points 0). ``min_scale``
+    (per channel, e.g. `bias_weight_scale_floor`) raises scales below it."""
     if clip not in ("max", "mse"):
         raise ValueError(f"unknown weight range rule {clip!r} (max, mse)")
     weights = np.asarray(weights, dtype=np.float64)
@@ -72,7 +84,11 @@ def quantize_weights(weights: np.ndarray, axis: int | None, bits: int = 8, clip:
         shape[axis] = -1
     if clip == "mse":
         max_abs = max_abs * _mse_ratios(weights, max_abs, shape, reduce_axes, qmax)
-    scales = np.where(max_abs > 0, max_abs / qmax, 1.0).astype(np.float32)
+    scales = np.where(max_abs > 0, max_abs / qmax, 1.0)
+    if min_scale is not None:
+        floor = np.asarray(min_scale, dtype=np.float64)
+        scales = np.maximum(scales, floor.max() if axis is None else floor)
+    scales = scales.astype(np.float32)
     q = np.clip(np.round(weights / scales.astype(np.float64).reshape(shape)), -qmax, qmax)
     if axis is None:
         params = QuantParams.per_tensor(float(scales[0]), 0)
