@@ -22,7 +22,8 @@ from pathlib import Path
 import click
 
 from ..analysis.conventions import REFERENCE_CONVENTIONS
-from ..analysis.latency_energy import InferenceEstimate, board_estimates, estimates_json, parse_cycles
+from ..analysis.latency_energy import (FORMULA, NOTES as ESTIMATE_NOTES, InferenceEstimate, board_estimates,
+                                       estimates_json, parse_cycles)
 from ..analysis.memory import memory_profile, state_bytes
 from ..rivals.tflm import TflmArena, measure_tflm_arena
 from ..errors import McuforgeError, ModelFileError
@@ -161,8 +162,8 @@ def print_inference(estimates: tuple[InferenceEstimate, ...]) -> None:
     click.echo("latency and energy per inference (mcuforge's generated C):")
     for estimate in estimates:
         click.echo(f"  {estimate.describe()}")
-    click.echo(f"  formula: {estimates_json([])['formula']}")
-    for note in estimates_json([])["notes"]:
+    click.echo(f"  formula: {FORMULA}")
+    for note in ESTIMATE_NOTES:
         click.echo(f"  note: {note}")
 
 
