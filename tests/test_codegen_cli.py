@@ -15,6 +15,7 @@ from mcuforge.codegen.unicorn_count import count_invoke
 from mcuforge.commands.compile import parse_bytes
 from mcuforge.errors import McuforgeError
 from mcuforge.reference import published_numbers
+from mcuforge.targets import BOARDS
 
 pytestmark = pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 
@@ -55,6 +56,10 @@ def test_report_has_the_measured_figures(kws_project):
     assert classes["pointwise_1x1"]["macs_per_instruction"] > 0.49
     assert sum(c["macs"] for c in classes.values()) == report["macs"]
     assert sum(c["instructions"] for c in classes.values()) == report["instructions"]
+    # latency/energy per inference on every board (no --board given), from the counted instructions
+    boards = report["inference"]["boards"]
+    assert [entry["board"] for entry in boards] == list(BOARDS)
+    assert all(entry["cycles"] == report["instructions"] for entry in boards)
     for name in ("model.h", "model.c", "Makefile", "kernels/mf_kernels.h", "runner/cortex-m7.ld"):
         assert (kws_project / name).exists(), name
 

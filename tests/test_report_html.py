@@ -113,6 +113,9 @@ def test_report_command_rebuilds_from_results(tmp_path, capsys):
     assert "index.html" in capsys.readouterr().out
     text = (run_dir / "report" / "index.html").read_text()
     assert "55,000 B" in text and "90.50%" in text
+    # 3,000,000 instructions on the search's board (STM32F412, 100 MHz), which has no current figure
+    assert "estimated latency on stm32f412 at 100 MHz" in text and "30 ms" in text
+    assert "no datasheet run current on record" in text
     assert load_stage(run_dir, "missing") is None
 
 

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from ..analysis.latency_energy import board_estimates, estimates_json
 from ..analysis.memory import memory_profile
 from ..atomic import (clean_stale_staging, folder_lock, make_staging_folder, replace_folder,
                       write_json_atomic)
 from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
+from ..targets import Board
 from .build import build, section_sizes, symbol_bytes
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .listen import (FRONTEND_SYMBOL_PREFIXES, FrontendSources, add_frontend, count_listen,
@@ -157,6 +160,26 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
     return figures
 
 
+def count_instructions(graph: Graph, core: str = "cortex-m7") -> int:
+    """Instructions of one ``mcuforge_invoke`` of the generated C of the int8 ``graph`` on ``core``
+    (built in a temporary folder, run once in unicorn on `measurement_input`)."""
+    target = get_core(core)
+    model = generate(graph, target)
+    with tempfile.TemporaryDirectory(prefix="mcuforge-count-") as folder:
+        write_project(model, Path(folder))
+        elf = build(Path(folder), target.name)
+        return count_invoke(elf, target, measurement_input(model), io_bytes(model)[1]).instructions
+
+
+def inference_report(instructions: int | None, board: Board | None, cycles: int | None) -> dict | None:
+    """report.json's ``inference`` entry: latency and energy per inference on ``board`` (or on
+    every board when none is named), from the counted ``instructions`` or the measured ``cycles``
+    (`mcuforge.analysis.latency_energy`); None when there is neither."""
+    if instructions is None and cycles is None:
+        return None
+    return estimates_json(board_estimates(instructions, board, cycles))
+
+
 FRONTEND_SRAM_FORMULA = ("listen_measured_sram_bytes = arena_bytes + data_bytes + bss_bytes + "
                          "stack_high_water_bytes of the listen build (front end state, FFT buffers "
                          "and the feature frames are in its .bss)")
@@ -232,7 +255,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   frontend: FrontendSources | None = None,
                   labels: tuple[str, ...] | None = None,
                   extra_files: Mapping[str, bytes] | None = None,
-                  report_fields: Mapping[str, object] | None = None) -> dict:
+                  report_fields: Mapping[str, object] | None = None, board: Board | None = None,
+                  cycles: int | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
@@ -242,6 +266,9 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     with ``labels`` naming the scores, and the report's ``frontend`` entry holds the listen build's
     measured Flash and SRAM. ``extra_files`` (name -> bytes) are written into the project too (e.g.
     the int8 .tflite of a model quantised on the way), and ``report_fields`` are added to report.json.
+    The report's ``inference`` entry holds the latency and energy per
+    inference on ``board`` (every board when None) from the counted instructions, or from ``cycles``
+    measured on ``board`` when given (they replace the estimate).
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -266,7 +293,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
         return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch,
-                           frontend, dict(extra_files or {}), dict(report_fields or {}))
+                           frontend, dict(extra_files or {}), dict(report_fields or {}), board, cycles)
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -286,7 +313,8 @@ def check_output_folder(out_dir: Path) -> None:
 def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
                 sram_bytes: int | None, source: str, measure: bool, patch,
                 frontend: FrontendSources | None, extra_files: dict[str, bytes],
-                report_fields: dict[str, object]) -> dict:
+                report_fields: dict[str, object], board: Board | None = None,
+                cycles: int | None = None) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
@@ -316,6 +344,9 @@ def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Targ
             if frontend is not None:
                 build(staging, "listen-host")
         report["sram_available_bytes"] = sram_bytes
+        inference = inference_report(report.get("instructions"), board, cycles)
+        if inference is not None:
+            report["inference"] = inference
         write_json_atomic(staging / "report.json", report)  # last: a project with it is complete
         replace_folder(staging, out_dir)
     except BaseException:

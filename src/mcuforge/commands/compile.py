@@ -15,6 +15,11 @@ the step `mcuforge import` takes): a float .pt2 / .onnx with ``--calibration dat
 ``--dataset NAME``, or a zoo name, spec string or JSON config (pretrained weights where the zoo has
 them, else seeded random weights; calibrated on ``--dataset``/``--calibration``, else on synthetic
 images, which the output says). ``--resolution``/``--width`` pick a zoo model's variant.
+
+report.json's ``inference`` entry holds the latency and energy per inference on the board (every
+board without ``--board``), estimated from the counted instructions
+(`mcuforge.analysis.latency_energy`: CPI = 1 assumed, datasheet Run-mode current); ``--cycles N``,
+a cycle count measured on the board, replaces the estimate and the entry says "measured".
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from ..analysis.latency_energy import board_estimates, parse_cycles
 from ..codegen.project import compile_model
 from ..errors import McuforgeError
 from ..ops.support import require_executable
@@ -66,6 +72,9 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="With --head: score threshold (default 0.25).")
 @click.option("--iou", "iou", type=float, default=None, help="With --head: NMS IoU threshold (default 0.45).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
+@click.option("--cycles", "cycles_text", default=None, metavar="N",
+              help="Cycles of one inference measured on the --board (e.g. with the DWT cycle "
+                   "counter): replace the latency estimate from counted instructions.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
@@ -80,13 +89,16 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
 @calibration_options
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
             sram: str | None, patch: str, head_path: Path | None, score: float | None,
-            iou: float | None, no_measure: bool, depthwise_row_buffer: bool | None,
-            frontend: str | None, labels: str | None, resolution: int | None, width: float | None,
-            request: CalibrationRequest) -> None:
+            iou: float | None, no_measure: bool, cycles_text: str | None,
+            depthwise_row_buffer: bool | None, frontend: str | None, labels: str | None,
+            resolution: int | None, width: float | None, request: CalibrationRequest) -> None:
     """Generate the C project of MODEL in DIR and measure it: an int8 .tflite or QDQ .onnx, a float
     .pt2/.onnx with --calibration or --dataset, or a zoo name, spec or JSON config (quantised
     first, see `mcuforge import`)."""
     hardware = resolve_hardware(board, core, target)
+    cycles = parse_cycles(cycles_text) if cycles_text is not None else None
+    if cycles is not None and hardware.board is None:
+        raise McuforgeError("--cycles is a count measured on one board: give --board too")
     core_name = hardware.core or DEFAULT_CORE
     if sram is not None:
         sram_bytes = parse_bytes(sram)
@@ -128,7 +140,8 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                                depthwise_row_buffer=depthwise_row_buffer),
                            postprocess=postprocess, frontend=sources,
                            labels=tuple(labels.split(",")) if labels is not None else None,
-                           extra_files=extra_files, report_fields=fields)
+                           extra_files=extra_files, report_fields=fields,
+                           board=hardware.board, cycles=cycles)
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
@@ -155,8 +168,18 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                    f"{report['stack_high_water_bytes']:,} B)")
         click.echo(f"{report['instructions']:,} instructions on {report['instructions_target']} for "
                    f"{report['macs']:,} MACs: {report['macs_per_instruction']} MACs/instruction")
+    if "inference" in report:
+        echo_inference(report, hardware.board, cycles)
     if "frontend_flash_bytes" in report.get("frontend", {}):
         fe = report["frontend"]
         click.echo(f"front end {fe['name']}: Flash {fe['frontend_flash_bytes']:,} B, SRAM "
                    f"{fe['frontend_sram_bytes']:,} B; listen build measured SRAM "
                    f"{fe['listen_measured_sram_bytes']:,} B, Flash {fe['listen_flash_bytes']:,} B")
+
+
+def echo_inference(report: dict, board, cycles: int | None) -> None:
+    """The latency/energy lines of the report's ``inference`` entry (one per board)."""
+    for estimate in board_estimates(report.get("instructions"), board, cycles):
+        click.echo(estimate.describe())
+    click.echo("latency/energy: an estimate (CPI = 1 assumed, datasheet Run-mode current) unless "
+               "the cycles are measured; see report.json inference.formula")

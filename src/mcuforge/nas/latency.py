@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.cost import op_macs
+from ..analysis.latency_energy import estimate_inference
 from ..errors import McuforgeError
 from ..ir import Graph, OpKind
 from ..targets import Board
@@ -47,8 +48,12 @@ class LatencyModel:
         return int(round(total))
 
     def latency_ms(self, graph: Graph, target: Board) -> float:
-        """Estimated milliseconds per inference on ``target`` (one instruction per cycle)."""
-        return self.instructions(graph) / target.clock_hz * 1000.0
+        """Estimated milliseconds per inference on ``target`` (one instruction per cycle,
+        `mcuforge.analysis.latency_energy`)."""
+        instructions = self.instructions(graph)
+        if instructions == 0:
+            return 0.0
+        return 1000.0 * estimate_inference(target, instructions).latency_s
 
     def to_dict(self) -> dict:
         """JSON-ready form (for reports)."""

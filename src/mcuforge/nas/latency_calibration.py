@@ -15,7 +15,6 @@ figure and the model's description says so). The fitted model is cached as JSON 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +44,9 @@ def class_macs(graph: Graph) -> dict[str, int]:
 
 def count_network(graph: Graph, core: str) -> int:
     """Instructions of one ``mcuforge_invoke`` of the generated C of the int8 ``graph`` on ``core``."""
-    from ..codegen.build import build
-    from ..codegen.emit import generate, write_project
-    from ..codegen.project import io_bytes, measurement_input
-    from ..codegen.targets import get_core as codegen_target
-    from ..codegen.unicorn_count import count_invoke
+    from ..codegen.project import count_instructions
 
-    target = codegen_target(core)
-    model = generate(graph, target)
-    with tempfile.TemporaryDirectory(prefix="mcuforge-latency-") as folder:
-        write_project(model, Path(folder))
-        elf = build(Path(folder), target.name)
-        return count_invoke(elf, target, measurement_input(model), io_bytes(model)[1]).instructions
+    return count_instructions(graph, core)
 
 
 def calibration_graphs(space: SearchSpace) -> list[Graph]:

@@ -128,7 +128,8 @@ def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
     if out_dir.exists():
         import shutil
         shutil.rmtree(out_dir)
-    report = compile_model(graph, out_dir, core, sram, source="demo winner", patch=schedule)
+    report = compile_model(graph, out_dir, core, sram, source="demo winner", patch=schedule,
+                           board=get_board(settings.target))
     model = generate(graph, codegen_target(core)) if schedule is None else \
         generate_patched(graph, codegen_target(core), schedule)
     layer_blocks = [(b.name, b.peak_activation_bytes) for b in profile_graph(graph).blocks]
@@ -142,6 +143,7 @@ def stage_compile(settings: DemoSettings, log: Callable[[str], None]) -> dict:
         f"{report.get('measured_sram_bytes', 0):,} B, Flash {report.get('flash_bytes', 0):,} B")
     return {**{k: v for k, v in report.items() if not isinstance(v, dict)},
             "clock_hz": get_board(settings.target).clock_hz, "core": core,
+            "board": get_board(settings.target).name,
             "blocks_layer": layer_blocks, "blocks_patch": patch_blocks,
             "patch_schedule_shown": patch_plan.config.to_string() if patch_plan is not None else None,
             "arena_placements": placements}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..analysis.latency_energy import FORMULA, estimate_inference, format_ms, format_uj
 from ..atomic import write_text_atomic
 from ..reference import published_numbers
 from ..targets import get_board
@@ -93,15 +94,29 @@ def _memory_section(compiled: dict, figures: Path, target_sram: int | None) -> S
     return section
 
 
+def _inference_rows(results: dict[str, dict]) -> list[list[str]]:
+    """Latency and energy per inference on the run's board (`analysis.latency_energy`), from the
+    counted instructions; no rows when the board or the count is missing."""
+    compiled = results.get("compile", {})
+    name = compiled.get("board") or results.get("search", {}).get("target")
+    if not name or not compiled.get("instructions"):
+        return []
+    estimate = estimate_inference(get_board(name), compiled["instructions"])
+    board = estimate.board
+    energy = (format_uj(estimate.energy_j) if estimate.energy_j is not None
+              else "no datasheet run current on record")
+    return [[f"estimated latency on {board.name} at {board.clock_hz / 1e6:g} MHz "
+             f"(instructions x CPI {estimate.cpi:g} / clock)", format_ms(estimate.latency_s)],
+            [f"estimated energy per inference on {board.name} (V x I_run x latency)", energy]]
+
+
 def _final_table(results: dict[str, dict]) -> Section:
     train = results.get("train", {})
     quant = results.get("quantize", {})
     compiled = results.get("compile", {})
     mcu = results.get("mcu", {})
     tflm = results.get("tflm", {})
-    clock = compiled.get("clock_hz")
     instructions = compiled.get("instructions")
-    latency = f"{1000 * instructions / clock:.1f} ms" if instructions and clock else "-"
     rows = [
         ["accuracy, host float", _pct(train.get("float_accuracy"))],
         ["accuracy, int8 reference runtime", _pct(quant.get("int8_accuracy"))],
@@ -110,14 +125,14 @@ def _final_table(results: dict[str, dict]) -> Section:
         ["Flash (text + rodata + data)", f"{compiled.get('flash_bytes', 0):,} B"],
         ["measured SRAM (arena + scratch + data + bss + stack)", f"{compiled.get('measured_sram_bytes', 0):,} B"],
         ["instructions per inference (Cortex-M7, unicorn)", f"{instructions:,}" if instructions else "-"],
-        [f"estimated latency at {clock / 1e6:.0f} MHz (1 instruction/cycle)" if clock else "estimated latency",
-         latency],
+        *_inference_rows(results),
         ["TFLite Micro arena, same model (total / head / tail)",
          f"{tflm['total']:,} / {tflm['head']:,} / {tflm['tail']:,} B" if tflm else "-"],
     ]
     section = Section("final", "Final figures")
     section.tables.append(Table("final", ["figure", "value"], rows,
-                                "TFLite Micro counts float I/O tensors and persistent structs in its arena."))
+                                "TFLite Micro counts float I/O tensors and persistent structs in its arena. "
+                                f"Latency and energy are estimates: {FORMULA}."))
     try:
         published = published_numbers()["tinyengine_planner_measured"]
     except Exception:  # reference folder absent: the report still renders without the context rows
