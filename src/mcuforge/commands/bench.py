@@ -27,7 +27,7 @@ from ..analysis.latency_energy import (FORMULA, NOTES as ESTIMATE_NOTES, Inferen
                                        estimates_json, parse_cycles)
 from ..analysis.memory import memory_profile, state_bytes
 from ..rivals.tflm import TflmArena, measure_tflm_arena
-from ..errors import McuforgeError, ModelFileError
+from ..errors import McuforgeError
 from ..frontends.tflite import read_tflite
 from ..ir import DType, Graph
 from ..ops.support import require_executable
