@@ -281,7 +281,7 @@ class PatchEvaluator:
             block = self.block_of.get(entry.op_name)
             if block is not None:
                 block_peaks[block] = max(block_peaks.get(block, 0), entry.live_bytes)
-        macs_layer, macs_patch, macs_naive = _stage_macs(graph, ops, geometry)
+        macs_layer, macs_patch, macs_naive = stage_macs(graph, ops, geometry)
         input_patch = (max(r.buffers[stage.input].size for r in geometry.rows),
                        max(c.buffers[stage.input].size for c in geometry.cols))
         rf = (receptive_field(graph, ops, stage.split, 1)[0],
@@ -302,7 +302,7 @@ def evaluate_patch(graph: Graph, config: PatchConfig,
     return PatchEvaluator(graph, options).evaluate(config)
 
 
-def _stage_macs(graph: Graph, ops: list[Op], geometry: PatchGeometry) -> tuple[int, int, int]:
+def stage_macs(graph: Graph, ops: list[Op], geometry: PatchGeometry) -> tuple[int, int, int]:
     """Layer-based MACs of the stage, MACs of this schedule, and the naive figure: every patch
     computing a window as large as the largest one (padding computed as if it were data)."""
     layer = patch = naive = 0
