@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from ..analysis.cost import op_macs
 from ..analysis.memory import memory_profile
+from ..analysis.receptive import AxisPatch, axis_geometry, tile_intervals
 from ..errors import McuforgeError
 from ..ir import Graph, Op
 from ..ops import op_def
@@ -110,10 +111,14 @@ def global_pool_after(graph: Graph, stage: PatchStage) -> Op | None:
     return op if op_def(op.kind).pools_globally(graph, op) else None
 
 
-def resolve_stage(graph: Graph, stage: FusedStage) -> ResolvedStage:
-    """``stage`` on ``graph``; raises `McuforgeError` naming the reason when it cannot run."""
+def resolve_stage(graph: Graph, stage: FusedStage, patch: PatchStage | None = None,
+                  axes: dict[tuple, tuple[AxisPatch, ...]] | None = None) -> ResolvedStage:
+    """``stage`` on ``graph`` (``patch``: its `PatchStage` when already known; ``axes``: a memo of
+    per-axis geometries, for a search); raises `McuforgeError` naming the reason when it cannot
+    run."""
     where = f"fused stage {stage.to_string()}"
-    patch = patch_stage(graph, stage.last_block, first_block=stage.first_block)
+    if patch is None:
+        patch = patch_stage(graph, stage.last_block, first_block=stage.first_block)
     height, width = graph.tensor(patch.split).shape[1:3]
     if stage.grid[0] > height or stage.grid[1] > width:
         raise McuforgeError(f"{where}: the output {patch.split} is only {height}x{width}")
@@ -122,7 +127,19 @@ def resolve_stage(graph: Graph, stage: FusedStage) -> ResolvedStage:
         raise McuforgeError(f"{where}: block {stage.last_block} is not followed by a global "
                             "pooling block that reads only its output")
     config = PatchConfig(stage.grid, stage.last_block, stage.halo)
-    geometry = patch_geometry(graph, config, patch)
+    if axes is None:
+        geometry = patch_geometry(graph, config, patch)
+    else:
+        ops = [graph.op(name) for name in patch.ops]
+        per_axis = []
+        for axis, (parts, size) in enumerate(zip(stage.grid, (height, width)), start=1):
+            cache = stage.halo == "full" or (axis == 2 and stage.halo == "cols")
+            key = (stage.first_block, stage.last_block, axis, parts, cache)
+            if key not in axes:
+                axes[key] = axis_geometry(graph, ops, patch.split, axis,
+                                          tile_intervals(size, parts), cache)
+            per_axis.append(axes[key])
+        geometry = PatchGeometry(config, patch, per_axis[0], per_axis[1])
     start = graph.op_index()[patch.ops[0]]
     return ResolvedStage(stage, geometry, pool, start, patch.end_index + 1 + (pool is not None))
 
@@ -194,7 +211,8 @@ class MultiStageEvaluator:
         self.op_live_bytes = [entry.live_bytes for entry in self.layer.per_op]
         self.total_macs = sum(op_macs(graph, op) for op in graph.ops)
         self._liveness: dict[tuple[str, str], StageLiveness] = {}
-        self._live_memo: dict[tuple, list[int]] = {}
+        self._live_memo: dict[tuple, tuple[int, str]] = {}
+        self.axes: dict[tuple, tuple[AxisPatch, ...]] = {}
         self._stages: dict[FusedStage, StageFigures] = {}
 
     def layer_bytes(self, start: int, stop: int) -> int:
@@ -225,18 +243,23 @@ class MultiStageEvaluator:
         channel_bytes = output.shape[3] * element_bytes
         accumulator = ACCUMULATOR_BYTES * output.shape[3]
         names = sorted({n for op in ops for n in op.inputs + op.outputs if graph.is_activation(n)})
+        row_keys = [tuple(row.buffers[n].size for n in names) for row in geometry.rows]
+        col_keys = [tuple(col.buffers[n].size for n in names) for col in geometry.cols]
+        held = input_bytes + cache.total_bytes + (accumulator if resolved.pool is not None
+                                                  else output.nbytes)
         peak, peak_op = -1, ""
-        for row in geometry.rows:
-            for col in geometry.cols:
-                signature = key + tuple((row.buffers[n].size, col.buffers[n].size) for n in names)
+        for row, row_key in zip(geometry.rows, row_keys):
+            for col, col_key in zip(geometry.cols, col_keys):
+                signature = key + (row_key, col_key)
                 if signature not in self._live_memo:
-                    self._live_memo[signature] = liveness.live_bytes(row, col)
-                held = input_bytes + cache.total_bytes
-                held += (row.tile.size * col.tile.size * channel_bytes + accumulator
-                         if resolved.pool is not None else output.nbytes)
-                for op, live in zip(ops, self._live_memo[signature]):
-                    if live + held > peak:
-                        peak, peak_op = live + held, op.name
+                    live = liveness.live_bytes(row, col)
+                    worst = max(range(len(ops)), key=live.__getitem__)
+                    self._live_memo[signature] = (live[worst], ops[worst].name)
+                live_bytes, op_name = self._live_memo[signature]
+                tile = (row.tile.size * col.tile.size * channel_bytes
+                        if resolved.pool is not None else 0)
+                if live_bytes + held + tile > peak:
+                    peak, peak_op = live_bytes + held + tile, op_name
         if resolved.pool is not None:
             finish = accumulator + graph.tensor(resolved.pool.outputs[0]).nbytes
             if finish > peak:
@@ -264,12 +287,6 @@ def evaluate_multistage(graph: Graph, schedule: MultiStageSchedule,
                         conventions: MemoryConventions = DEFAULT_CONVENTIONS) -> MultiStageFigures:
     """Peak and MACs of ``schedule`` on ``graph`` under ``conventions``."""
     return MultiStageEvaluator(graph, conventions).evaluate(schedule)
-
-
-def square_grids(graph: Graph, stage: PatchStage, max_grid: int) -> list[tuple[int, int]]:
-    """The ``n x n`` grids (2 <= n <= max_grid) the stage's output can be cut into."""
-    height, width = graph.tensor(stage.split).shape[1:3]
-    return [(n, n) for n in range(2, min(max_grid, height, width) + 1)]
 
 
 __all__ = ["FusedStage", "MultiStageEvaluator", "MultiStageFigures", "MultiStageSchedule",
