@@ -291,4 +291,4 @@ def evaluate_multistage(graph: Graph, schedule: MultiStageSchedule,
 
 __all__ = ["FusedStage", "MultiStageEvaluator", "MultiStageFigures", "MultiStageSchedule",
            "ResolvedStage", "StageFigures", "evaluate_multistage", "global_pool_after",
-           "resolve_schedule", "resolve_stage", "square_grids"]
+           "resolve_schedule", "resolve_stage"]
