@@ -145,13 +145,17 @@ def test_bad_schedules_name_the_problem():
 
 
 @pytest.mark.slow
-def test_mcunet_reference_model_front_sample_is_bit_exact():
-    graph = load_graph(str(require_reference_file("models/mcunet/mcunet-320kb-1mb_imagenet.tflite")))
+@pytest.mark.parametrize("model", ["models/mcunet/mcunet-320kb-1mb_imagenet.tflite",
+                                   "models/tflite_micro/person_detect.tflite",
+                                   "models/mlperf_tiny/vww_96_int8.tflite"])
+def test_reference_models_front_sample_is_bit_exact(model):
+    graph = load_graph(str(require_reference_file(model)))
     name, shape, dtype = Interpreter(graph).input_specs()[0]
     x = np.random.default_rng(0).integers(-128, 128, shape).astype(dtype)
     reference = Interpreter(graph).invoke([x])
     search = search_multistage(graph, STREAMED, max_grid=4, max_stage_blocks=4)
     sample = [search.front[0], search.front[len(search.front) // 2], search.front[-1]]
+    assert any(len(point.schedule.stages) >= 2 for point in sample)
     for point in sample:
         out = run_multistage(graph, point.schedule, [x])
         assert all(np.array_equal(a, b) for a, b in zip(out, reference)), point.schedule.to_string()
