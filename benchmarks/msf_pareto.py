@@ -2,7 +2,7 @@
 model, beside the single-split front and msf-CNN's published points, saying which dominate.
 
     .venv/bin/python benchmarks/msf_pareto.py [--models mbv2-w0.35-r144 mcunet-in3]
-        [--max-grid 16] [--max-stage-blocks 12]
+        [--max-grid 48] [--max-stage-blocks 12]
 
 For each model and each input convention (the network input held in the arena,
 ``peak_activation_bytes``, or streamed from the caller's buffer, the MCUNetV2 paper's): the
@@ -84,7 +84,7 @@ def main() -> None:
     """Print the fronts and the comparison with msf-CNN."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
-    parser.add_argument("--max-grid", type=int, default=16)
+    parser.add_argument("--max-grid", type=int, default=48)
     parser.add_argument("--max-stage-blocks", type=int, default=12)
     args = parser.parse_args()
     for model in args.models:

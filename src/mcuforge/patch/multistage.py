@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from ..analysis.conventions import DEFAULT_CONVENTIONS, MemoryConventions
 from ..analysis.cost import op_macs
 from ..analysis.memory import memory_profile
-from ..analysis.receptive import AxisPatch, axis_geometry, tile_intervals
+from ..analysis.receptive import AxisPatch, axis_geometry, axis_window, tile_intervals
 from ..errors import McuforgeError
 from ..ir import Graph, Op
 from ..ops import op_def
@@ -134,7 +134,10 @@ def resolve_stage(graph: Graph, stage: FusedStage, patch: PatchStage | None = No
         per_axis = []
         for axis, (parts, size) in enumerate(zip(stage.grid, (height, width)), start=1):
             cache = stage.halo == "full" or (axis == 2 and stage.halo == "cols")
-            key = (stage.first_block, stage.last_block, axis, parts, cache)
+            # Both axes of a square stage with the same windows share one geometry.
+            profile = (size, graph.tensor(patch.input).shape[axis]) + tuple((axis_window(graph, op, axis),
+                                       graph.tensor(op.outputs[0]).shape[axis]) for op in ops)
+            key = (stage.first_block, stage.last_block, profile, parts, cache)
             if key not in axes:
                 axes[key] = axis_geometry(graph, ops, patch.split, axis,
                                           tile_intervals(size, parts), cache)
