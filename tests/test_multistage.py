@@ -13,9 +13,10 @@ from mcuforge.errors import McuforgeError
 from mcuforge.frontends.load import load_graph
 from mcuforge.ir import MeanAttrs, OpKind
 from mcuforge.patch import PatchConfig, PatchEvaluator
-from mcuforge.patch.msf_search import search_multistage
+from mcuforge.patch.geometry import patch_stage
+from mcuforge.patch.msf_search import search_multistage, square_grids
 from mcuforge.patch.multistage import (FusedStage, MultiStageEvaluator, MultiStageSchedule,
-                                       evaluate_multistage)
+                                       evaluate_multistage, global_pool_after)
 from mcuforge.patch.search import search_patches
 from mcuforge.runtime.multistage import run_multistage
 from mcuforge.runtime.reference import Interpreter
@@ -159,3 +160,49 @@ def test_reference_models_front_sample_is_bit_exact(model):
     for point in sample:
         out = run_multistage(graph, point.schedule, [x])
         assert all(np.array_equal(a, b) for a, b in zip(out, reference)), point.schedule.to_string()
+
+
+def _every_schedule(graph, blocks, k, max_grid, max_stage_blocks):
+    """Every multi-stage schedule of blocks ``k ..`` with the search's candidate stages."""
+    if k >= len(blocks):
+        yield ()
+        return
+    yield from _every_schedule(graph, blocks, k + 1, max_grid, max_stage_blocks)
+    for j in range(k, min(len(blocks), k + max_stage_blocks)):
+        try:
+            stage = patch_stage(graph, blocks[j], first_block=blocks[k])
+        except McuforgeError:
+            continue
+        pools = (False, True) if global_pool_after(graph, stage) is not None else (False,)
+        for grid in square_grids(graph, stage, max_grid):
+            for halo in ("none", "cols", "full"):
+                for pool in pools:
+                    head = FusedStage(blocks[k], blocks[j], grid, halo, pool)
+                    for tail in _every_schedule(graph, blocks, j + 2 if pool else j + 1,
+                                                max_grid, max_stage_blocks):
+                        yield (head,) + tail
+
+
+def test_the_search_front_is_the_front_of_every_schedule():
+    net = RandomNet(11, (15, 13), 3)
+    net.begin()
+    x = net.conv(net.x, 8, 3, 2)
+    net.end_block("stem")
+    x = net.mbconv(x, 8, 3, 1)
+    x = net.mbconv(x, 12, 5, 2)
+    x = net.mbconv(x, 12, 3, 1)
+    graph = net.head(x)
+    blocks = [b.name for b in graph.blocks]
+    for conventions in (ARENA, STREAMED):
+        evaluator = MultiStageEvaluator(graph, conventions)
+        points = []
+        for stages in _every_schedule(graph, blocks, 0, 3, 3):
+            figures = evaluator.evaluate(MultiStageSchedule(stages))
+            points.append((figures.peak_activation_bytes, figures.macs))
+        assert len(points) > 200
+        brute = []
+        for peak, macs in sorted(set(points)):
+            if not brute or macs < brute[-1][1]:
+                brute.append((peak, macs))
+        search = search_multistage(graph, conventions, max_grid=3, max_stage_blocks=3)
+        assert [(p.peak_bytes, p.macs) for p in search.front] == brute
