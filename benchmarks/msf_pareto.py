@@ -58,7 +58,8 @@ def report(model: str, max_grid: int, max_stage_blocks: int) -> list[str]:
         layer = search.layer_based
         label = "input streamed" if streamed else "input in arena"
         lines.append(f"  {label}: layer-based {layer.peak_bytes:,} B x1.000; multi-stage front of "
-                     f"{search.stages_evaluated} fused stages evaluated in {search.seconds:.1f} s; "
+                     f"{search.stages_evaluated} fused stages evaluated in {search.seconds:.1f} s "
+                     f"({search.cpu_seconds:.1f} s CPU); "
                      f"single split min {single.front[0].peak_bytes:,} B "
                      f"x{single.front[0].macs / layer.macs:.3f} ({single.front[0].label})")
         for point in search.front:

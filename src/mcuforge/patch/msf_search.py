@@ -41,12 +41,13 @@ class MultiStagePoint:
 @dataclass(frozen=True)
 class MultiStageSearch:
     """The Pareto front (ascending peak), the layer-based point, how many fused stages were
-    evaluated and how long the search took (seconds)."""
+    evaluated and how long the search took (seconds: wall clock and this process's CPU time)."""
 
     front: tuple[MultiStagePoint, ...]
     layer_based: MultiStagePoint
     stages_evaluated: int
     seconds: float
+    cpu_seconds: float
     conventions: MemoryConventions
 
 
@@ -105,7 +106,7 @@ def search_multistage(graph: Graph, conventions: MemoryConventions = DEFAULT_CON
     if max_grid < 2 or max_stage_blocks < 1:
         raise McuforgeError(f"max_grid must be at least 2 and max_stage_blocks at least 1, got "
                             f"{max_grid} and {max_stage_blocks}")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     evaluator = MultiStageEvaluator(graph, conventions)
     blocks = [block.name for block in graph.blocks]
     spans = _block_spans(graph)
@@ -157,7 +158,8 @@ def search_multistage(graph: Graph, conventions: MemoryConventions = DEFAULT_CON
                                   evaluator.total_macs + p.overhead_macs) for p in final)
     layer = MultiStagePoint(MultiStageSchedule(()), evaluator.layer.peak_activation_bytes,
                             evaluator.total_macs)
-    return MultiStageSearch(front, layer, evaluated, time.perf_counter() - started, conventions)
+    return MultiStageSearch(front, layer, evaluated, time.perf_counter() - started,
+                            time.process_time() - cpu_started, conventions)
 
 
 def search_both_conventions(graph: Graph, conventions: MemoryConventions = DEFAULT_CONVENTIONS,
