@@ -135,8 +135,9 @@ def resolve_stage(graph: Graph, stage: FusedStage, patch: PatchStage | None = No
         for axis, (parts, size) in enumerate(zip(stage.grid, (height, width)), start=1):
             cache = stage.halo == "full" or (axis == 2 and stage.halo == "cols")
             # Both axes of a square stage with the same windows share one geometry.
-            profile = (size, graph.tensor(patch.input).shape[axis]) + tuple((axis_window(graph, op, axis),
-                                       graph.tensor(op.outputs[0]).shape[axis]) for op in ops)
+            profile = (size, graph.tensor(patch.input).shape[axis]) + tuple(
+                (axis_window(graph, op, axis), graph.tensor(op.outputs[0]).shape[axis])
+                for op in ops)
             key = (stage.first_block, stage.last_block, profile, parts, cache)
             if key not in axes:
                 axes[key] = axis_geometry(graph, ops, patch.split, axis,
