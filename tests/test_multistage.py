@@ -154,7 +154,7 @@ def test_reference_models_front_sample_is_bit_exact(model):
     name, shape, dtype = Interpreter(graph).input_specs()[0]
     x = np.random.default_rng(0).integers(-128, 128, shape).astype(dtype)
     reference = Interpreter(graph).invoke([x])
-    search = search_multistage(graph, STREAMED, max_grid=4, max_stage_blocks=4)
+    search = search_multistage(graph, STREAMED, max_grid=8, max_stage_blocks=6)
     sample = [search.front[0], search.front[len(search.front) // 2], search.front[-1]]
     assert any(len(point.schedule.stages) >= 2 for point in sample)
     for point in sample:
