@@ -68,6 +68,11 @@ def mean_int8(x: np.ndarray, attrs: MeanAttrs, x_q: QuantParams, y_q: QuantParam
     total = x.astype(np.int64).sum(axis=axes, keepdims=attrs.keep_dims)
     if count == 0:
         return np.zeros(total.shape, dtype=np.int8)
+    return mean_from_sums(total, count, x_q, y_q)
+
+
+def mean_from_sums(total: np.ndarray, count: int, x_q: QuantParams, y_q: QuantParams) -> np.ndarray:
+    """The int8 means of ``count`` values with sums ``total`` (int64): `prepare_mean`'s rescaling."""
     p = prepare_mean(x_q, y_q, count)
     shifted_sum = total - p.input_zero_point * count
     y = multiply_by_quantized_multiplier(shifted_sum, p.multiplier, p.shift) + p.output_zero_point
@@ -96,6 +101,19 @@ class Mean(OpDef):
     def run(self, graph, op, env):
         """`mean_int8`."""
         return self._run(graph, op, env)
+
+    def pools_globally(self, graph, op):
+        """A MEAN over H and W of a [1, H, W, C] tensor."""
+        x_t = graph.tensor(op.inputs[0])
+        return len(x_t.shape) == 4 and x_t.shape[0] == 1 and \
+            set(_resolve_axes(op.attrs.axes, 4)) == {1, 2}
+
+    def global_pool_from_sums(self, graph, op, sums):
+        """`mean_from_sums` over H and W."""
+        x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        count = x_t.shape[1] * x_t.shape[2]
+        out = mean_from_sums(np.asarray(sums, dtype=np.int64), count, x_t.quant, y_t.quant)
+        return out.reshape(y_t.shape)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
         """MEAN of a rank <= 4 tensor, int32 accumulators in scratch."""

@@ -19,7 +19,7 @@ import tflite
 from tflite.BuiltinOptions import BuiltinOptions
 
 from ..arith.fixedpoint import calculate_activation_range_quantized, trunc_div
-from ..ir.ops import OpKind, PoolAttrs
+from ..ir.ops import OpKind, Pads, PoolAttrs
 from ..ir.shapes import conv_output_hw
 from ..ir.tensor import DType, QuantParams
 from .lowering_types import Buffer, KernelSpec, LayerCall, require_int8, unsupported
@@ -52,10 +52,17 @@ def average_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
         count += view
     if np.any(count == 0):
         raise ValueError("an average-pool window lies entirely in the padding")
+    return average_from_sums(total, count, attrs.clamp, y_q, x.dtype)
+
+
+def average_from_sums(total: np.ndarray, count: np.ndarray | int, clamp: tuple[float, float],
+                      y_q: QuantParams, dtype: np.dtype) -> np.ndarray:
+    """The averages of windows with sums ``total`` (int64) over ``count`` unpadded pixels: rounded
+    half away from zero, clamped to the activation range, as ``dtype``."""
     half = count // 2
     rounded = np.where(total > 0, trunc_div(total + half, count), trunc_div(total - half, count))
-    act_min, act_max = _activation_range(attrs.clamp, y_q, x.dtype)
-    return np.clip(rounded, act_min, act_max).astype(x.dtype)
+    act_min, act_max = _activation_range(clamp, y_q, np.dtype(dtype))
+    return np.clip(rounded, act_min, act_max).astype(dtype)
 
 
 def max_pool2d_int8(x: np.ndarray, attrs: PoolAttrs, x_q: QuantParams,
@@ -108,6 +115,22 @@ class Pool2D(OpDef):
     def run(self, graph, op, env):
         """The pooling kernel on int8, or int16, tensors."""
         return self._run(graph, op, env)
+
+    def pools_globally(self, graph, op):
+        """An average pool whose one window is the whole unpadded input."""
+        a = op.attrs
+        x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        return self.average and a.pads == Pads(0, 0, 0, 0) and tuple(a.kernel) == x_t.shape[1:3] \
+            and y_t.shape[1:3] == (1, 1)
+
+    def global_pool_from_sums(self, graph, op, sums):
+        """`average_from_sums` over the whole input."""
+        a = op.attrs
+        x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        count = x_t.shape[1] * x_t.shape[2]
+        out = average_from_sums(np.asarray(sums, dtype=np.int64), count, a.clamp, y_t.quant,
+                                x_t.dtype.numpy)
+        return out.reshape(y_t.shape)
 
     def lower(self, graph, index, op, target, overlapped, row_ring=False):
         """``pool`` specialised by kernel size, stride, average/max and element type."""

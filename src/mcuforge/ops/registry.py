@@ -147,6 +147,17 @@ class OpDef:
     spatially_pointwise: bool = False
     """Output pixel (y, x) reads only input pixels (y, x): a window of kernel 1, stride 1, no pad."""
 
+    def pools_globally(self, graph: "Graph", op: Op) -> bool:
+        """Whether ``op`` pools its whole [1, H, W, C] input to one value per channel from the
+        per-channel sums of its input (`global_pool_from_sums`), so that a multi-stage schedule
+        may accumulate them patch by patch (`patch/multistage.py`)."""
+        return False
+
+    def global_pool_from_sums(self, graph: "Graph", op: Op, sums: np.ndarray) -> np.ndarray:
+        """The output of a global pool (`pools_globally`) from ``sums`` (int64 [C], the sums of
+        the raw input values per channel)."""
+        raise UnsupportedOpError(f"op {op.name} ({op.kind.value}) is not a global pooling")
+
     # --- reference runtime -----------------------------------------------------------------------
 
     def run(self, graph: "Graph", op: Op, env: Mapping[str, np.ndarray]) -> np.ndarray:

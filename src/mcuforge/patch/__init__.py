@@ -6,7 +6,9 @@ Modules: `geometry` (the stage, `PatchConfig`, the ``--patch`` parser, per-patch
 `evaluate` (the figures of a schedule: peaks in both input conventions, MACs), `arena` (per-patch
 arena plans and the regions beside the rest of the graph), `schedule` (`PatchSchedule`, a schedule
 planned for one arena), `search` (Pareto front, ``auto`` / ``min-memory``), `resolve` (the one
-``--patch`` resolver) and `report` (JSON entry and printing).
+``--patch`` resolver), `report` (JSON entry and printing), `multistage` (schedules of several
+fused stages, the last one optionally accumulating the global pool) and `msf_search` (their Pareto
+front by dynamic programming over block boundaries).
 
 One `analysis.conventions.MemoryConventions` governs every figure; the code generator only lowers
 and renders a `PatchSchedule` (`codegen.patch_emit`), the reference runtime executes a schedule

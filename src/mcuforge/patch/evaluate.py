@@ -155,12 +155,14 @@ def patch_live_bytes(graph: Graph, stage: PatchStage, ops: list[Op], row: AxisPa
 class StageLiveness:
     """The live sets and overlaps of a stage's ops (the same for every patch: only the sizes of the
     tensors change), so that a patch's live bytes are sums instead of a new memory profile. Patches
-    with an empty buffer fall back to `patch_live_bytes`; `tests/test_patch_memory.py` checks that
-    both agree."""
+    with an empty buffer use the live sets of the stage without the ops and reads of the empty
+    tensors (as `patch_graph` leaves them out), built once per set of empty tensors;
+    `tests/test_patch_memory.py` checks that both agree with `patch_live_bytes`."""
 
     def __init__(self, graph: Graph, stage: PatchStage, ops: list[Op], options: MemoryConventions):
         tensors = {name: graph.tensor(name) for op in ops for name in op.inputs + op.outputs}
-        full = Graph(f"{graph.name}:stage", tensors, tuple(ops), (stage.input,), (stage.split,))
+        inputs = (stage.input,) if stage.input in tensors else ()
+        full = Graph(f"{graph.name}:stage", tensors, tuple(ops), inputs, (stage.split,))
         profile = memory_profile(full, replace(options, count_network_input=False))
         self.graph, self.stage, self.ops, self.options = graph, stage, ops, options
         self.entries = profile.per_op
@@ -177,12 +179,28 @@ class StageLiveness:
                     and graph.tensor(name).dtype.bits == out.dtype.bits]
         self.channel_bytes = {name: t.shape[3] * t.nbytes // max(t.num_elements, 1)
                               for name, t in tensors.items() if not t.constant}
+        self._reduced: dict[frozenset[str], StageLiveness] = {}
+
+    def _without(self, empty: frozenset[str]) -> "StageLiveness":
+        """The liveness of the stage without the ops writing, and the reads of, ``empty``."""
+        if empty not in self._reduced:
+            kept = []
+            for op in self.ops:
+                if op.outputs[0] != self.stage.split and op.outputs[0] in empty:
+                    continue
+                inputs = tuple(name for name in op.inputs if name not in empty)
+                kept.append(replace(op, inputs=inputs) if inputs != op.inputs else op)
+            self._reduced[empty] = StageLiveness(self.graph, self.stage, kept, self.options)
+        return self._reduced[empty]
 
     def live_bytes(self, row: AxisPatch, col: AxisPatch) -> list[int]:
         """Per stage op: live bytes of this patch's windows (split tile excluded, input not counted)."""
         sizes = {name: (row.buffers[name].size, col.buffers[name].size) for name in self.channel_bytes}
-        if any(h == 0 or w == 0 for h, w in sizes.values()):
-            return patch_live_bytes(self.graph, self.stage, self.ops, row, col, self.options)
+        empty = frozenset(name for name, (h, w) in sizes.items() if h == 0 or w == 0)
+        if empty:
+            reduced = self._without(empty)
+            by_op = dict(zip((op.name for op in reduced.ops), reduced.live_bytes(row, col)))
+            return [by_op.get(op.name, 0) for op in self.ops]
         nbytes = {name: h * w * self.channel_bytes[name] for name, (h, w) in sizes.items()}
         split = self.stage.split
         result = []
@@ -281,7 +299,7 @@ class PatchEvaluator:
             block = self.block_of.get(entry.op_name)
             if block is not None:
                 block_peaks[block] = max(block_peaks.get(block, 0), entry.live_bytes)
-        macs_layer, macs_patch, macs_naive = _stage_macs(graph, ops, geometry)
+        macs_layer, macs_patch, macs_naive = stage_macs(graph, ops, geometry)
         input_patch = (max(r.buffers[stage.input].size for r in geometry.rows),
                        max(c.buffers[stage.input].size for c in geometry.cols))
         rf = (receptive_field(graph, ops, stage.split, 1)[0],
@@ -302,7 +320,7 @@ def evaluate_patch(graph: Graph, config: PatchConfig,
     return PatchEvaluator(graph, options).evaluate(config)
 
 
-def _stage_macs(graph: Graph, ops: list[Op], geometry: PatchGeometry) -> tuple[int, int, int]:
+def stage_macs(graph: Graph, ops: list[Op], geometry: PatchGeometry) -> tuple[int, int, int]:
     """Layer-based MACs of the stage, MACs of this schedule, and the naive figure: every patch
     computing a window as large as the largest one (padding computed as if it were data)."""
     layer = patch = naive = 0

@@ -90,18 +90,26 @@ def _edge_pre_ops(graph: Graph) -> list[Op]:
     return pre
 
 
-def patch_stage(graph: Graph, split_block: str) -> PatchStage:
+def patch_stage(graph: Graph, split_block: str, first_block: str | None = None) -> PatchStage:
     """The patch stage ending with block ``split_block``; raises `McuforgeError` naming the reason
-    when the graph cannot be split there."""
+    when the graph cannot be split there. With ``first_block`` the stage starts at that block
+    instead of the network input (a later stage of a multi-stage schedule, `multistage.py`): no
+    edge conversions run before it, and its input is the one tensor it reads from outside."""
     blocks = {block.name: block for block in graph.blocks}
-    if split_block not in blocks:
-        raise McuforgeError(f"no block {split_block!r} in {graph.name}; blocks: "
-                            f"{', '.join(blocks) or 'none'}")
+    for name in (split_block, first_block):
+        if name is not None and name not in blocks:
+            raise McuforgeError(f"no block {name!r} in {graph.name}; blocks: "
+                                f"{', '.join(blocks) or 'none'}")
     index = graph.op_index()
     end = max(index[name] for name in blocks[split_block].ops)
     pre = _edge_pre_ops(graph)
-    ops = list(graph.ops[len(pre):end + 1])
-    where = f"cannot split {graph.name} after block {split_block}"
+    start = len(pre)
+    if first_block is not None:
+        start = max(start, min(index[name] for name in blocks[first_block].ops))
+        pre = []
+    ops = list(graph.ops[start:end + 1])
+    where = f"cannot split {graph.name} after block {split_block}" + (
+        "" if first_block is None else f" from block {first_block}")
     if not ops:
         raise McuforgeError(f"{where}: the patch stage is empty")
     produced = {name for op in ops for name in op.outputs}
@@ -184,9 +192,11 @@ class PatchGeometry:
         return [graph.op(name) for name in self.stage.ops]
 
 
-def patch_geometry(graph: Graph, config: PatchConfig) -> PatchGeometry:
-    """The windows, buffers and fresh regions of every patch of ``config``."""
-    stage = patch_stage(graph, config.split_block)
+def patch_geometry(graph: Graph, config: PatchConfig, stage: PatchStage | None = None
+                   ) -> PatchGeometry:
+    """The windows, buffers and fresh regions of every patch of ``config`` (on ``stage`` when
+    given, e.g. a later stage of a multi-stage schedule; else the stage from the network input)."""
+    stage = patch_stage(graph, config.split_block) if stage is None else stage
     ops = [graph.op(name) for name in stage.ops]
     height, width = graph.tensor(stage.split).shape[1:3]
     rows = axis_geometry(graph, ops, stage.split, 1, tile_intervals(height, config.grid[0]),

@@ -19,7 +19,7 @@ layer by layer.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -143,13 +143,16 @@ class _Caches:
         return sum(s.nbytes for s in self.cols.values()) + sum(s.nbytes for s in self.rows.values())
 
 
-def run_patch_stage(graph: Graph, geometry: PatchGeometry, env: dict[str, np.ndarray]) -> None:
+def run_patch_stage(graph: Graph, geometry: PatchGeometry, env: dict[str, np.ndarray],
+                    sink: Callable[[np.ndarray], None] | None = None) -> None:
     """Run the patch stage of ``geometry`` on ``env`` (which holds the stage input) and store the
-    full split tensor in ``env``."""
+    full split tensor in ``env``; with ``sink``, hand it each output tile instead (raster order),
+    and the split tensor never exists (a pooled stage of `patch.multistage`)."""
     stage = geometry.stage
     ops = geometry.stage_ops(graph)
     split_tensor = graph.tensor(stage.split)
-    split = np.zeros(split_tensor.shape, dtype=split_tensor.dtype.numpy)
+    split = None if sink is not None else np.zeros(split_tensor.shape,
+                                                   dtype=split_tensor.dtype.numpy)
     layout = halo_cache_layout(graph, geometry)
     caches = _Caches(layout)
     network_input = env[stage.input]
@@ -163,7 +166,10 @@ def run_patch_stage(graph: Graph, geometry: PatchGeometry, env: dict[str, np.nda
                 fresh = _run_fresh(graph, op, row, col, buffers, env)
                 if out == stage.split:
                     tile_r, tile_c = row.fresh[out], col.fresh[out]
-                    split[:, tile_r.start:tile_r.stop, tile_c.start:tile_c.stop] = fresh
+                    if split is None:
+                        sink(fresh)
+                    else:
+                        split[:, tile_r.start:tile_r.stop, tile_c.start:tile_c.stop] = fresh
                     continue
                 r_buf, c_buf = row.buffers[out], col.buffers[out]
                 buffer = np.empty((1, r_buf.size, c_buf.size, fresh.shape[3]), dtype=fresh.dtype)
@@ -172,7 +178,8 @@ def run_patch_stage(graph: Graph, geometry: PatchGeometry, env: dict[str, np.nda
                 caches.keep(out, buffer, row, col, j)
                 buffers[out] = buffer
             assert caches.bytes_held() <= layout.total_bytes
-    env[stage.split] = split
+    if split is not None:
+        env[stage.split] = split
 
 
 def _run_fresh(graph: Graph, op: Op, row, col, buffers: dict[str, np.ndarray],
