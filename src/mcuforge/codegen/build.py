@@ -57,11 +57,13 @@ def _end_group(process: subprocess.Popen, grace_s: float = 2.0) -> None:
 
 
 def run_child(command: list[str], cwd: Path | str | None = None,
-              timeout_s: float | None = None) -> subprocess.CompletedProcess:
-    """Run ``command`` in its own process group and return its exit code and text output; the group
-    is ended when the call times out (`subprocess.TimeoutExpired`) or is interrupted."""
+              timeout_s: float | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own process group (environment ``env``, default ours) and return its
+    exit code and text output; the group is ended when the call times out
+    (`subprocess.TimeoutExpired`) or is interrupted."""
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True, env=env)
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except BaseException:

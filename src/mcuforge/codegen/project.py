@@ -12,6 +12,7 @@ build, the yardstick's core). All byte figures are bytes (1 kB = 1024 B).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import replace
@@ -26,6 +27,7 @@ from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes
+from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
@@ -38,8 +40,13 @@ SRAM_FORMULA = ("measured_sram_bytes = arena_bytes (activations + kernel scratch
 
 def measurement_input(model: GeneratedModel, seed: int = MEASURE_SEED) -> bytes:
     """The deterministic input of the measured inference: uniform random int8 from ``seed``."""
+    return measurement_bytes(model.graph, seed)
+
+
+def measurement_bytes(graph: Graph, seed: int = MEASURE_SEED) -> bytes:
+    """`measurement_input` for the int8 graph ``graph`` (its inputs one after the other)."""
     rng = np.random.default_rng(seed)
-    total = sum(model.graph.tensors[n].nbytes for n in model.graph.inputs)
+    total = sum(graph.tensors[n].nbytes for n in graph.inputs)
     return rng.integers(-128, 128, size=total, dtype=np.int8).tobytes()
 
 
@@ -90,24 +97,51 @@ def _op_class(layer) -> str:
                                                                        layer.kernel.template)
 
 
-def by_op_class(model: GeneratedModel, per_function: dict[str, int]) -> dict:
+def _kernel_owner(function: str, names: list[str]) -> str | None:
+    """The kernel a function belongs to: its own name, or a static helper ``<kernel>_...``
+    (``names`` longest first, so that ``conv_1`` does not claim ``conv_10``'s helpers)."""
+    return next((n for n in names if function == n or function.startswith(n + "_")), None)
+
+
+def by_op_class(model: GeneratedModel, per_function: dict[str, int],
+                function_bytes: dict[str, int] | None = None) -> dict:
     """MACs, instructions and MACs/instruction per op class (kernel functions matched by name; a
     kernel's static helpers such as ``<name>_gather`` count for it; memcpy, memset and the invoke
-    function itself (input/output copies, reshape copies) count as "other")."""
+    function itself (input/output copies, reshape copies) count as "other"); with
+    ``function_bytes`` (function name -> code bytes, from the ELF) also the code bytes of each
+    class's kernels."""
     class_of = {layer.kernel.name: _op_class(layer) for layer in model.layers if layer.kernel}
     names = sorted(class_of, key=len, reverse=True)
     figures: dict[str, dict] = {}
     for function, count in per_function.items():
-        owner = next((n for n in names if function == n or function.startswith(n + "_")), None)
+        owner = _kernel_owner(function, names)
         cls = class_of[owner] if owner else "other"
         figures.setdefault(cls, {"macs": 0, "instructions": 0})["instructions"] += count
     for layer in model.layers:
         cls = _op_class(layer)
         figures.setdefault(cls, {"macs": 0, "instructions": 0})["macs"] += layer.macs
+    if function_bytes is not None:
+        for cls, size in code_bytes_per_kernel(model, function_bytes, by_class=True).items():
+            figures.setdefault(cls, {"macs": 0, "instructions": 0})["code_bytes"] = size
     for entry in figures.values():
         entry["macs_per_instruction"] = (round(entry["macs"] / entry["instructions"], 4)
                                          if entry["instructions"] and entry["macs"] else None)
     return dict(sorted(figures.items()))
+
+
+def code_bytes_per_kernel(model: GeneratedModel, function_bytes: dict[str, int],
+                          by_class: bool = False) -> dict[str, int]:
+    """Code bytes of each generated kernel (its function and its static helpers, from the ELF
+    symbol table ``function_bytes``: name -> size), or summed per op class with ``by_class``."""
+    class_of = {layer.kernel.name: _op_class(layer) for layer in model.layers if layer.kernel}
+    names = sorted(class_of, key=len, reverse=True)
+    sizes: dict[str, int] = {}
+    for function, size in function_bytes.items():
+        owner = _kernel_owner(function, names)
+        if owner is not None:
+            key = class_of[owner] if by_class else owner
+            sizes[key] = sizes.get(key, 0) + size
+    return dict(sorted(sizes.items()))
 
 
 def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> dict:
@@ -122,6 +156,7 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
     counted = count_invoke(m7_elf, m7, sample, out_bytes)
     if counted.output != qemu.outputs:
         raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
+    function_bytes = {name: size for _start, size, name in read_elf(elf).functions}
     figures = {
         "flash_bytes": sizes.flash_bytes,
         "text_bytes": sizes.text_bytes,
@@ -137,7 +172,12 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
         "instructions": counted.instructions,
         "instructions_target": m7.name,
         "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
-        "by_op_class": by_op_class(model, counted.per_function),
+        "by_op_class": by_op_class(model, counted.per_function, function_bytes),
+        "code_bytes_per_kernel": code_bytes_per_kernel(model, function_bytes),
+        "code_bytes_note": f"function sizes from the {target.name} ELF's symbol table; a kernel counts "
+                           "its static helpers; code shared by kernels (mf_* helpers that are not "
+                           "inlined, memcpy/memset) is not in any kernel",
+        "measured_output_sha256": hashlib.sha256(counted.output).hexdigest(),
         "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}",
         "flash_note": "text includes the runner, startup and semihosting code (a few hundred bytes) "
                       "and newlib's memcpy/memset",
