@@ -42,6 +42,8 @@ def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
 CASES = {
     "conv1x1": lambda: conv_graph((1, 5, 3, 8), 6, (1, 1)),
     "conv1x1_odd_channels": lambda: conv_graph((1, 3, 3, 7), 5, (1, 1), clamp=NO_CLAMP),
+    # 13 channels: a body of six pair steps (the two-step loop) and one tail tap; 10 pixels.
+    "conv1x1_two_step_loop": lambda: conv_graph((1, 2, 5, 13), 3, (1, 1)),
     "conv1x1_exact_requant": lambda: conv_graph((1, 4, 4, 8), 4, (1, 1), bias_magnitude=1 << 30),
     # output scale below input x weight scale: multipliers > 1, shifts >= 0 (the mixed fast form)
     "conv1x1_mixed_shift": lambda: conv_graph((1, 3, 5, 8), 6, (1, 1), clamp=NO_CLAMP,

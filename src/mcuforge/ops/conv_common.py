@@ -319,6 +319,22 @@ def weight_array(index: int, values: np.ndarray, int4: bool) -> ConstArray:
     return ConstArray(c_ident(index, "w"), "int8_t", values.astype(np.int8))
 
 
+def interleave_channel_pairs(flat: np.ndarray) -> np.ndarray:
+    """The [C_out][K] int8 weights in the order `mf_gemm_q15_pairs` (mf_gemm.h) reads them: channel
+    pairs (a, b) one after the other (an odd C_out gets a zero last channel), each pair per four
+    taps k..k+3 as a_k b_k a_k+2 b_k+2 a_k+1 b_k+1 a_k+3 b_k+3 (SXTB16 of a word gives a's two taps,
+    SXTB16 ROR 8 b's, in the lane order of the expanded input), then the K mod 4 tail as a_k b_k."""
+    cout, k = flat.shape
+    padded = np.zeros((cout + cout % 2, k), dtype=np.int8)
+    padded[:cout] = flat
+    pairs = padded.reshape(-1, 2, k)                        # [pair][a|b][K]
+    body = k - k % 4
+    groups = pairs[:, :, :body].reshape(len(pairs), 2, -1, 4)[:, :, :, [0, 2, 1, 3]]
+    body_bytes = groups.transpose(0, 2, 3, 1).reshape(len(pairs), -1)   # [pair][group][tap][a|b]
+    tail_bytes = pairs[:, :, body:].transpose(0, 2, 1).reshape(len(pairs), -1)
+    return np.concatenate([body_bytes, tail_bytes], axis=1).reshape(-1)
+
+
 def requant_constants(index: int, bias_folded: np.ndarray, abs_weight_sum: np.ndarray,
                       params: ChannelQuantization, target: LoweringTarget,
                       per_channel: bool) -> tuple[list, int]:
@@ -367,10 +383,13 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     arrays, fast = requant_constants(index, bias_folded, np.abs(flat).sum(axis=1), params, target,
                                      per_channel=True)
     int4 = w_t.dtype is DType.INT4
-    w_arr = weight_array(index, flat, int4)
     pads = attrs.pads
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
+    if pointwise and not int4:  # in the order the kernel reads them
+        w_arr = ConstArray(c_ident(index, "w"), "int8_t", interleave_channel_pairs(flat))
+    else:
+        w_arr = weight_array(index, flat, int4)
     requant_args = (w_arr, *arrays, params.out_zero_point, params.act_min, params.act_max)
     full = int(params.full_range)
     suffix = REQUANT_FORM[fast] + ("_full" if full else "") + ("_w4" if int4 else "")
