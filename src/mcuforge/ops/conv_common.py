@@ -386,7 +386,7 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     pads = attrs.pads
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
-    if pointwise and not int4:  # in the order the kernel reads them
+    if not int4:  # in the order the kernels (mf_gemm_q15_pairs) read them
         w_arr = ConstArray(c_ident(index, "w"), "int8_t", interleave_channel_pairs(flat))
     else:
         w_arr = weight_array(index, flat, int4)
@@ -421,5 +421,6 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), x_t.shape[1], x_t.shape[2],
             y_t.shape[1], y_t.shape[2], pads.top, pads.left, x_zp, *requant_args,
             Buffer("scratch", op.name, "int16_t"))
-    # Two int16 im2col rows and the gather row, then (int4) two unpacked filter rows.
-    return LayerCall(op.name, op.kind.value, spec, args, 5 * k + (2 * k if int4 else 0), macs)
+    # int4: two int16 im2col rows, the gather row and two unpacked filter rows; int8: four int16
+    # rows and the gather row.
+    return LayerCall(op.name, op.kind.value, spec, args, 7 * k if int4 else 9 * k, macs)
