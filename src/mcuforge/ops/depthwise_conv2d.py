@@ -76,13 +76,15 @@ def depthwise_plane(graph, op) -> tuple[int, int]:
     return ph, pw
 
 
-def dsp_row_program(ky: int, kw: int, sw: int, outputs: int) -> list[str]:
-    """C statements of one kernel row of the DSP depthwise kernel for ``outputs`` (1 or 2) adjacent
-    outputs: 32-bit loads of int16 input pairs ``L<p>`` (positions from the row pointer), one SMLAD per
-    weight pair, and the odd last tap from one half of a loaded pair (or a halfword load)."""
+def dsp_row_program(ky: int, kw: int, sw: int, outputs: int, pw: int | None = None) -> list[str]:
+    """C statements of one kernel row of the DSP depthwise kernel for ``outputs`` adjacent outputs:
+    32-bit loads of int16 input pairs ``L<p>`` (positions from the row pointer), one SMLAD per
+    weight pair, and the odd last tap from one half of a loaded pair (or a halfword load). The row
+    is ``r<ky>``, or with ``pw`` (the plane width) the immediate offset ``ky * pw`` from ``r0``."""
+    row = f"r{ky}" if pw is None else f"r0 + {ky * pw}"
     pair_positions = sorted({j * sw + 2 * p for j in range(outputs) for p in range(kw // 2)})
     loads = set(pair_positions)
-    lines = [f"const int32_t L{p} = mf_load2q(r{ky} + {p});" for p in sorted(loads)]
+    lines = [f"const int32_t L{p} = mf_load2q({row} + {p});" for p in sorted(loads)]
     for j in range(outputs):
         for p in range(kw // 2):
             lines.append(f"a{j} = __smlad(L{j * sw + 2 * p}, W{ky}_{p}, a{j});")
@@ -93,7 +95,7 @@ def dsp_row_program(ky: int, kw: int, sw: int, outputs: int) -> list[str]:
             elif q - 1 in loads:
                 lines.append(f"a{j} = __smlatb(L{q - 1}, S{ky}, a{j});")
             else:
-                lines.append(f"a{j} = __smlabb((int32_t)r{ky}[{q}], S{ky}, a{j});")
+                lines.append(f"a{j} = __smlabb((int32_t)({row})[{q}], S{ky}, a{j});")
     return lines
 
 
@@ -206,8 +208,8 @@ class DepthwiseConv2D(ConvolutionOp):
             "int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *plane",
             {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dm": dm, "fast": int(fast), "full": full,
              "channels": channels, "pw": pw, "int4": int(int4),
-             "dsp_pair": [dsp_row_program(ky, kw, sw, 2) for ky in range(kh)],
-             "dsp_single": [dsp_row_program(ky, kw, sw, 1) for ky in range(kh)]})
+             "dsp_quad": [dsp_row_program(ky, kw, sw, 4, pw) for ky in range(kh)],
+             "dsp_single": [dsp_row_program(ky, kw, sw, 1, pw) for ky in range(kh)]})
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
                 x_t.shape[2], y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
                 ph, x_zp, params.out_zero_point, params.act_min, params.act_max,
