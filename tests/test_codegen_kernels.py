@@ -26,7 +26,9 @@ def conv_graph(shape, cout, kernel, stride=(1, 1), pads=Pads(), dilation=(1, 1),
     return b.finish([y])
 
 
-def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
+def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0, widen=0):
+    """A depthwise conv; with ``widen`` a 1x1 conv to that many channels follows (so that the arena
+    peak lies after the depthwise and its padded-plane scratch fits in a gap)."""
     b = Int8Builder("dw", seed)
     x = b.x(shape)
     cout = shape[3] * multiplier
@@ -36,6 +38,10 @@ def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
     y = b.op(OpKind.DEPTHWISE_CONV_2D, [x, w, bias],
              ConvAttrs(stride, pads, (1, 1), clamp, multiplier), dtype=DType.INT8,
              quant=q(output_scale(0.05, 0.02, kernel[0] * kernel[1]), -128))
+    if widen:
+        w2 = b.weights((widen, 1, 1, cout), 0, widen)
+        y = b.op(OpKind.CONV_2D, [y, w2, b.bias(widen)], ConvAttrs((1, 1), Pads(), (1, 1), RELU),
+                 dtype=DType.INT8, quant=q(output_scale(0.05, 0.02, cout), 3))
     return b.finish([y])
 
 
@@ -58,6 +64,9 @@ CASES = {
     "dw7x7_s2": lambda: depthwise_graph((1, 9, 9, 3), (7, 7), (2, 2), clamp=NO_CLAMP),
     "dw_multiplier": lambda: depthwise_graph((1, 11, 9, 1), (5, 4), (2, 2), multiplier=4),
     "dw5x5_s2_tiny": lambda: depthwise_graph((1, 3, 3, 4), (5, 5), (2, 2)),  # every window clipped
+    # Taller than wide: the plane is gathered transposed and computed column by column.
+    "dw5x3_tall_s1": lambda: depthwise_graph((1, 17, 3, 5), (5, 3), (1, 1), widen=24),
+    "dw3x3_tall_s2x1": lambda: depthwise_graph((1, 25, 3, 6), (3, 3), (2, 1), clamp=RELU6, widen=32),
 }
 
 
@@ -156,6 +165,16 @@ def test_depthwise_in_place_kernel(case, tmp_path):
     mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
                                   in_place_depthwise_kernel=True)
     assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_tall_depthwise_takes_the_transposed_plane():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    for case in ("dw5x3_tall_s1", "dw3x3_tall_s2x1"):
+        tall = generate(CASES[case](), TARGETS["cortex-m7"]).kernels
+        assert any(name.startswith("mf_dw_") and "t3_" in name for name in tall), tall
+    wide = generate(CASES["dw3x3_s2"](), TARGETS["cortex-m7"]).kernels
+    assert not any(name.startswith("mf_dw_") and "_ph" in name for name in wide)
 
 
 def test_requant_form_follows_the_proved_bounds():

@@ -99,6 +99,12 @@ def dsp_row_program(ky: int, kw: int, sw: int, outputs: int, pw: int | None = No
     return lines
 
 
+def _run_cost(rows: int, run: int) -> float:
+    """Rough instructions of the padded-plane kernel's loops over ``rows`` runs of ``run`` outputs
+    (four per step, then one by one, plus a fixed cost per run): picks the plane's orientation."""
+    return rows * (70 * (run // 4) + 35 * (run % 4) + 25)
+
+
 def _lower_inplace(graph, index, op, w_arr: ConstArray, arrays: list, fast: int,
                    params: ChannelQuantization, row_ring: bool, macs: int) -> LayerCall:
     """In-place depthwise (output at the input's offset): the only buffer is the planner's H x W
@@ -198,18 +204,21 @@ class DepthwiseConv2D(ConvolutionOp):
         ph, pw = depthwise_plane(graph, op)
         full = int(params.full_range)
         channels = x_t.shape[3]
+        oh, ow = y_t.shape[1], y_t.shape[2]
+        tr = _run_cost(ow, oh) < 0.9 * _run_cost(oh, ow)   # columns give longer runs of four
+        kr, kc, si, rs = (kw, kh, sh, ph) if tr else (kh, kw, sw, pw)
         spec = KernelSpec(
-            f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}_{REQUANT_FORM[fast]}"
-            f"{'_full' if full else ''}{'_w4' if int4 else ''}",
+            f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}{f'_ph{ph}t{ow}' if tr else ''}_"
+            f"{REQUANT_FORM[fast]}{'_full' if full else ''}{'_w4' if int4 else ''}",
             "depthwise",
             "const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, "
             "const int32_t *mult, const int32_t *shift, const int32_t *round, int32_t H, int32_t W, "
             "int32_t OH, int32_t OW, int32_t pt, int32_t pl, int32_t PH, int32_t in_zp, "
             "int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *plane",
             {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dm": dm, "fast": int(fast), "full": full,
-             "channels": channels, "pw": pw, "int4": int(int4),
-             "dsp_quad": [dsp_row_program(ky, kw, sw, 4, pw) for ky in range(kh)],
-             "dsp_single": [dsp_row_program(ky, kw, sw, 1, pw) for ky in range(kh)]})
+             "channels": channels, "pw": pw, "ph": ph, "ow": ow, "tr": int(tr), "int4": int(int4),
+             "dsp_quad": [dsp_row_program(i, kc, si, 4, rs) for i in range(kr)],
+             "dsp_single": [dsp_row_program(i, kc, si, 1, rs) for i in range(kr)]})
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
                 x_t.shape[2], y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
                 ph, x_zp, params.out_zero_point, params.act_min, params.act_max,
