@@ -151,6 +151,14 @@ def test_kernel_bit_exact(case, tmp_path):
     assert mismatches == {name: 0 for name in mismatches}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DSP_CASES))
+def test_kernel_bit_exact_cortex_m4(case, tmp_path):
+    """The DSP paths again on Cortex-M4 (mps2-an386): same ACLE code, another core and compiler target."""
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, target="cortex-m4")
+    assert mismatches == {name: 0 for name in mismatches}
+
+
 @pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("dw")))
 def test_depthwise_in_place_kernel(case, tmp_path):
     """Each depthwise case again with the in-place kernel wherever the plan puts the depthwise in
