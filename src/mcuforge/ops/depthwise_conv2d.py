@@ -101,8 +101,8 @@ def dsp_row_program(ky: int, kw: int, sw: int, outputs: int, pw: int | None = No
 
 def _run_cost(rows: int, run: int) -> float:
     """Rough instructions of the padded-plane kernel's loops over ``rows`` runs of ``run`` outputs
-    (four per step, then one by one, plus a fixed cost per run): picks the plane's orientation."""
-    return rows * (70 * (run // 4) + 35 * (run % 4) + 25)
+    (four per step, then two, then one, plus a fixed cost per run): picks the plane's orientation."""
+    return rows * (70 * (run // 4) + 45 * (run % 4 // 2) + 35 * (run % 2) + 25)
 
 
 def _lower_inplace(graph, index, op, w_arr: ConstArray, arrays: list, fast: int,
@@ -217,7 +217,9 @@ class DepthwiseConv2D(ConvolutionOp):
             "int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *plane",
             {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dm": dm, "fast": int(fast), "full": full,
              "channels": channels, "pw": pw, "ph": ph, "ow": ow, "tr": int(tr), "int4": int(int4),
+             "inner_tail": (oh if tr else ow) % 4,
              "dsp_quad": [dsp_row_program(i, kc, si, 4, rs) for i in range(kr)],
+             "dsp_pair": [dsp_row_program(i, kc, si, 2, rs) for i in range(kr)],
              "dsp_single": [dsp_row_program(i, kc, si, 1, rs) for i in range(kr)]})
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
                 x_t.shape[2], y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
