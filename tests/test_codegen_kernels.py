@@ -151,6 +151,22 @@ def test_kernel_bit_exact(case, tmp_path):
     assert mismatches == {name: 0 for name in mismatches}
 
 
+@pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("conv1x1")))
+def test_size_build_bit_exact(case, tmp_path):
+    """`compile --size`: -Os and 1x1 conv kernels that take their channel counts as arguments."""
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, optimise="size")
+    assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_size_build_shares_one_pointwise_kernel():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS, with_optimisation
+    graph = CASES["conv1x1"]()
+    assert generate(graph, with_optimisation(TARGETS["cortex-m7"], "size")).kernels == (
+        "mf_conv1x1_fast",)
+    assert generate(graph, TARGETS["cortex-m7"]).kernels == ("mf_conv1x1_8x6_fast",)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(DSP_CASES))
 def test_kernel_bit_exact_cortex_m4(case, tmp_path):

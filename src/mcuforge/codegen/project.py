@@ -30,7 +30,7 @@ from .build import build, section_sizes
 from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .qemu import run_qemu
-from .targets import TARGETS, Target, get_core
+from .targets import TARGETS, Target, get_core, with_optimisation
 from .unicorn_count import count_invoke
 
 MEASURE_SEED = 0
@@ -64,6 +64,7 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "model": graph.name,
         "source": source,
         "target": model.target.name,
+        "optimise": model.target.optimise,
         "schedule": "layer",
         "units": "bytes (1 kB = 1024 B)",
         "arena_bytes": plan.arena_bytes,
@@ -151,7 +152,7 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
     in_bytes, out_bytes = io_bytes(model)
     sample = measurement_input(model)
     qemu = run_qemu(elf, target, sample, out_bytes, 1)
-    m7 = TARGETS["cortex-m7"]
+    m7 = with_optimisation(TARGETS["cortex-m7"], target.optimise)
     m7_elf = elf if target.name == m7.name else build(directory, m7.name)
     counted = count_invoke(m7_elf, m7, sample, out_bytes)
     if counted.output != qemu.outputs:
@@ -187,14 +188,16 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions(),
+                  optimise: str = "balanced") -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel).
+    keep the channel-plane in-place depthwise kernel); ``optimise``: balanced, speed or size
+    (`codegen.targets.OPTIMISATIONS`).
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
-    target = get_core(target_name)
+    target = with_optimisation(get_core(target_name), optimise)
     if patch is None:
         model = generate(graph, target, plan_options)
     else:  # a `patch.PatchConfig` (codegen/patch_emit.py)

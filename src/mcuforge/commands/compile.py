@@ -38,11 +38,18 @@ DEFAULT_CORE = "cortex-m7"
                    "RxC@SPLIT (an R x C grid of the tensor after block SPLIT, halos recomputed; "
                    "row strips Nx1@SPLIT may add +halo-full to cache them instead).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
+@click.option("--speed", "optimise", flag_value="speed",
+              help="Fewest instructions: -O3 (more Flash).")
+@click.option("--size", "optimise", flag_value="size",
+              help="Least Flash: -Os and 1x1 conv kernels that take their shape as arguments.")
+@click.option("--balanced", "optimise", flag_value="balanced", default=True,
+              help="The default: -O2, kernels specialised per shape.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
-            sram: str | None, patch: str, no_measure: bool, depthwise_row_buffer: bool | None) -> None:
+            sram: str | None, patch: str, no_measure: bool, optimise: str,
+            depthwise_row_buffer: bool | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
     hardware = resolve_hardware(board, core, target)
     core_name = hardware.core or DEFAULT_CORE
@@ -69,14 +76,14 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     report = compile_model(graph, out_dir, core_name, sram_bytes, source=source, measure=not no_measure,
                            patch=schedule,
                            plan_options=PlanOptions().with_conventions(
-                               depthwise_row_buffer=depthwise_row_buffer))
+                               depthwise_row_buffer=depthwise_row_buffer), optimise=optimise)
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
                    f"{report['layer_peak_activation_bytes']:,} B), {report['patch']['mac_overhead']:,} "
                    "extra MACs")
     click.echo(f"wrote {out_dir}/ ({report['layers']} layers, {len(report['kernels'])} kernels, "
-               f"target {report['target']})")
+               f"target {report['target']}, {report['optimise']})")
     click.echo(f"arena {report['arena_bytes']:,} B (analytic peak {report['peak_activation_bytes']:,} B,"
                f" scratch growth {report['scratch_bytes']:,} B)")
     if "measured_sram_bytes" in report:

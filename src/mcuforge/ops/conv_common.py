@@ -394,13 +394,19 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     full = int(params.full_range)
     suffix = REQUANT_FORM[fast] + ("_full" if full else "") + ("_w4" if int4 else "")
     if pointwise:
-        spec = KernelSpec(
-            f"mf_conv1x1_{cin}x{cout}_{suffix}", "conv_1x1",
-            "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int16_t *xbuf",
-            {"cin": cin, "cout": cout, "fast": int(fast), "full": full, "int4": int(int4)})
         n_pixels = x_t.shape[0] * x_t.shape[1] * x_t.shape[2]
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), n_pixels, *requant_args,
                 Buffer("scratch", op.name, "int16_t"))
+        prototype = "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int16_t *xbuf"
+        if int4 or target.optimise != "size":  # specialised for its shape
+            spec = KernelSpec(f"mf_conv1x1_{cin}x{cout}_{suffix}", "conv_1x1", prototype,
+                              {"cin": cin, "cout": cout, "fast": int(fast), "full": full,
+                               "int4": int(int4), "generic": 0})
+        else:  # --size: one function for every shape, the channel counts are arguments
+            spec = KernelSpec(f"mf_conv1x1_{suffix}", "conv_1x1",
+                              prototype + ", int32_t cin, int32_t cout",
+                              {"fast": int(fast), "full": full, "int4": 0, "generic": 1})
+            args = (*args, cin, cout)
         # int16 rows of four pixels, then (int4) two unpacked weight rows.
         scratch = 8 * cin + (2 * cin if int4 else 0)
         return LayerCall(op.name, op.kind.value, spec, args, scratch, macs,

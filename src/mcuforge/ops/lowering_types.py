@@ -28,6 +28,7 @@ class LoweringTarget(Protocol):
 
     name: str
     dsp: bool
+    optimise: str  # "balanced", "speed" or "size" (`codegen.targets.OPTIMISATIONS`)
 
 
 @dataclass(frozen=True)
