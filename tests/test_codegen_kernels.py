@@ -70,13 +70,13 @@ CASES = {
 }
 
 
-def fc_graph(rows=1, per_channel=False, clamp=NO_CLAMP):
+def fc_graph(rows=1, per_channel=False, clamp=NO_CLAMP, cout=9, cin=37):
     b = Int8Builder("fc", 3)
-    x = b.x((rows, 37))
-    w = b.weights((9, 37), 0 if per_channel else None, 9)
-    bias = b.bias(9)
+    x = b.x((rows, cin))
+    w = b.weights((cout, cin), 0 if per_channel else None, cout)
+    bias = b.bias(cout)
     y = b.op(OpKind.FULLY_CONNECTED, [x, w, bias], FullyConnectedAttrs(clamp), dtype=DType.INT8,
-             quant=q(output_scale(0.05, 0.02, 37), 7))
+             quant=q(output_scale(0.05, 0.02, cin), 7))
     return b.finish([y])
 
 
@@ -125,6 +125,8 @@ def movement_graph(kind):
 CASES.update({
     "fc": lambda: fc_graph(),
     "fc_rows_per_channel": lambda: fc_graph(3, True, RELU),
+    "fc_narrow": lambda: fc_graph(2, cout=4),            # the int8 one-row core
+    "fc_last_pass_of_three": lambda: fc_graph(1, True, cout=11, cin=40),
     "add": add_graph,
     "avgpool_padded": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (3, 3), (2, 2), Pads(1, 1, 1, 1)),
     "avgpool_global": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (7, 6), (7, 6), Pads()),
