@@ -1,7 +1,7 @@
 """Our generated C beside TensorFlow Lite Micro + CMSIS-NN on Cortex-M7: instructions, Flash, SRAM.
 
 For every reference model (and every file ``--models`` names): ``mcuforge compile --core
-cortex-m7`` (instructions of one ``mcuforge_invoke`` counted in unicorn, per function, so per op
+cortex-m7`` with its defaults (instructions of one ``mcuforge_invoke`` counted in unicorn, per function, so per op
 class; Flash from ``arm-none-eabi-size``; SRAM = arena + .data + .bss + stack high-water under QEMU;
 code bytes per kernel from the ELF symbol table) and TFLite Micro + CMSIS-NN built by the kit in
 ``../shared/rivals/tflm_cmsis_nn`` for the same core (`rivals.tflm_kit`: instructions inside one
@@ -61,6 +61,7 @@ from mcuforge.codegen.project import compile_model, measurement_bytes
 from mcuforge.errors import McuforgeError
 from mcuforge.frontends.tflite import read_tflite
 from mcuforge.ir import DType, Graph
+from mcuforge.planner.arena import PlanOptions
 from mcuforge.reference import published_numbers, reference_dir
 from mcuforge.rivals.tflm_kit import count_tflm_cmsis_nn, tflm_python_outputs
 
@@ -144,7 +145,10 @@ def measure_rival(path: Path, graph: Graph, inputs: list[np.ndarray], digest: st
 def measure(path: Path, workdir: Path, mode: str) -> dict:
     """All figures of one model."""
     graph = read_tflite(path)
-    report = compile_model(graph, workdir / path.stem, "cortex-m7", source=str(path))
+    # As `mcuforge compile` builds a layer-based model by default (in-place depthwise with a ring of
+    # output rows).
+    report = compile_model(graph, workdir / path.stem, "cortex-m7", source=str(path),
+                           plan_options=PlanOptions().with_conventions(depthwise_row_buffer=True))
     inputs = model_inputs(graph)
     rival = measure_rival(path, graph, inputs, report["measured_output_sha256"], mode,
                           workdir / f"{path.stem}-tflm")

@@ -387,6 +387,10 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
     if not int4:  # in the order the kernels (mf_gemm_q15_pairs) read them
+        if not pointwise and flat.shape[1] % 4 >= 2:
+            # im2col rows padded to a multiple of four taps with zero weights: one or two extra pair
+            # steps instead of a scalar tail of two or three taps (a tail of one stays: cheaper).
+            flat = np.pad(flat, ((0, 0), (0, -flat.shape[1] % 4)))
         w_arr = ConstArray(c_ident(index, "w"), "int8_t", interleave_channel_pairs(flat))
     else:
         w_arr = weight_array(index, flat, int4)
@@ -428,5 +432,6 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
             y_t.shape[1], y_t.shape[2], pads.top, pads.left, x_zp, *requant_args,
             Buffer("scratch", op.name, "int16_t"))
     # int4: two int16 im2col rows, the gather row and two unpacked filter rows; int8: four int16
-    # rows and the gather row.
-    return LayerCall(op.name, op.kind.value, spec, args, 7 * k if int4 else 9 * k, macs)
+    # rows and the gather row, of K padded as the weights are.
+    k4 = k + (-k % 4 if k % 4 >= 2 else 0)
+    return LayerCall(op.name, op.kind.value, spec, args, 7 * k if int4 else 9 * k4, macs)
