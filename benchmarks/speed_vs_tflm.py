@@ -24,22 +24,23 @@ Run: ``PYTHONPATH=src .venv/bin/python benchmarks/speed_vs_tflm.py [--models kws
 [--json out.json] [--rival kit|published]`` (7 min on a shared 2-core machine once the kit's library
 is built; its first build takes 30 min or more there).
 
-Measured 2026-12-06 (``benchmarks/speed_vs_tflm.py``, commit dcc272f, kit build; every output
+Measured 2026-12-06 (``benchmarks/speed_vs_tflm.py``, commit 8c1d825, kit build; every output
 bit-exact with TFLite Micro + CMSIS-NN's), Cortex-M7 instructions of one inference, ours before the
-kernels of issue #17 (81a1f9e) -> now, TFLite Micro + CMSIS-NN, ratio now:
+kernels of issue #17 (81a1f9e, `mcuforge compile` defaults) -> now, TFLite Micro + CMSIS-NN, ratio:
 
     ad01_int8                 571,142 ->     495,465      583,161   1.18x
     kws_ref_model           4,930,904 ->   3,757,761    7,642,009   2.03x  (Plumerai F746: 3.83 M cycles)
-    pretrainedResnet_quant 20,660,334 ->  14,305,167   30,025,657   2.10x  (13.6 M)
-    vww_96_int8            15,033,756 ->  11,912,995   24,025,128   2.02x  (7.36 M)
-    person_detect          13,961,683 ->  11,230,508   22,715,447   2.02x
-    vww (TinyEngine)       25,874,310 ->  21,020,938   47,794,999   2.27x
-    mcunet-in3            165,418,232 -> 128,027,151  387,942,635   3.03x
+    pretrainedResnet_quant 20,660,334 ->  14,274,856   30,025,657   2.10x  (13.6 M)
+    vww_96_int8            15,033,756 ->  11,883,332   24,025,128   2.02x  (7.36 M)
+    person_detect          13,961,683 ->  11,103,988   22,715,447   2.05x
+    vww (TinyEngine)       25,874,310 ->  20,864,008   47,794,999   2.29x
+    mcunet-in3            165,418,232 -> 127,981,919  387,942,635   3.03x
 
-MACs per instruction now: 0.53 / 0.71 / 0.87 / 0.63 / 0.64 / 0.55 / 0.64 (TFLM 0.21-0.45). By class
-(kws): pointwise 0.89, depthwise 0.31, other conv 0.72. Flash ours / TFLM: kws 38,325 / 106,828 B,
-ResNet-8 95,581 / 149,444 B, vww_96 270,589 / 386,180 B, mcunet-in3 901,573 B (weights 843,496 B +
-58,077 B) / 1,061,052 B. SRAM ours / TFLM: kws 9,138 / 24,264 B, mcunet-in3 217,900 / 504,740 B.
+MACs per instruction now: 0.53 / 0.71 / 0.88 / 0.63 / 0.64 / 0.56 / 0.64 (TFLM 0.21-0.45). By class
+(kws): pointwise 0.89, depthwise 0.31, other conv 0.72; (mcunet-in3) 0.76 / 0.53 / 0.50. Flash
+ours / TFLM: kws 38,325 / 106,828 B, ResNet-8 95,341 / 149,444 B, vww_96 270,405 / 386,180 B,
+mcunet-in3 901,333 B (weights 843,512 B + 57,821 B) / 1,061,052 B. SRAM ours / TFLM: kws 9,138 /
+24,264 B, ResNet-8 50,732 / 56,440 B, vww_96 46,632 / 102,152 B, mcunet-in3 217,900 / 504,740 B.
 """
 
 from __future__ import annotations
