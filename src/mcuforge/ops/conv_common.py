@@ -40,7 +40,6 @@ from threadpoolctl import ThreadpoolController
 
 from ..arith.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
                                 multiply_by_quantized_multiplier, wrap_int32)
-from ..arith.int4 import pack_int4
 from ..errors import InvalidValueError, ModelFileError
 from ..ir.ops import ConvAttrs, Op, OpKind
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
@@ -50,6 +49,7 @@ from . import reference_support as ref
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall,
                              LoweringTarget, c_ident, unsupported)
 from .registry import OpDef
+from .weight_layout import interleave_channel_pairs, weight_array
 from .wide import check_wide_values, multiply_by_quantized_multiplier_int64, weighted_dtypes
 
 if TYPE_CHECKING:  # only for annotations
@@ -309,30 +309,6 @@ def weights_and_bias(graph: "Graph", index: int, op: Op, out_channels: int
     else:
         bias = np.zeros(out_channels, dtype=np.int64)
     return weights, bias
-
-
-def weight_array(index: int, values: np.ndarray, int4: bool) -> ConstArray:
-    """The weights as a const int8 array: one value per byte, or with ``int4`` two values per byte
-    (low nibble first, in the order of ``values`` flattened)."""
-    if int4:
-        return ConstArray(c_ident(index, "w"), "int8_t", np.frombuffer(pack_int4(values), np.int8))
-    return ConstArray(c_ident(index, "w"), "int8_t", values.astype(np.int8))
-
-
-def interleave_channel_pairs(flat: np.ndarray) -> np.ndarray:
-    """The [C_out][K] int8 weights in the order `mf_gemm_q15_pairs` (mf_gemm.h) reads them: channel
-    pairs (a, b) one after the other (an odd C_out gets a zero last channel), each pair per four
-    taps k..k+3 as a_k b_k a_k+2 b_k+2 a_k+1 b_k+1 a_k+3 b_k+3 (SXTB16 of a word gives a's two taps,
-    SXTB16 ROR 8 b's, in the lane order of the expanded input), then the K mod 4 tail as a_k b_k."""
-    cout, k = flat.shape
-    padded = np.zeros((cout + cout % 2, k), dtype=np.int8)
-    padded[:cout] = flat
-    pairs = padded.reshape(-1, 2, k)                        # [pair][a|b][K]
-    body = k - k % 4
-    groups = pairs[:, :, :body].reshape(len(pairs), 2, -1, 4)[:, :, :, [0, 2, 1, 3]]
-    body_bytes = groups.transpose(0, 2, 3, 1).reshape(len(pairs), -1)   # [pair][group][tap][a|b]
-    tail_bytes = pairs[:, :, body:].transpose(0, 2, 1).reshape(len(pairs), -1)
-    return np.concatenate([body_bytes, tail_bytes], axis=1).reshape(-1)
 
 
 def requant_constants(index: int, bias_folded: np.ndarray, abs_weight_sum: np.ndarray,

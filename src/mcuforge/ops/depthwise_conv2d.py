@@ -27,8 +27,9 @@ from .row_ring import row_ring_rows
 from ..ir.ops import ConvAttrs, OpKind
 from ..ir.tensor import DType
 from .conv_common import (REQUANT_FORM, ChannelQuantization, ConvolutionOp, lower_conv_weights,
-                          prepare_conv, requant_constants, requantize, run_weighted, weight_array,
+                          prepare_conv, requant_constants, requantize, run_weighted,
                           weights_and_bias, zero_points)
+from .weight_layout import weight_array
 from .lowering_types import Buffer, ConstArray, KernelSpec, LayerCall, require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation

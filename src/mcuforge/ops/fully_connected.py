@@ -26,11 +26,12 @@ from ..errors import UnsupportedOpError
 from ..ir.ops import FullyConnectedAttrs, OpKind
 from ..ir.tensor import DType, QuantParams
 from .conv_common import (REQUANT_FORM, ChannelQuantization, check_weighted_values, exact_matmul,
-                          interleave_channel_pairs, prepare_channels, requant_constants, requantize, run_weighted,
+                          prepare_channels, requant_constants, requantize, run_weighted,
                           weights_and_bias, zero_points)
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall, c_ident,
                              require_int8, unsupported)
 from .registry import OpDef
+from .weight_layout import interleave_channel_pairs
 from .tflite_common import fused_activation
 from .wide import is_acc32
 from .wide_lowering import lower_wide
