@@ -13,7 +13,7 @@ from mcuforge.codegen.build import build, run_host
 from mcuforge.codegen.edges import strip_edge_conversions
 from mcuforge.codegen.emit import generate, write_project
 from mcuforge.codegen.qemu import run_qemu
-from mcuforge.codegen.targets import TARGETS
+from mcuforge.codegen.targets import TARGETS, with_optimisation
 from mcuforge.ir import DType, Graph, QuantParams
 from mcuforge.ir.builder import GraphBuilder
 from mcuforge.planner.arena import PlanOptions
@@ -70,10 +70,12 @@ def random_inputs(graph: Graph, count: int, seed: int = 1) -> list[list[np.ndarr
 
 def differential_run(graph: Graph, workdir: Path, qemu: bool, count: int = 3,
                      target: str = "cortex-m7", plan_options: PlanOptions = PlanOptions(),
-                     in_place_depthwise_kernel: bool = False) -> dict[str, int]:
-    """Generate C for ``graph``, run it on random inputs (host-asan, and QEMU when ``qemu``), and
-    return the number of differing output bytes per runner (all zeros when bit-exact)."""
-    model = generate(graph, TARGETS[target], plan_options,
+                     in_place_depthwise_kernel: bool = False,
+                     optimise: str = "balanced") -> dict[str, int]:
+    """Generate C for ``graph`` (``optimise``: compile's --speed/--size choice), run it on random
+    inputs (host-asan, and QEMU when ``qemu``), and return the number of differing output bytes per
+    runner (all zeros when bit-exact)."""
+    model = generate(graph, with_optimisation(TARGETS[target], optimise), plan_options,
                      in_place_depthwise_kernel=in_place_depthwise_kernel)
     project = workdir / "project"
     write_project(model, project)
@@ -85,7 +87,7 @@ def differential_run(graph: Graph, workdir: Path, qemu: bool, count: int = 3,
     out_size = len(expected) // len(sets)
     runs = {"host-asan": run_host(build(project, "host-asan"), packed, out_size, len(sets))}
     if qemu:
-        target_obj = TARGETS[target]
+        target_obj = model.target
         runs["qemu"] = run_qemu(build(project, target), target_obj, packed, out_size, len(sets)).outputs
     want = np.frombuffer(expected, np.int8)
     return {name: int(np.count_nonzero(np.frombuffer(got, np.int8) != want)) for name, got in runs.items()}

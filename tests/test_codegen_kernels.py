@@ -26,7 +26,9 @@ def conv_graph(shape, cout, kernel, stride=(1, 1), pads=Pads(), dilation=(1, 1),
     return b.finish([y])
 
 
-def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
+def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0, widen=0):
+    """A depthwise conv; with ``widen`` a 1x1 conv to that many channels follows (so that the arena
+    peak lies after the depthwise and its padded-plane scratch fits in a gap)."""
     b = Int8Builder("dw", seed)
     x = b.x(shape)
     cout = shape[3] * multiplier
@@ -36,12 +38,18 @@ def depthwise_graph(shape, kernel, stride, multiplier=1, clamp=RELU, seed=0):
     y = b.op(OpKind.DEPTHWISE_CONV_2D, [x, w, bias],
              ConvAttrs(stride, pads, (1, 1), clamp, multiplier), dtype=DType.INT8,
              quant=q(output_scale(0.05, 0.02, kernel[0] * kernel[1]), -128))
+    if widen:
+        w2 = b.weights((widen, 1, 1, cout), 0, widen)
+        y = b.op(OpKind.CONV_2D, [y, w2, b.bias(widen)], ConvAttrs((1, 1), Pads(), (1, 1), RELU),
+                 dtype=DType.INT8, quant=q(output_scale(0.05, 0.02, cout), 3))
     return b.finish([y])
 
 
 CASES = {
     "conv1x1": lambda: conv_graph((1, 5, 3, 8), 6, (1, 1)),
     "conv1x1_odd_channels": lambda: conv_graph((1, 3, 3, 7), 5, (1, 1), clamp=NO_CLAMP),
+    # 13 channels: a body of six pair steps (the two-step loop) and one tail tap; 10 pixels.
+    "conv1x1_two_step_loop": lambda: conv_graph((1, 2, 5, 13), 3, (1, 1)),
     "conv1x1_exact_requant": lambda: conv_graph((1, 4, 4, 8), 4, (1, 1), bias_magnitude=1 << 30),
     # output scale below input x weight scale: multipliers > 1, shifts >= 0 (the mixed fast form)
     "conv1x1_mixed_shift": lambda: conv_graph((1, 3, 5, 8), 6, (1, 1), clamp=NO_CLAMP,
@@ -56,16 +64,19 @@ CASES = {
     "dw7x7_s2": lambda: depthwise_graph((1, 9, 9, 3), (7, 7), (2, 2), clamp=NO_CLAMP),
     "dw_multiplier": lambda: depthwise_graph((1, 11, 9, 1), (5, 4), (2, 2), multiplier=4),
     "dw5x5_s2_tiny": lambda: depthwise_graph((1, 3, 3, 4), (5, 5), (2, 2)),  # every window clipped
+    # Taller than wide: the plane is gathered transposed and computed column by column.
+    "dw5x3_tall_s1": lambda: depthwise_graph((1, 17, 3, 5), (5, 3), (1, 1), widen=24),
+    "dw3x3_tall_s2x1": lambda: depthwise_graph((1, 25, 3, 6), (3, 3), (2, 1), clamp=RELU6, widen=32),
 }
 
 
-def fc_graph(rows=1, per_channel=False, clamp=NO_CLAMP):
+def fc_graph(rows=1, per_channel=False, clamp=NO_CLAMP, cout=9, cin=37):
     b = Int8Builder("fc", 3)
-    x = b.x((rows, 37))
-    w = b.weights((9, 37), 0 if per_channel else None, 9)
-    bias = b.bias(9)
+    x = b.x((rows, cin))
+    w = b.weights((cout, cin), 0 if per_channel else None, cout)
+    bias = b.bias(cout)
     y = b.op(OpKind.FULLY_CONNECTED, [x, w, bias], FullyConnectedAttrs(clamp), dtype=DType.INT8,
-             quant=q(output_scale(0.05, 0.02, 37), 7))
+             quant=q(output_scale(0.05, 0.02, cin), 7))
     return b.finish([y])
 
 
@@ -114,6 +125,8 @@ def movement_graph(kind):
 CASES.update({
     "fc": lambda: fc_graph(),
     "fc_rows_per_channel": lambda: fc_graph(3, True, RELU),
+    "fc_narrow": lambda: fc_graph(2, cout=4),            # the int8 one-row core
+    "fc_last_pass_of_three": lambda: fc_graph(1, True, cout=11, cin=40),
     "add": add_graph,
     "avgpool_padded": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (3, 3), (2, 2), Pads(1, 1, 1, 1)),
     "avgpool_global": lambda: pool_graph(OpKind.AVERAGE_POOL_2D, (7, 6), (7, 6), Pads()),
@@ -140,6 +153,30 @@ def test_kernel_bit_exact(case, tmp_path):
     assert mismatches == {name: 0 for name in mismatches}
 
 
+@pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("conv1x1")))
+def test_size_build_bit_exact(case, tmp_path):
+    """`compile --size`: -Os and 1x1 conv kernels that take their channel counts as arguments."""
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, optimise="size")
+    assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_size_build_shares_one_pointwise_kernel():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS, with_optimisation
+    graph = CASES["conv1x1"]()
+    assert generate(graph, with_optimisation(TARGETS["cortex-m7"], "size")).kernels == (
+        "mf_conv1x1_fast",)
+    assert generate(graph, TARGETS["cortex-m7"]).kernels == ("mf_conv1x1_8x6_fast",)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(DSP_CASES))
+def test_kernel_bit_exact_cortex_m4(case, tmp_path):
+    """The DSP paths again on Cortex-M4 (mps2-an386): same ACLE code, another core and compiler target."""
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM, target="cortex-m4")
+    assert mismatches == {name: 0 for name in mismatches}
+
+
 @pytest.mark.parametrize("case", sorted(name for name in CASES if name.startswith("dw")))
 def test_depthwise_in_place_kernel(case, tmp_path):
     """Each depthwise case again with the in-place kernel wherever the plan puts the depthwise in
@@ -154,6 +191,16 @@ def test_depthwise_in_place_kernel(case, tmp_path):
     mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
                                   in_place_depthwise_kernel=True)
     assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_tall_depthwise_takes_the_transposed_plane():
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    for case in ("dw5x3_tall_s1", "dw3x3_tall_s2x1"):
+        tall = generate(CASES[case](), TARGETS["cortex-m7"]).kernels
+        assert any(name.startswith("mf_dw_") and "t3_" in name for name in tall), tall
+    wide = generate(CASES["dw3x3_s2"](), TARGETS["cortex-m7"]).kernels
+    assert not any(name.startswith("mf_dw_") and "_ph" in name for name in wide)
 
 
 def test_requant_form_follows_the_proved_bounds():

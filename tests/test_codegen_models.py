@@ -17,9 +17,9 @@ LARGE = ["tflite_micro/person_detect.tflite", "mlperf_tiny/vww_96_int8.tflite",
          "mcunet/mcunet-320kb-1mb_imagenet.tflite"]
 
 
-def _check(relative: str, tmp_path) -> None:
+def _check(relative: str, tmp_path, target: str = "cortex-m7") -> None:
     graph = read_tflite(require_reference_file(f"models/{relative}"))
-    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM, count=2)
+    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM, count=2, target=target)
     assert mismatches == {name: 0 for name in mismatches}
 
 
@@ -32,3 +32,10 @@ def test_small_model_bit_exact(relative, tmp_path):
 @pytest.mark.parametrize("relative", LARGE)
 def test_large_model_bit_exact(relative, tmp_path):
     _check(relative, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("relative", ["mlperf_tiny/kws_ref_model.tflite",
+                                      "mlperf_tiny/pretrainedResnet_quant.tflite"])
+def test_model_bit_exact_cortex_m4(relative, tmp_path):
+    _check(relative, tmp_path, "cortex-m4")

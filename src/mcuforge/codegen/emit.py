@@ -25,7 +25,7 @@ from ..planner.arena import ArenaPlan, PlanOptions, plan_arena
 from .edges import EdgeConversions, strip_edge_conversions
 from .kernels import KernelSpec, render_kernel, render_template
 from .layers import Buffer, ConstArray, LayerCall, StateArray, unsupported
-from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target
+from .targets import HOST_SANITIZE_FLAGS, TARGETS, Target, with_optimisation
 
 # The lowering of every op kind that has one (its op module's `OpDef.lower`):
 # ``lower(graph, index, op, target, overlapped)``.
@@ -274,7 +274,8 @@ def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, 
     for spec in specs.values():
         files[f"kernels/{spec.name}.c"] = render_kernel(spec)
     files.update(runner_files())
-    arm_targets = [t for t in TARGETS.values() if t.is_cortex_m]
+    # Every build of the project at the optimisation the target was generated for.
+    arm_targets = [with_optimisation(t, target.optimise) for t in TARGETS.values() if t.is_cortex_m]
     for t in arm_targets:
         files[f"runner/{t.name}.ld"] = render_template(
             "runner/cortex_m.ld.j2", machine=t.qemu_machine, cpu=t.qemu_cpu,
@@ -283,7 +284,8 @@ def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, 
     files["Makefile"] = render_template(
         "Makefile.j2", **common, default_target=target.name,
         default_arm=target.name if target.is_cortex_m else "",
-        host_cflags=" ".join(TARGETS["host"].cflags), sanitize_cflags=" ".join(HOST_SANITIZE_FLAGS),
+        host_cflags=" ".join(with_optimisation(TARGETS["host"], target.optimise).cflags),
+        sanitize_cflags=" ".join(HOST_SANITIZE_FLAGS),
         arm_targets=[{"name": t.name, "var": t.name.replace("-", "_").upper(),
                       "cflags": " ".join(t.cflags), "machine": t.qemu_machine, "cpu": t.qemu_cpu}
                      for t in arm_targets])

@@ -12,6 +12,7 @@ build, the yardstick's core). All byte figures are bytes (1 kB = 1024 B).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -30,12 +31,13 @@ from ..ir import Graph
 from ..planner.arena import PlanOptions
 from ..targets import Board
 from .build import build, section_sizes, symbol_bytes
+from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .listen import (FRONTEND_SYMBOL_PREFIXES, FrontendSources, add_frontend, count_listen,
                      listen_frames, run_qemu_listen)
 from .postprocess import PostProcessModule, with_postprocess
 from .qemu import run_qemu
-from .targets import TARGETS, Target, get_core
+from .targets import TARGETS, Target, get_core, with_optimisation
 from .unicorn_count import count_invoke
 
 MEASURE_SEED = 0
@@ -48,8 +50,13 @@ SRAM_FORMULA = ("measured_sram_bytes = arena_bytes (activations + kernel scratch
 
 def measurement_input(model: GeneratedModel, seed: int = MEASURE_SEED) -> bytes:
     """The deterministic input of the measured inference: uniform random int8 from ``seed``."""
+    return measurement_bytes(model.graph, seed)
+
+
+def measurement_bytes(graph: Graph, seed: int = MEASURE_SEED) -> bytes:
+    """`measurement_input` for the int8 graph ``graph`` (its inputs one after the other)."""
     rng = np.random.default_rng(seed)
-    total = sum(model.graph.tensors[n].nbytes for n in model.graph.inputs)
+    total = sum(graph.tensors[n].nbytes for n in graph.inputs)
     return rng.integers(-128, 128, size=total, dtype=np.int8).tobytes()
 
 
@@ -67,6 +74,7 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "model": graph.name,
         "source": source,
         "target": model.target.name,
+        "optimise": model.target.optimise,
         "schedule": "layer",
         "units": "bytes (1 kB = 1024 B)",
         "arena_bytes": plan.arena_bytes,
@@ -105,24 +113,51 @@ def _op_class(layer) -> str:
                                                                        layer.kernel.template)
 
 
-def by_op_class(model: GeneratedModel, per_function: dict[str, int]) -> dict:
+def _kernel_owner(function: str, names: list[str]) -> str | None:
+    """The kernel a function belongs to: its own name, or a static helper ``<kernel>_...``
+    (``names`` longest first, so that ``conv_1`` does not claim ``conv_10``'s helpers)."""
+    return next((n for n in names if function == n or function.startswith(n + "_")), None)
+
+
+def by_op_class(model: GeneratedModel, per_function: dict[str, int],
+                function_bytes: dict[str, int] | None = None) -> dict:
     """MACs, instructions and MACs/instruction per op class (kernel functions matched by name; a
     kernel's static helpers such as ``<name>_gather`` count for it; memcpy, memset and the invoke
-    function itself (input/output copies, reshape copies) count as "other")."""
+    function itself (input/output copies, reshape copies) count as "other"); with
+    ``function_bytes`` (function name -> code bytes, from the ELF) also the code bytes of each
+    class's kernels."""
     class_of = {layer.kernel.name: _op_class(layer) for layer in model.layers if layer.kernel}
     names = sorted(class_of, key=len, reverse=True)
     figures: dict[str, dict] = {}
     for function, count in per_function.items():
-        owner = next((n for n in names if function == n or function.startswith(n + "_")), None)
+        owner = _kernel_owner(function, names)
         cls = class_of[owner] if owner else "other"
         figures.setdefault(cls, {"macs": 0, "instructions": 0})["instructions"] += count
     for layer in model.layers:
         cls = _op_class(layer)
         figures.setdefault(cls, {"macs": 0, "instructions": 0})["macs"] += layer.macs
+    if function_bytes is not None:
+        for cls, size in code_bytes_per_kernel(model, function_bytes, by_class=True).items():
+            figures.setdefault(cls, {"macs": 0, "instructions": 0})["code_bytes"] = size
     for entry in figures.values():
         entry["macs_per_instruction"] = (round(entry["macs"] / entry["instructions"], 4)
                                          if entry["instructions"] and entry["macs"] else None)
     return dict(sorted(figures.items()))
+
+
+def code_bytes_per_kernel(model: GeneratedModel, function_bytes: dict[str, int],
+                          by_class: bool = False) -> dict[str, int]:
+    """Code bytes of each generated kernel (its function and its static helpers, from the ELF
+    symbol table ``function_bytes``: name -> size), or summed per op class with ``by_class``."""
+    class_of = {layer.kernel.name: _op_class(layer) for layer in model.layers if layer.kernel}
+    names = sorted(class_of, key=len, reverse=True)
+    sizes: dict[str, int] = {}
+    for function, size in function_bytes.items():
+        owner = _kernel_owner(function, names)
+        if owner is not None:
+            key = class_of[owner] if by_class else owner
+            sizes[key] = sizes.get(key, 0) + size
+    return dict(sorted(sizes.items()))
 
 
 def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> dict:
@@ -132,11 +167,12 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
     in_bytes, out_bytes = io_bytes(model)
     sample = measurement_input(model)
     qemu = run_qemu(elf, target, sample, out_bytes, 1)
-    m7 = TARGETS["cortex-m7"]
+    m7 = with_optimisation(TARGETS["cortex-m7"], target.optimise)
     m7_elf = elf if target.name == m7.name else build(directory, m7.name)
     counted = count_invoke(m7_elf, m7, sample, out_bytes)
     if counted.output != qemu.outputs:
         raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
+    function_bytes = {name: size for _start, size, name in read_elf(elf).functions}
     figures = {
         "flash_bytes": sizes.flash_bytes,
         "text_bytes": sizes.text_bytes,
@@ -152,7 +188,12 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
         "instructions": counted.instructions,
         "instructions_target": m7.name,
         "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
-        "by_op_class": by_op_class(model, counted.per_function),
+        "by_op_class": by_op_class(model, counted.per_function, function_bytes),
+        "code_bytes_per_kernel": code_bytes_per_kernel(model, function_bytes),
+        "code_bytes_note": f"function sizes from the {target.name} ELF's symbol table; a kernel counts "
+                           "its static helpers; code shared by kernels (mf_* helpers that are not "
+                           "inlined, memcpy/memset) is not in any kernel",
+        "measured_output_sha256": hashlib.sha256(counted.output).hexdigest(),
         "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}",
         "flash_note": "text includes the runner, startup and semihosting code (a few hundred bytes) "
                       "and newlib's memcpy/memset",
@@ -256,7 +297,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   labels: tuple[str, ...] | None = None,
                   extra_files: Mapping[str, bytes] | None = None,
                   report_fields: Mapping[str, object] | None = None, board: Board | None = None,
-                  cycles: int | None = None) -> dict:
+                  cycles: int | None = None, optimise: str = "balanced") -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
@@ -269,10 +310,11 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     The report's ``inference`` entry holds the latency and energy per
     inference on ``board`` (every board when None) from the counted instructions, or from ``cycles``
     measured on ``board`` when given (they replace the estimate).
+    ``optimise``: balanced, speed or size (`codegen.targets.OPTIMISATIONS`).
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
-    target = get_core(target_name)
+    target = with_optimisation(get_core(target_name), optimise)
     if patch is None:
         model = generate(graph, target, plan_options)
     else:  # a `patch.PatchConfig` (codegen/patch_emit.py)

@@ -75,6 +75,12 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
 @click.option("--cycles", "cycles_text", default=None, metavar="N",
               help="Cycles of one inference measured on the --board (e.g. with the DWT cycle "
                    "counter): replace the latency estimate from counted instructions.")
+@click.option("--speed", "optimise", flag_value="speed",
+              help="Fewest instructions: -O3 (more Flash).")
+@click.option("--size", "optimise", flag_value="size",
+              help="Least Flash: -Os and 1x1 conv kernels that take their shape as arguments.")
+@click.option("--balanced", "optimise", flag_value="balanced", default=True,
+              help="The default: -O2, kernels specialised per shape.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
@@ -89,7 +95,7 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
 @calibration_options
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
             sram: str | None, patch: str, head_path: Path | None, score: float | None,
-            iou: float | None, no_measure: bool, cycles_text: str | None,
+            iou: float | None, no_measure: bool, optimise: str, cycles_text: str | None,
             depthwise_row_buffer: bool | None, frontend: str | None, labels: str | None,
             resolution: int | None, width: float | None, request: CalibrationRequest) -> None:
     """Generate the C project of MODEL in DIR and measure it: an int8 .tflite or QDQ .onnx, a float
@@ -141,14 +147,15 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                            postprocess=postprocess, frontend=sources,
                            labels=tuple(labels.split(",")) if labels is not None else None,
                            extra_files=extra_files, report_fields=fields,
-                           board=hardware.board, cycles=cycles)
+                           board=hardware.board, cycles=cycles,
+                           optimise=optimise)
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
                    f"{report['layer_peak_activation_bytes']:,} B), {report['patch']['mac_overhead']:,} "
                    "extra MACs")
     click.echo(f"wrote {out_dir}/ ({report['layers']} layers, {len(report['kernels'])} kernels, "
-               f"target {report['target']}"
+               f"target {report['target']}, {report['optimise']}"
                f"{', int8 model ' + QUANTISED_FILE if extra_files else ''})")
     if "postprocess" in report:
         post = report["postprocess"]

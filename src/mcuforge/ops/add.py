@@ -143,12 +143,17 @@ class Add(BinaryElementwiseOp):
         p = prepare_add(a_t.quant, b_t.quant, y_t.quant, op.attrs.clamp)
         fast = int(target.dsp and max(p.input1_shift, p.input2_shift, p.output_shift) <= 0)
         full = int(p.act_min == -128 and p.act_max == 127)
+        # The fast form takes its three right shifts as compile-time constants (one kernel per
+        # shift triple): immediates instead of six live registers keep the loop free of spills.
+        rights = tuple(-s for s in (p.input1_shift, p.input2_shift, p.output_shift)) if fast else ()
         spec = KernelSpec(
-            f"mf_add_s8{'_fast' if fast else ''}{'_full' if full else ''}", "add",
+            f"mf_add_s8{'_fast' if fast else ''}{'_full' if full else ''}"
+            + ("_r" + "_".join(map(str, rights)) if rights else ""), "add",
             "const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n, int32_t in1_offset, "
             "int32_t in2_offset, int32_t left_shift, int32_t in1_mult, int32_t in1_shift, "
             "int32_t in2_mult, int32_t in2_shift, int32_t out_mult, int32_t out_shift, "
-            "int32_t out_zp, int32_t act_min, int32_t act_max", {"fast": fast, "full": full})
+            "int32_t out_zp, int32_t act_min, int32_t act_max",
+            {"fast": fast, "full": full, "rights": rights, "left_shift": ADD_LEFT_SHIFT})
         args = (operand_arg(graph, index, a_t.name, 0), operand_arg(graph, index, b_t.name, 1),
                 Buffer("tensor", y_t.name), y_t.num_elements, p.input1_offset, p.input2_offset, ADD_LEFT_SHIFT,
                 p.input1_multiplier, p.input1_shift, p.input2_multiplier, p.input2_shift,

@@ -40,7 +40,6 @@ from threadpoolctl import ThreadpoolController
 
 from ..arith.fixedpoint import (calculate_activation_range_quantized, conv_channel_multipliers,
                                 multiply_by_quantized_multiplier, wrap_int32)
-from ..arith.int4 import pack_int4
 from ..errors import InvalidValueError, ModelFileError
 from ..ir.ops import ConvAttrs, Op, OpKind
 from ..ir.checks import check_multiplier, check_requantisation, quantised_scales
@@ -50,6 +49,7 @@ from . import reference_support as ref
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall,
                              LoweringTarget, c_ident, unsupported)
 from .registry import OpDef
+from .weight_layout import interleave_channel_pairs, weight_array
 from .wide import check_wide_values, multiply_by_quantized_multiplier_int64, weighted_dtypes
 
 if TYPE_CHECKING:  # only for annotations
@@ -311,14 +311,6 @@ def weights_and_bias(graph: "Graph", index: int, op: Op, out_channels: int
     return weights, bias
 
 
-def weight_array(index: int, values: np.ndarray, int4: bool) -> ConstArray:
-    """The weights as a const int8 array: one value per byte, or with ``int4`` two values per byte
-    (low nibble first, in the order of ``values`` flattened)."""
-    if int4:
-        return ConstArray(c_ident(index, "w"), "int8_t", np.frombuffer(pack_int4(values), np.int8))
-    return ConstArray(c_ident(index, "w"), "int8_t", values.astype(np.int8))
-
-
 def requant_constants(index: int, bias_folded: np.ndarray, abs_weight_sum: np.ndarray,
                       params: ChannelQuantization, target: LoweringTarget,
                       per_channel: bool) -> tuple[list, int]:
@@ -367,21 +359,34 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     arrays, fast = requant_constants(index, bias_folded, np.abs(flat).sum(axis=1), params, target,
                                      per_channel=True)
     int4 = w_t.dtype is DType.INT4
-    w_arr = weight_array(index, flat, int4)
     pads = attrs.pads
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
+    if not int4:  # in the order the kernels (mf_gemm_q15_pairs) read them
+        if not pointwise and flat.shape[1] % 4 >= 2:
+            # im2col rows padded to a multiple of four taps with zero weights: one or two extra pair
+            # steps instead of a scalar tail of two or three taps (a tail of one stays: cheaper).
+            flat = np.pad(flat, ((0, 0), (0, -flat.shape[1] % 4)))
+        w_arr = ConstArray(c_ident(index, "w"), "int8_t", interleave_channel_pairs(flat))
+    else:
+        w_arr = weight_array(index, flat, int4)
     requant_args = (w_arr, *arrays, params.out_zero_point, params.act_min, params.act_max)
     full = int(params.full_range)
     suffix = REQUANT_FORM[fast] + ("_full" if full else "") + ("_w4" if int4 else "")
     if pointwise:
-        spec = KernelSpec(
-            f"mf_conv1x1_{cin}x{cout}_{suffix}", "conv_1x1",
-            "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int16_t *xbuf",
-            {"cin": cin, "cout": cout, "fast": int(fast), "full": full, "int4": int(int4)})
         n_pixels = x_t.shape[0] * x_t.shape[1] * x_t.shape[2]
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), n_pixels, *requant_args,
                 Buffer("scratch", op.name, "int16_t"))
+        prototype = "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int16_t *xbuf"
+        if int4 or target.optimise != "size":  # specialised for its shape
+            spec = KernelSpec(f"mf_conv1x1_{cin}x{cout}_{suffix}", "conv_1x1", prototype,
+                              {"cin": cin, "cout": cout, "fast": int(fast), "full": full,
+                               "int4": int(int4), "generic": 0})
+        else:  # --size: one function for every shape, the channel counts are arguments
+            spec = KernelSpec(f"mf_conv1x1_{suffix}", "conv_1x1",
+                              prototype + ", int32_t cin, int32_t cout",
+                              {"fast": int(fast), "full": full, "int4": 0, "generic": 1})
+            args = (*args, cin, cout)
         # int16 rows of four pixels, then (int4) two unpacked weight rows.
         scratch = 8 * cin + (2 * cin if int4 else 0)
         return LayerCall(op.name, op.kind.value, spec, args, scratch, macs,
@@ -402,5 +407,7 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), x_t.shape[1], x_t.shape[2],
             y_t.shape[1], y_t.shape[2], pads.top, pads.left, x_zp, *requant_args,
             Buffer("scratch", op.name, "int16_t"))
-    # Two int16 im2col rows and the gather row, then (int4) two unpacked filter rows.
-    return LayerCall(op.name, op.kind.value, spec, args, 5 * k + (2 * k if int4 else 0), macs)
+    # int4: two int16 im2col rows, the gather row and two unpacked filter rows; int8: four int16
+    # rows and the gather row, of K padded as the weights are.
+    k4 = k + (-k % 4 if k % 4 >= 2 else 0)
+    return LayerCall(op.name, op.kind.value, spec, args, 7 * k if int4 else 9 * k4, macs)

@@ -27,8 +27,9 @@ from .row_ring import row_ring_rows
 from ..ir.ops import ConvAttrs, OpKind
 from ..ir.tensor import DType
 from .conv_common import (REQUANT_FORM, ChannelQuantization, ConvolutionOp, lower_conv_weights,
-                          prepare_conv, requant_constants, requantize, run_weighted, weight_array,
+                          prepare_conv, requant_constants, requantize, run_weighted,
                           weights_and_bias, zero_points)
+from .weight_layout import weight_array
 from .lowering_types import Buffer, ConstArray, KernelSpec, LayerCall, require_int8, unsupported
 from .registry import OverlapRule
 from .tflite_common import fused_activation
@@ -76,13 +77,15 @@ def depthwise_plane(graph, op) -> tuple[int, int]:
     return ph, pw
 
 
-def dsp_row_program(ky: int, kw: int, sw: int, outputs: int) -> list[str]:
-    """C statements of one kernel row of the DSP depthwise kernel for ``outputs`` (1 or 2) adjacent
-    outputs: 32-bit loads of int16 input pairs ``L<p>`` (positions from the row pointer), one SMLAD per
-    weight pair, and the odd last tap from one half of a loaded pair (or a halfword load)."""
+def dsp_row_program(ky: int, kw: int, sw: int, outputs: int, pw: int | None = None) -> list[str]:
+    """C statements of one kernel row of the DSP depthwise kernel for ``outputs`` adjacent outputs:
+    32-bit loads of int16 input pairs ``L<p>`` (positions from the row pointer), one SMLAD per
+    weight pair, and the odd last tap from one half of a loaded pair (or a halfword load). The row
+    is ``r<ky>``, or with ``pw`` (the plane width) the immediate offset ``ky * pw`` from ``r0``."""
+    row = f"r{ky}" if pw is None else f"r0 + {ky * pw}"
     pair_positions = sorted({j * sw + 2 * p for j in range(outputs) for p in range(kw // 2)})
     loads = set(pair_positions)
-    lines = [f"const int32_t L{p} = mf_load2q(r{ky} + {p});" for p in sorted(loads)]
+    lines = [f"const int32_t L{p} = mf_load2q({row} + {p});" for p in sorted(loads)]
     for j in range(outputs):
         for p in range(kw // 2):
             lines.append(f"a{j} = __smlad(L{j * sw + 2 * p}, W{ky}_{p}, a{j});")
@@ -93,8 +96,14 @@ def dsp_row_program(ky: int, kw: int, sw: int, outputs: int) -> list[str]:
             elif q - 1 in loads:
                 lines.append(f"a{j} = __smlatb(L{q - 1}, S{ky}, a{j});")
             else:
-                lines.append(f"a{j} = __smlabb((int32_t)r{ky}[{q}], S{ky}, a{j});")
+                lines.append(f"a{j} = __smlabb((int32_t)({row})[{q}], S{ky}, a{j});")
     return lines
+
+
+def _run_cost(rows: int, run: int) -> float:
+    """Rough instructions of the padded-plane kernel's loops over ``rows`` runs of ``run`` outputs
+    (four per step, then two, then one, plus a fixed cost per run): picks the plane's orientation."""
+    return rows * (70 * (run // 4) + 45 * (run % 4 // 2) + 35 * (run % 2) + 25)
 
 
 def _lower_inplace(graph, index, op, w_arr: ConstArray, arrays: list, fast: int,
@@ -196,18 +205,23 @@ class DepthwiseConv2D(ConvolutionOp):
         ph, pw = depthwise_plane(graph, op)
         full = int(params.full_range)
         channels = x_t.shape[3]
+        oh, ow = y_t.shape[1], y_t.shape[2]
+        tr = _run_cost(ow, oh) < 0.9 * _run_cost(oh, ow)   # columns give longer runs of four
+        kr, kc, si, rs = (kw, kh, sh, ph) if tr else (kh, kw, sw, pw)
         spec = KernelSpec(
-            f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}_{REQUANT_FORM[fast]}"
-            f"{'_full' if full else ''}{'_w4' if int4 else ''}",
+            f"mf_dw_{kh}x{kw}_s{sh}x{sw}_dm{dm}_c{channels}_pw{pw}{f'_ph{ph}t{ow}' if tr else ''}_"
+            f"{REQUANT_FORM[fast]}{'_full' if full else ''}{'_w4' if int4 else ''}",
             "depthwise",
             "const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, "
             "const int32_t *mult, const int32_t *shift, const int32_t *round, int32_t H, int32_t W, "
             "int32_t OH, int32_t OW, int32_t pt, int32_t pl, int32_t PH, int32_t in_zp, "
             "int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *plane",
             {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dm": dm, "fast": int(fast), "full": full,
-             "channels": channels, "pw": pw, "int4": int(int4),
-             "dsp_pair": [dsp_row_program(ky, kw, sw, 2) for ky in range(kh)],
-             "dsp_single": [dsp_row_program(ky, kw, sw, 1) for ky in range(kh)]})
+             "channels": channels, "pw": pw, "ph": ph, "ow": ow, "tr": int(tr), "int4": int(int4),
+             "inner_tail": (oh if tr else ow) % 4,
+             "dsp_quad": [dsp_row_program(i, kc, si, 4, rs) for i in range(kr)],
+             "dsp_pair": [dsp_row_program(i, kc, si, 2, rs) for i in range(kr)],
+             "dsp_single": [dsp_row_program(i, kc, si, 1, rs) for i in range(kr)]})
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), w_arr, *arrays, x_t.shape[1],
                 x_t.shape[2], y_t.shape[1], y_t.shape[2], attrs.pads.top, attrs.pads.left,
                 ph, x_zp, params.out_zero_point, params.act_min, params.act_max,

@@ -31,6 +31,7 @@ from .conv_common import (REQUANT_FORM, ChannelQuantization, check_weighted_valu
 from .lowering_types import (REQUANT_PARAMS, Buffer, ConstArray, KernelSpec, LayerCall, c_ident,
                              require_int8, unsupported)
 from .registry import OpDef
+from .weight_layout import interleave_channel_pairs
 from .tflite_common import fused_activation
 from .wide import is_acc32
 from .wide_lowering import lower_wide
@@ -147,17 +148,26 @@ class FullyConnected(OpDef):
         per_channel = w_t.quant.per_axis
         arrays, fast = requant_constants(index, bias_folded, np.abs(weights).sum(axis=1), params,
                                          target, per_channel=per_channel)
-        w_arr = ConstArray(c_ident(index, "w"), "int8_t", weights.astype(np.int8))
+        # From eight outputs on, the input is expanded to int16 once per row and the weights are
+        # laid out in channel pairs (mf_gemm_pairs_1row); below, the int8 one-row core.
+        pairs = cout >= 8
+        w_arr = ConstArray(c_ident(index, "w"), "int8_t",
+                           interleave_channel_pairs(weights) if pairs else weights.astype(np.int8))
         mstride = 1 if per_channel else 0
         full = int(params.full_range)
         spec = KernelSpec(
             f"mf_fc_{cin}x{cout}_m{mstride}_{REQUANT_FORM[fast]}{'_full' if full else ''}",
-            "fully_connected", "const int8_t *in, int8_t *out, int32_t rows, " + REQUANT_PARAMS,
-            {"cin": cin, "cout": cout, "fast": int(fast), "mstride": mstride, "full": full})
+            "fully_connected", "const int8_t *in, int8_t *out, int32_t rows, " + REQUANT_PARAMS
+            + (", int16_t *xbuf" if pairs else ""),
+            {"cin": cin, "cout": cout, "fast": int(fast), "mstride": mstride, "full": full,
+             "pairs": int(pairs)})
         rows = math.prod(x_t.shape) // cin
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), rows, w_arr, *arrays,
                 params.out_zero_point, params.act_min, params.act_max)
-        return LayerCall(op.name, op.kind.value, spec, args, 0, self.macs(graph, op))
+        if pairs:
+            args = (*args, Buffer("scratch", op.name, "int16_t"))
+        return LayerCall(op.name, op.kind.value, spec, args, 2 * cin if pairs else 0,
+                         self.macs(graph, op))
 
     def decode_attrs(self, kind, reader, rop, where):
         """Fused activation and keep_num_dims; shuffled weights are unsupported."""

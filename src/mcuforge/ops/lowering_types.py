@@ -29,6 +29,7 @@ class LoweringTarget(Protocol):
 
     name: str
     dsp: bool
+    optimise: str  # "balanced", "speed" or "size" (`codegen.targets.OPTIMISATIONS`)
 
 
 @dataclass(frozen=True)
