@@ -54,3 +54,8 @@ class FolderBusyError(McuforgeError):
 
 class DatasetError(McuforgeError):
     """A data set that is missing, truncated, corrupt or laid out in a way no loader understands."""
+
+
+class AudioFileError(McuforgeError):
+    """An audio file that is not a WAV, is truncated, or is not the mono 16-bit PCM at the rate a
+    front end needs; the message names the file and what is wrong."""

@@ -53,6 +53,7 @@ LAYERS: tuple[Layer, ...] = (
     _layer("patch-based inference", "patch"),
     _layer("reference runtime", "runtime"),
     _layer("code generation", "codegen"),
+    _layer("audio front ends", "audio"),
     _layer("model files", "frontends"),
     _layer("rival measurements", "rivals"),
     _layer("data sets", "data"),
