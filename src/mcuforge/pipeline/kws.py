@@ -58,7 +58,9 @@ class KwsSettings:
     label_smoothing: float = 0.1
     augment: bool = True
     seed: int = 0
-    threads: int | None = 2
+    # One torch thread: on a shared 2-core machine two threads ran 2-10x slower than one (they
+    # spin waiting for each other); one thread also keeps the float training bit-reproducible.
+    threads: int | None = 1
     calibration: int = 512
     checkpoint_every: int | None = None
     progress: bool = True
