@@ -35,8 +35,8 @@ class AudioAugment:
     speed: tuple[float, float] = (0.9, 1.1)
     shift_ms: float = 100.0
     volume: tuple[float, float] = (0.6, 1.4)
-    noise_probability: float = 0.8
-    snr_db: tuple[float, float] = (5.0, 30.0)
+    noise_probability: float = 0.5
+    snr_db: tuple[float, float] = (10.0, 40.0)
 
     @staticmethod
     def none() -> "AudioAugment":

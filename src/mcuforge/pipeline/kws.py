@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_json_atomic
+from ..data.audio_augment import AudioAugment
 from ..data.audio_dataset import AudioFeatureDataset, features_to_int8
 from ..data.registry import load_dataset
 from ..data.transforms import FEATURE_RANGE, eval_batch
@@ -51,12 +52,13 @@ class KwsSettings:
     width: float | None = 0.5
     dataset: str = "fsdd"
     frontend: str = "micro-speech"
-    epochs: int = 15
-    batch_size: int = 64
+    epochs: int = 20
+    batch_size: int = 32
     optimizer: str = "adamw"
-    lr: float | None = None
+    lr: float | None = 3e-3
     label_smoothing: float = 0.1
     augment: bool = True
+    augmentation: AudioAugment = AudioAugment()
     seed: int = 0
     # One torch thread: on a shared 2-core machine two threads ran 2-10x slower than one (they
     # spin waiting for each other); one thread also keeps the float training bit-reproducible.
@@ -105,6 +107,8 @@ def load_kws_splits(settings: KwsSettings) -> tuple[AudioFeatureDataset, AudioFe
     """(train, test) splits of the settings' audio data set."""
     train_set = load_dataset(settings.dataset, "train", frontend=settings.frontend, augment=settings.augment,
                              progress=settings.progress)
+    if isinstance(train_set, AudioFeatureDataset) and settings.augment:
+        train_set = replace(train_set, augment=settings.augmentation)
     test_set = load_dataset(settings.dataset, "test", frontend=settings.frontend, augment=False,
                             progress=settings.progress)
     if not isinstance(train_set, AudioFeatureDataset):

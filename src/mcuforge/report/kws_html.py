@@ -60,7 +60,7 @@ def render_kws_report(run_dir: str | Path) -> Path:
     train, mcu, compiled = results.get("train", {}), results.get("mcu", {}), results.get("compile", {})
     sections = [_accuracy_section(train, mcu)]
     if mcu.get("examples"):
-        maps = [(f"{e['file']}: said {e['label']}, MCU heard {e['predicted']}", e["features"])
+        maps = [(f"{e['file']}\nsaid {e['label']}, MCU heard {e['predicted']}", e["features"])
                 for e in mcu["examples"]]
         plots.plot_feature_maps(maps, out / "spectrograms.png", "Front-end features of held-out clips")
         sections[0].images.append({"src": "spectrograms.png", "alt": "int8 features (spectrograms) of a few clips"})
