@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import McuforgeError
 from ..targets import parse_bytes
 from .hardware import board_option, resolve_hardware, target_option
 
@@ -56,8 +57,9 @@ def command(task: str, run_dir: Path | None, dataset: str | None, board: str | N
         return
     from ..pipeline.demo import DemoSettings, run_demo
 
+    if epochs is not None:
+        raise McuforgeError("--epochs applies to --task kws (the image job's training is set by --preset)")
     run_dir, dataset, threads = run_dir or Path("mcuforge-demo"), dataset or "fashion-mnist", threads or 2
-
     settings = DemoSettings(run_dir, dataset, board_name, parse_bytes(sram) if sram else None,
                             parse_bytes(flash) if flash else None, preset, mcu_images, threads)
     path = run_demo(settings, log=click.echo)

@@ -7,8 +7,8 @@ from (seed, epoch, step), so a batch is a function of its position in the run):
   1. **speed**: a factor ``s`` uniform in ``speed``; the clip is resampled by the rational ratio
      closest to ``1 / s`` with denominator ≤ 32 (``scipy.signal.resample_poly``), so it plays
      ``s`` times faster and its pitch moves with it, as a faster speaker's would;
-  2. **time shift**: the clip is placed at its centred offset (`audio_clips.fit_to_window`) moved by
-     a whole number of samples uniform in ±``shift_ms``, kept inside the window when it fits;
+  2. **time shift**: the clip is placed at its centred offset (`audio_clips.fit_to_window`) moved by a whole number of samples uniform in ±``shift_ms``, kept inside
+     the window when it fits;
   3. **volume**: a gain uniform in ``volume``;
   4. **background noise**, with probability ``noise_probability``: a random stretch of a random
      recording of the noise bank (wrapped around), scaled so that the clip's power over the
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from scipy.signal import resample_poly
 
-from .audio_clips import CLIP_SAMPLES, SAMPLE_RATE, to_int16
+from .audio_clips import CLIP_SAMPLES, SAMPLE_RATE, centred_start, place_in_window, to_int16
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,10 @@ def _speed_ratio(speed: float) -> tuple[int, int]:
 
 def _place(clip: np.ndarray, shift: int, samples: int) -> np.ndarray:
     """``clip`` (float) at its centred offset moved by ``shift``, inside a window of ``samples``."""
-    out = np.zeros(samples, dtype=np.float64)
     n = len(clip)
-    if n <= samples:
-        start = min(max((samples - n) // 2 + shift, 0), samples - n)
-        out[start:start + n] = clip
-    else:
-        first = min(max((n - samples) // 2 - shift, 0), n - samples)
-        out[:] = clip[first:first + samples]
-    return out
+    start = centred_start(n, samples) + shift
+    start = min(max(start, 0), samples - n) if n <= samples else min(max(start, samples - n), 0)
+    return place_in_window(clip, start, samples)
 
 
 def augment_clips(clips: Sequence[np.ndarray], rng: np.random.Generator, augment: AudioAugment,
