@@ -6,7 +6,10 @@ for training and evaluation and as generated C for the device, bit for bit the s
   reduction, PCAN, log), bit-exact with its preprocessor model; `kiss_fft` and `signal_ops` hold the
   integer kernels it is built from;
 - `mfcc`: an MFCC front end (the MLPerf Tiny KWS convention, 49 × 10) in integer arithmetic;
-- `emit`: the C of a front end (streaming ``mf_frontend_init`` / ``mf_frontend_process``).
+- `clips`: fitting a clip to a model's window of frames as the generated C does (cut or zero-padded);
+- `stream`: streaming keyword spotting (hops, feature ring, averaged-posterior recognizer) as the C does;
+- `emit`: the C of a front end (streaming ``mf_frontend_init`` / ``mf_frontend_process``);
+- `measure`: a front end's Flash, scratch and state bytes on a Cortex-M core, measured from its object.
 
 Why a dedicated package and not signal ops in the IR: TFLM's signal ops are custom ops with state
 (the noise estimate) and flexbuffer options, called once per 20 ms hop outside the classifier; a

@@ -47,12 +47,30 @@ def apply_window(samples: np.ndarray, window: np.ndarray, shift: int) -> np.ndar
     return np.clip(raw, -32768, 32767).astype(np.int16)
 
 
+def max_abs16(samples: np.ndarray) -> np.ndarray:
+    """``MaxAbs16`` along the last axis, int16 result. TFLM's loop stores ``-(-32768)`` back into an
+    int16 (it wraps to -32768, after which the "maximum" follows the next samples), so rows holding
+    -32768 are replayed sample by sample; the others are ``max(|x|)``."""
+    result = np.atleast_1d(np.abs(samples.astype(np.int32)).max(axis=-1).astype(np.int16))
+    rows = samples.reshape(-1, samples.shape[-1])
+    flat = result.reshape(-1)
+    for index in np.flatnonzero((rows == -32768).any(axis=-1)):
+        current = 0
+        for value in rows[index].tolist():
+            if value > current:
+                current = value
+            elif -value > current:
+                current = ((-value + 32768) & 0xFFFF) - 32768
+        flat[index] = current
+    return result.reshape(samples.shape[:-1])
+
+
 def fft_auto_scale(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``FftAutoScale`` along the last axis: shift left so that the largest magnitude fills 15
     bits; returns the scaled int16 samples and the shift (int32 per leading index)."""
-    max_abs = np.minimum(np.abs(samples.astype(np.int32)).max(axis=-1), 32768)
-    scale_bits = np.maximum(15 - bit_length(max_abs), 0)
-    scale_bits = np.where(max_abs == 0, 0, scale_bits).astype(np.int32)
+    max_abs = max_abs16(samples).astype(np.int64)
+    scale_bits = np.where(max_abs > 0, np.maximum(15 - bit_length(np.maximum(max_abs, 1)), 0), 0)
+    scale_bits = scale_bits.astype(np.int32)
     scaled = (samples.astype(np.int32) << scale_bits[..., None]).astype(np.int16)
     return scaled, scale_bits
 
@@ -81,8 +99,8 @@ def filterbank_matrix(weights, unweights, frequency_starts, weight_starts, width
 
 
 def filterbank(energy: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``FilterbankAccumulateChannels`` (uint64 sums; exact: the sums stay below 2^53 only if we
-    used floats, so this is an integer product)."""
+    """``FilterbankAccumulateChannels``: uint64 sums of weight × energy (an integer matrix product
+    over the bins any band uses; float64 would round sums above 2^53)."""
     used = np.flatnonzero(matrix.any(axis=1))
     return energy[..., used].astype(np.uint64) @ matrix[used]
 

@@ -83,7 +83,8 @@ def build(directory: Path, make_target: str, timeout_s: float = 600) -> Path:
     """Run ``make <make_target>`` in the project; returns the produced binary. A failure is one
     line (the first error) and the whole output goes to ``build/<make_target>.log``."""
     require_tool("make")
-    require_tool("arm-none-eabi-gcc" if make_target.startswith("cortex-m") else "gcc")
+    arm = "cortex-m" in make_target  # cortex-m7, listen-cortex-m4 ...
+    require_tool("arm-none-eabi-gcc" if arm else "gcc")
     try:
         result = run_child(["make", "-s", make_target], cwd=directory, timeout_s=timeout_s)
     except subprocess.TimeoutExpired:
@@ -98,7 +99,7 @@ def build(directory: Path, make_target: str, timeout_s: float = 600) -> Path:
             where = ""
         raise BuildError(f"make {make_target} failed in {directory} (exit {result.returncode}): "
                          f"{_first_error_line(result.stdout + result.stderr)}{where}")
-    if make_target.startswith("cortex-m"):
+    if arm:
         return directory / "build" / make_target / "app.elf"
     return directory / "build" / make_target / "app"
 
@@ -158,3 +159,20 @@ def run_host(binary: Path, inputs: bytes, output_bytes_per_inference: int, count
         raise BuildError(f"{binary} wrote {len(produced)} bytes, expected "
                          f"{output_bytes_per_inference * count}")
     return produced
+
+
+def symbol_bytes(elf: Path, prefixes: tuple[str, ...]) -> dict[str, int]:
+    """Bytes of the ELF's symbols whose names start with one of ``prefixes`` (``arm-none-eabi-nm
+    -S``), by where they live: ``text`` (code), ``rodata`` (constants, Flash), ``data`` (initialised
+    RAM, also in Flash) and ``bss`` (zeroed RAM)."""
+    tool = require_tool("arm-none-eabi-nm")
+    result = run_child([tool, "-S", str(elf)], timeout_s=120)
+    if result.returncode != 0:
+        raise BuildError(f"{tool} -S {elf} failed: {_first_error_line(result.stderr)}")
+    totals = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    kinds = {"t": "text", "r": "rodata", "d": "data", "b": "bss"}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3].startswith(prefixes) and parts[2].lower() in kinds:
+            totals[kinds[parts[2].lower()]] += int(parts[1], 16)
+    return totals

@@ -25,13 +25,17 @@ from ..atomic import (clean_stale_staging, folder_lock, make_staging_folder, rep
 from ..errors import DoesNotFitError, McuforgeError
 from ..ir import Graph
 from ..planner.arena import PlanOptions
-from .build import build, section_sizes
+from .build import build, section_sizes, symbol_bytes
+from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
+from .listen import FrontendSources, add_frontend, listen_frames, run_qemu_listen
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
-from .unicorn_count import count_invoke
+from .unicorn_count import count_call, count_invoke
 
 MEASURE_SEED = 0
+
+
 SRAM_FORMULA = ("measured_sram_bytes = arena_bytes (activations + kernel scratch, one static buffer) "
                 "+ data_bytes + bss_bytes + stack_high_water_bytes")
 
@@ -145,12 +149,88 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
     return figures
 
 
+FRONTEND_SRAM_FORMULA = ("listen_measured_sram_bytes = arena_bytes + data_bytes + bss_bytes + "
+                         "stack_high_water_bytes of the listen build (front end state, FFT buffers "
+                         "and the feature frames are in its .bss)")
+
+
+def measurement_wav(frontend: FrontendSources, seed: int = MEASURE_SEED) -> bytes:
+    """A one-second WAV of seeded noise at the front end's rate (the measured listen run's input)."""
+    import io
+    import wave
+
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(-3000, 3000, size=frontend.sample_rate, dtype=np.int16)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(frontend.sample_rate)
+        writer.writeframes(samples.astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def measure_frontend(directory: Path, model: GeneratedModel, target: Target,
+                     frontend: FrontendSources) -> dict:
+    """Build the listen ELF and measure it: its sections, its stack under QEMU on `measurement_wav`,
+    and the front end's and the listen glue's own symbols (``arm-none-eabi-nm -S``)."""
+    elf = build(directory, f"listen-{target.name}")
+    sizes = section_sizes(elf)
+    run = run_qemu_listen(elf, target, measurement_wav(frontend), io_bytes(model)[0])
+    own = symbol_bytes(elf, ("mf_fe_", "mf_frontend_"))
+    glue = symbol_bytes(elf, ("mf_listen_", "mcuforge_listen", "mcuforge_stream_", "mcuforge_labels",
+                              "mf_argmax"))
+    m7 = TARGETS["cortex-m7"]
+    m7_elf = elf if target.name == m7.name else build(directory, f"listen-{m7.name}")
+    pcm = np.random.default_rng(MEASURE_SEED).integers(-3000, 3000, size=frontend.sample_rate,
+                                                       dtype=np.int16)
+    counted = count_call(m7_elf, m7, "mcuforge_listen", ("runner_wav", len(pcm), "runner_scores"),
+                         {"runner_wav": pcm.astype("<i2").tobytes()})
+    scores = bytes(counted.memory.mem_read(read_elf(m7_elf).symbol("runner_scores"), len(run.scores)))
+    if tuple(np.frombuffer(scores, dtype=np.int8).tolist()) != run.scores:
+        raise McuforgeError("unicorn and QEMU disagree on the scores of the measured listen run")
+    frontend_instructions = sum(count for name, count in counted.per_function.items()
+                                if name.startswith(("mf_fe_", "mf_frontend_")))
+    frames = listen_frames(model, frontend)
+    return {
+        "instructions_per_clip": counted.instructions,
+        "frontend_instructions_per_clip": frontend_instructions,
+        "frontend_instructions_per_frame": round(frontend_instructions / frames),
+        "frontend_instructions_per_second": round(frontend_instructions / frames
+                                                  * frontend.sample_rate / frontend.hop_samples),
+        "instructions_target": m7.name,
+        "instructions_note": "mcuforge_listen on one clip of measure_input, counted in unicorn; "
+                             "the front end's share is its own functions (mf_fe_*, mf_frontend_*), "
+                             "memcpy/memset it calls excluded",
+        "frontend_flash_bytes": own["text"] + own["rodata"] + own["data"],
+        "frontend_sram_bytes": own["data"] + own["bss"],
+        "frontend_symbols": own,
+        "listen_glue_symbols": glue,
+        "state_note": "frontend_sram_bytes: the front end's static scratch (FFT, spectrum, energies, "
+                      "bands) and streaming window; the clip state and the feature frames are the "
+                      "listen glue's (listen_glue_symbols.bss)",
+        "listen_flash_bytes": sizes.flash_bytes,
+        "listen_data_bytes": sizes.data_bytes,
+        "listen_bss_bytes": sizes.bss_bytes,
+        "listen_stack_high_water_bytes": run.stack_high_water_bytes,
+        "listen_measured_sram_bytes": (model.plan.arena_bytes + sizes.data_bytes + sizes.bss_bytes
+                                       + run.stack_high_water_bytes),
+        "listen_sram_formula": FRONTEND_SRAM_FORMULA,
+        "measure_input": f"1 s of uniform noise in [-3000, 3000), numpy seed {MEASURE_SEED}",
+    }
+
+
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions(),
+                  frontend: FrontendSources | None = None,
+                  labels: tuple[str, ...] | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel).
+    keep the channel-plane in-place depthwise kernel). ``frontend`` (from
+    `mcuforge.audio.emit.frontend_sources`): the project also takes raw PCM (``frontend/``, the
+    ``listen-*`` builds; `mcuforge.codegen.listen`) with ``labels`` naming the scores, and the
+    report's ``frontend`` entry holds the listen build's measured Flash and SRAM.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -160,6 +240,9 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
         from .patch_emit import generate_patched
         model = generate_patched(graph, target, patch, plan_options)
+    if frontend is not None:
+        outputs = graph.tensors[graph.outputs[0]].nbytes
+        model = add_frontend(model, frontend, labels or tuple(str(i) for i in range(outputs)))
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
         raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
     out_dir = Path(out_dir)
@@ -167,7 +250,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     with folder_lock(out_dir):
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
-        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch)
+        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch, frontend)
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -185,7 +268,8 @@ def check_output_folder(out_dir: Path) -> None:
 
 
 def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
-                sram_bytes: int | None, source: str, measure: bool, patch) -> dict:
+                sram_bytes: int | None, source: str, measure: bool, patch,
+                frontend: FrontendSources | None = None) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
@@ -195,13 +279,22 @@ def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Targ
         if patch is not None:
             from .patch_emit import patch_report_fields
             report.update(patch_report_fields(model))
+        if frontend is not None:
+            report["frontend"] = {"name": frontend.name, "frames": listen_frames(model, frontend),
+                                  "window_samples": frontend.window_samples,
+                                  "hop_samples": frontend.hop_samples,
+                                  "sample_rate": frontend.sample_rate}
         if measure and target.is_cortex_m:
             report.update(measure_cortex_m(staging, model, target))
+            if frontend is not None:
+                report["frontend"].update(measure_frontend(staging, model, target, frontend))
             if sram_bytes is not None and report["measured_sram_bytes"] > sram_bytes:
                 raise DoesNotFitError(f"model {graph.name} (measured SRAM)",
                                       report["measured_sram_bytes"], sram_bytes)
         elif measure:
             build(staging, "host")
+            if frontend is not None:
+                build(staging, "listen-host")
         report["sram_available_bytes"] = sram_bytes
         write_json_atomic(staging / "report.json", report)  # last: a project with it is complete
         replace_folder(staging, out_dir)

@@ -51,9 +51,24 @@ def _thumb_instructions(code: bytes) -> int:
     return count
 
 
-def count_invoke(elf_path: Path, target: Target, input_bytes: bytes, output_bytes: int
-                 ) -> InvokeCount:
-    """Run ``mcuforge_invoke`` once on ``input_bytes`` and count the instructions it executes."""
+@dataclass(frozen=True)
+class CallCount:
+    """Instructions executed by one call of a function of the ELF, per function too, its stack use
+    and its return value (R0)."""
+
+    instructions: int
+    blocks: int
+    stack_bytes: int
+    per_function: dict[str, int]
+    return_value: int
+    memory: object  # the unicorn engine after the call, for reading results
+
+
+def count_call(elf_path: Path, target: Target, function: str, args: tuple[int | str, ...],
+               writes: dict[str, bytes]) -> CallCount:
+    """Call ``function(*args)`` of the linked ELF once in unicorn and count what it executes;
+    ``writes`` fills buffers (by symbol) first, an ``args`` entry that is a string is a symbol's
+    address."""
     try:
         import unicorn
         from unicorn import arm_const
@@ -72,12 +87,14 @@ def count_invoke(elf_path: Path, target: Target, input_bytes: bytes, output_byte
         uc.mem_write(segment.vaddr, segment.data)
     stack_limit, stack_top = image.symbol("__StackLimit"), image.symbol("__StackTop")
     uc.mem_write(stack_limit, bytes([_PAINT]) * (stack_top - stack_limit))
-    in_addr, out_addr = image.symbol("runner_input"), image.symbol("runner_output")
-    uc.mem_write(in_addr, bytes(input_bytes))
+    for symbol, data in writes.items():
+        uc.mem_write(image.symbol(symbol), bytes(data))
     uc.reg_write(arm_const.UC_ARM_REG_SP, stack_top)
     uc.reg_write(arm_const.UC_ARM_REG_LR, _TRAP | 1)
-    uc.reg_write(arm_const.UC_ARM_REG_R0, in_addr)
-    uc.reg_write(arm_const.UC_ARM_REG_R1, out_addr)
+    registers = (arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1, arm_const.UC_ARM_REG_R2,
+                 arm_const.UC_ARM_REG_R3)
+    for register, value in zip(registers, args):
+        uc.reg_write(register, image.symbol(value) if isinstance(value, str) else value)
     if target.name in ("cortex-m4", "cortex-m7"):
         # Enable the FPU (CPACR CP10/CP11 full access) as the startup code does.
         try:
@@ -107,16 +124,26 @@ def count_invoke(elf_path: Path, target: Target, input_bytes: bytes, output_byte
 
     uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block, begin=target.flash_origin,
                 end=target.flash_origin + target.flash_bytes - 1)
-    entry = image.symbol("mcuforge_invoke")
+    entry = image.symbol(function)
     try:
         uc.emu_start(entry | 1, _TRAP)
     except unicorn.UcError as exc:
         pc = uc.reg_read(arm_const.UC_ARM_REG_PC)
         raise McuforgeError(f"unicorn stopped at pc=0x{pc:08x}: {exc}") from None
-    if uc.reg_read(arm_const.UC_ARM_REG_R0) != 0:
-        raise McuforgeError("mcuforge_invoke returned an error under unicorn")
     stack = np.frombuffer(bytes(uc.mem_read(stack_limit, stack_top - stack_limit)), dtype=np.uint8)
     touched = np.nonzero(stack != _PAINT)[0]
     stack_bytes = int(stack_top - stack_limit - touched[0]) if touched.size else 0
-    output = bytes(uc.mem_read(out_addr, output_bytes))
-    return InvokeCount(totals["instructions"], totals["blocks"], stack_bytes, output, per_function)
+    return CallCount(totals["instructions"], totals["blocks"], stack_bytes, per_function,
+                     uc.reg_read(arm_const.UC_ARM_REG_R0), uc)
+
+
+def count_invoke(elf_path: Path, target: Target, input_bytes: bytes, output_bytes: int
+                 ) -> InvokeCount:
+    """Run ``mcuforge_invoke`` once on ``input_bytes`` and count the instructions it executes."""
+    counted = count_call(elf_path, target, "mcuforge_invoke", ("runner_input", "runner_output"),
+                         {"runner_input": input_bytes})
+    if counted.return_value != 0:
+        raise McuforgeError("mcuforge_invoke returned an error under unicorn")
+    output = bytes(counted.memory.mem_read(read_elf(elf_path).symbol("runner_output"), output_bytes))
+    return InvokeCount(counted.instructions, counted.blocks, counted.stack_bytes, output,
+                       counted.per_function)

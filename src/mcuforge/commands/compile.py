@@ -41,8 +41,15 @@ DEFAULT_CORE = "cortex-m7"
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
+@click.option("--frontend", default=None, type=click.Choice(["micro-speech", "mfcc"]),
+              help="Include this audio front end: the project also takes raw int16 PCM "
+                   "(frontend/, mcuforge_listen, make listen-host / listen-<core>).")
+@click.option("--labels", default=None,
+              help="Comma-separated names of the model's scores, for the listen runners "
+                   "(default 0, 1, ...); e.g. silence,unknown,yes,no for micro_speech.")
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
-            sram: str | None, patch: str, no_measure: bool, depthwise_row_buffer: bool | None) -> None:
+            sram: str | None, patch: str, no_measure: bool, depthwise_row_buffer: bool | None,
+            frontend: str | None, labels: str | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
     hardware = resolve_hardware(board, core, target)
     core_name = hardware.core or DEFAULT_CORE
@@ -66,10 +73,18 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                                 "in-place depthwise kernel; use it with layer-based schedules")
     if depthwise_row_buffer is None:
         depthwise_row_buffer = schedule is None
+    if labels is not None and frontend is None:
+        raise McuforgeError("--labels names the scores of the listen runners: give --frontend too")
+    sources = None
+    if frontend is not None:
+        from ..audio.emit import frontend_sources
+        sources = frontend_sources(frontend)
     report = compile_model(graph, out_dir, core_name, sram_bytes, source=source, measure=not no_measure,
                            patch=schedule,
                            plan_options=PlanOptions().with_conventions(
-                               depthwise_row_buffer=depthwise_row_buffer))
+                               depthwise_row_buffer=depthwise_row_buffer),
+                           frontend=sources,
+                           labels=tuple(labels.split(",")) if labels is not None else None)
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
@@ -86,3 +101,8 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                    f"{report['stack_high_water_bytes']:,} B)")
         click.echo(f"{report['instructions']:,} instructions on {report['instructions_target']} for "
                    f"{report['macs']:,} MACs: {report['macs_per_instruction']} MACs/instruction")
+    if "frontend_flash_bytes" in report.get("frontend", {}):
+        fe = report["frontend"]
+        click.echo(f"front end {fe['name']}: Flash {fe['frontend_flash_bytes']:,} B, SRAM "
+                   f"{fe['frontend_sram_bytes']:,} B; listen build measured SRAM "
+                   f"{fe['listen_measured_sram_bytes']:,} B, Flash {fe['listen_flash_bytes']:,} B")

@@ -1,0 +1,114 @@
+"""A model project with an audio front end: raw int16 PCM in, the model's int8 scores and label out.
+
+`add_frontend` puts the front end's C (`FrontendSources`, made by `mcuforge.audio.emit`, which sits
+above codegen) under ``frontend/``, with ``mf_listen.{h,c}`` (``mcuforge_listen``: a clip through
+the front end into the model's input, then ``mcuforge_invoke``; ``mcuforge_stream_push``: 20 ms
+hops, a ring of feature frames, an inference every N hops and micro_speech's averaged-posterior
+recognizer), the WAV-reading runners and the Makefile's ``listen-*`` targets. `run_qemu_listen` runs
+the Cortex-M listen runner on one WAV.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import McuforgeError
+from .build import BuildError, require_tool, run_child
+from .emit import GeneratedModel
+from .kernels import render_template
+from .targets import TARGETS, Target
+
+LISTEN_RUNNER_FILES = ("main_listen_cortex_m.c", "main_listen_host.c", "mf_wav.c", "mf_wav.h")
+STREAM_EVERY = 1  # an inference on every hop (20 ms), as micro_speech does
+STREAM_AVERAGE = 3  # score vectors averaged by the recognizer
+STREAM_THRESHOLD = 200  # of 255 (int8 + 128), micro_speech's detection threshold
+
+
+@dataclass(frozen=True)
+class FrontendSources:
+    """An audio front end's C files (name -> text, written under ``frontend/``) and its framing, as
+    `mcuforge.audio.emit.frontend_sources` gives them; codegen only places and builds them."""
+
+    name: str
+    files: dict[str, str]
+    sample_rate: int
+    window_samples: int
+    hop_samples: int
+    features: int
+
+
+def listen_frames(model: GeneratedModel, frontend: FrontendSources) -> int:
+    """Feature frames the model reads; refuses a model whose input is not int8 frames × features."""
+    graph = model.graph
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise McuforgeError(f"model {graph.name}: a front end feeds a model of one input and one output")
+    tensor = graph.tensors[graph.inputs[0]]
+    if model.edges.float_inputs or model.edges.float_outputs or tensor.nbytes % frontend.features:
+        raise McuforgeError(
+            f"model {graph.name}: input {graph.inputs[0]} ({list(tensor.shape)}, {tensor.nbytes} B) is not "
+            f"int8 frames of the {frontend.name} front end's {frontend.features} features")
+    return tensor.nbytes // frontend.features
+
+
+def add_frontend(model: GeneratedModel, frontend: FrontendSources,
+                 labels: tuple[str, ...]) -> GeneratedModel:
+    """``model`` with the front end, the listen API and runners and the Makefile's listen targets."""
+    frames = listen_frames(model, frontend)
+    outputs = model.graph.tensors[model.graph.outputs[0]].nbytes
+    if len(labels) != outputs:
+        raise McuforgeError(f"model {model.graph.name}: {outputs} scores but {len(labels)} labels "
+                            f"({', '.join(labels)})")
+    context = {"frontend": frontend.name, "frames": frames, "window": frontend.window_samples,
+               "hop": frontend.hop_samples, "labels": [label.replace('"', "'") for label in labels],
+               "stream_every": STREAM_EVERY, "stream_average": STREAM_AVERAGE,
+               "stream_threshold": STREAM_THRESHOLD}
+    files = dict(model.files)
+    for name, text in frontend.files.items():
+        files[f"frontend/{name}"] = text
+    files["frontend/mf_listen.h"] = render_template("frontend/mf_listen.h.j2", **context)
+    files["frontend/mf_listen.c"] = render_template("frontend/mf_listen.c.j2", **context)
+    for runner in LISTEN_RUNNER_FILES:
+        files[f"runner/{runner}"] = render_template(f"runner/{runner}")
+    arm_targets = [{"name": t.name, "var": t.name.replace("-", "_").upper(), "machine": t.qemu_machine,
+                    "cpu": t.qemu_cpu} for t in TARGETS.values() if t.is_cortex_m]
+    files["Makefile"] = files["Makefile"] + render_template(
+        "Makefile.listen.j2", frontend=frontend.name, arm_targets=arm_targets)
+    return replace(model, files=files)
+
+
+@dataclass(frozen=True)
+class ListenRun:
+    """What the Cortex-M listen runner printed and wrote for one WAV."""
+
+    label: str
+    scores: tuple[int, ...]
+    features: bytes
+    stack_high_water_bytes: int
+    console: str
+
+
+def run_qemu_listen(elf: Path, target: Target, wav: bytes, feature_bytes: int,
+                    timeout_s: float = 600) -> ListenRun:
+    """Run the listen ELF on ``wav`` (the bytes of a WAV file) under QEMU."""
+    qemu = require_tool("qemu-system-arm")
+    with tempfile.TemporaryDirectory(prefix="mcuforge-listen-") as tmp:
+        (Path(tmp) / "input.wav").write_bytes(wav)
+        command = [qemu, "-M", target.qemu_machine, "-cpu", target.qemu_cpu, "-nographic",
+                   "-monitor", "none", "-serial", "none",
+                   "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
+        try:
+            result = run_child(command, cwd=tmp, timeout_s=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"QEMU ({target.qemu_machine}) did not finish in {timeout_s:.0f} s") from None
+        console = result.stdout + result.stderr
+        output = Path(tmp) / "output.bin"
+        written = output.read_bytes() if output.exists() else b""
+    match = re.search(r"label=(\S+) scores=([-0-9,]+) stack_high_water_bytes=(\d+)", console)
+    if result.returncode != 0 or match is None:
+        raise BuildError(f"the QEMU listen runner failed (exit {result.returncode}): {console.strip()[-500:]}")
+    return ListenRun(match.group(1), tuple(int(v) for v in match.group(2).split(",")),
+                     written[:feature_bytes], int(match.group(3)), console)
