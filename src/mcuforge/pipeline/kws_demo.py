@@ -6,13 +6,18 @@ unfinished one, and training resumes inside itself from its checkpoint):
 1. ``train``   `pipeline.kws`: DS-CNN on FSDD's micro_speech features, trained on four speakers,
                int8 PTQ, float and int8 accuracy on the held-out speaker; ``DIR/model_int8.tflite``
                is the deployed model (its front end recorded in its metadata).
-2. ``compile`` the C project of the int8 model for the Cortex-M4 (`codegen.project.compile_model`),
-               built and measured: arena, Flash, measured SRAM (arena + data + bss + stack), the
-               Cortex-M7 instruction count; ``DIR/c/``.
-3. ``mcu``     every held-out clip: 1 s of 16 kHz PCM -> the front end (the Python front end,
-               bit-exact with TFLite Micro's micro_speech preprocessor) -> the Cortex-M4 build under
-               QEMU (``mps2-an386``); its int8 scores against the reference runtime's (bit for bit),
-               its labels against the float model's and the int8 reference's, the confusion matrix.
+2. ``compile`` the C project of the int8 model for the Cortex-M4 with the audio front end in it
+               (`codegen.project.compile_model` with ``frontend``: raw PCM in, scores out), built and
+               measured: arena, Flash, measured SRAM (arena + data + bss + stack) of the model build
+               and of the listen build (front end state, FFT buffers and feature frames included), the
+               Cortex-M7 instruction counts; ``DIR/c/``. The SRAM limit applies to the listen build.
+3. ``mcu``     every held-out clip through the Cortex-M4 model build under QEMU (``mps2-an386``), its
+               features from the Python front end (bit-exact with the C one and with TFLite Micro's
+               micro_speech preprocessor); its int8 scores against the reference runtime's (bit for
+               bit), its labels against the float model's and the int8 reference's, the confusion
+               matrix. Then the first ``listen_clips`` clips as 16 kHz WAV files (resampled and
+               centred as in training) through the listen build under QEMU: WAV -> C front end ->
+               model -> label, its scores against the reference runtime's.
 4. ``report``  ``DIR/report/index.html``: the figures, spectrograms (features) of a few clips, the
                confusion matrix and the memory budget.
 """
@@ -45,6 +50,7 @@ class KwsDemoSettings:
     target: str = "stm32f412"
     sram_bytes: int = 64 * 1024
     kws: KwsSettings = KwsSettings()
+    listen_clips: int = 50  # WAVs through the C front end under QEMU (one QEMU run each)
 
 
 class _Context:
@@ -95,21 +101,33 @@ def stage_compile(context: _Context, log: Callable[[str], None]) -> dict:
     import shutil
 
     from ..analysis.profile import profile_graph
+    from ..audio.emit import frontend_sources
     from ..codegen.project import compile_model
+    from ..errors import DoesNotFitError
+    from .kws_model import kws_info
 
     settings = context.settings
     graph = _graph(settings)
+    info = kws_info(graph, source=str(_tflite(settings)))
     core = get_board(settings.target).core
     out_dir = settings.run_dir / "c"
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    report = compile_model(graph, out_dir, core, settings.sram_bytes, source=str(_tflite(settings)))
-    log(f"compiled for {core}: arena {report['arena_bytes']:,} B, measured SRAM "
-        f"{report['measured_sram_bytes']:,} B, Flash {report['flash_bytes']:,} B")
+    report = compile_model(graph, out_dir, core, settings.sram_bytes, source=str(_tflite(settings)),
+                           frontend=frontend_sources(info.frontend), labels=info.labels)
+    frontend = report.get("frontend", {})
+    listen_sram = frontend.get("listen_measured_sram_bytes", 0)
+    log(f"compiled for {core}: arena {report['arena_bytes']:,} B, measured SRAM {report['measured_sram_bytes']:,} B "
+        f"(with the {info.frontend} front end: {listen_sram:,} B), Flash {report['flash_bytes']:,} B "
+        f"(with the front end: {frontend.get('listen_flash_bytes', 0):,} B)")
+    if listen_sram > settings.sram_bytes:
+        raise DoesNotFitError("the KWS listen build (model + front end, measured SRAM)", listen_sram,
+                              settings.sram_bytes)
     blocks = [(b.name, b.peak_activation_bytes) for b in profile_graph(graph).blocks]
     return {**{k: v for k, v in report.items() if not isinstance(v, dict)}, "core": core,
             "clock_hz": get_board(settings.target).clock_hz, "blocks_layer": blocks,
-            "sram_limit_bytes": settings.sram_bytes, "frontend_in_c": False}
+            "sram_limit_bytes": settings.sram_bytes, "frontend_in_c": True,
+            "frontend": {k: v for k, v in frontend.items() if not isinstance(v, dict)}}
 
 
 def stage_mcu(context: _Context, log: Callable[[str], None]) -> dict:
@@ -163,7 +181,39 @@ def stage_mcu(context: _Context, log: Callable[[str], None]) -> dict:
     if identical != len(x):
         raise McuforgeError(f"the Cortex-M build disagrees with the reference runtime on {len(x) - identical} "
                             f"of {len(x)} clips")
+    result["listen"] = _listen_on_mcu(settings, core, pcm[:settings.listen_clips], reference, labels, info, log)
     return result
+
+
+def _listen_on_mcu(settings: KwsDemoSettings, core, pcm: np.ndarray, reference: np.ndarray,
+                   labels: np.ndarray, info, log: Callable[[str], None]) -> dict:
+    """WAV files through the listen build (C front end + model) under QEMU, one run each."""
+    import io
+    import wave
+
+    from ..codegen.build import build
+    from ..codegen.listen import run_qemu_listen
+
+    elf = build(settings.run_dir / "c", f"listen-{core.name}")
+    started = time.perf_counter()
+    same, correct = 0, 0
+    for index, clip in enumerate(pcm):
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(info.sample_rate)
+            writer.writeframes(clip.astype("<i2").tobytes())
+        run = run_qemu_listen(elf, core, buffer.getvalue(), 0)
+        same += int(tuple(int(v) for v in reference[index]) == run.scores)
+        correct += int(run.label == info.labels[labels[index]])
+    count = len(pcm)
+    log(f"MCU listen build (WAV -> C front end -> model, QEMU): {correct}/{count} clips right, scores "
+        f"identical to the reference runtime on {same}/{count}")
+    if same != count:
+        raise McuforgeError(f"the listen build disagrees with the reference runtime on {count - same} of {count} WAVs")
+    return {"clips": count, "correct": correct, "identical_scores": same,
+            "seconds": time.perf_counter() - started}
 
 
 def stage_report(context: _Context, log: Callable[[str], None]) -> dict:

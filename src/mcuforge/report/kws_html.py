@@ -28,16 +28,21 @@ def _accuracy_section(train: dict, mcu: dict) -> Section:
             ["labels: float = int8", f"{mcu.get('float_int8_agree', '-')}/{clips}"],
             ["labels: int8 = MCU", f"{mcu.get('int8_mcu_agree', '-')}/{clips}"],
             ["labels: float = int8 = MCU", f"{mcu.get('all_three_agree', '-')}/{clips}"]]
+    listen = mcu.get("listen")
+    if listen:
+        rows.append([f"WAV -> C front end -> model under QEMU, first {listen['clips']} clips: right / "
+                     "scores identical to the reference runtime",
+                     f"{listen['correct']}/{listen['clips']} / {listen['identical_scores']}/{listen['clips']}"])
     section.tables.append(Table("accuracy", ["figure", "value"], rows))
     return section
 
 
 def _memory_section(compiled: dict) -> Section:
     limit = compiled.get("sram_limit_bytes")
-    front_end = "included" if compiled.get("frontend_in_c") else \
-        "not in this build: features are computed by the bit-exact Python front end and fed to the MCU"
+    frontend = compiled.get("frontend") or {}
     section = Section("memory", "Memory budget",
-                      f"Cortex-M build ({compiled.get('core', '?')}); the audio front end's C: {front_end}.")
+                      f"Cortex-M build ({compiled.get('core', '?')}). The model build takes features; the listen "
+                      f"build adds the {frontend.get('name', 'audio')} front end in C (raw 16 kHz PCM in, label out).")
     rows = [["arena (activations + scratch)", f"{compiled.get('arena_bytes', 0):,} B"],
             [".data + .bss", f"{compiled.get('data_bytes', 0) + compiled.get('bss_bytes', 0):,} B"],
             ["stack high-water mark", f"{compiled.get('stack_high_water_bytes', 0):,} B"],
@@ -47,6 +52,14 @@ def _memory_section(compiled: dict) -> Section:
             ["Flash (text + rodata + data)", f"{compiled.get('flash_bytes', 0):,} B"],
             ["MACs per inference", f"{compiled.get('macs', 0):,}"],
             ["instructions per inference (Cortex-M7, unicorn)", f"{compiled.get('instructions', 0):,}"]]
+    if frontend:
+        rows += [["listen build: measured SRAM (model + front end: arena + data + bss + stack)",
+                  f"{frontend.get('listen_measured_sram_bytes', 0):,} B ({_kb(frontend.get('listen_measured_sram_bytes'))} kB)"],
+                 ["listen build: Flash", f"{frontend.get('listen_flash_bytes', 0):,} B"],
+                 ["front end's own SRAM (static scratch and window) / Flash",
+                  f"{frontend.get('frontend_sram_bytes', 0):,} B / {frontend.get('frontend_flash_bytes', 0):,} B"],
+                 ["instructions per 1 s clip, front end + model (Cortex-M7)",
+                  f"{frontend.get('instructions_per_clip', 0):,} (front end {frontend.get('frontend_instructions_per_clip', 0):,})"]]
     section.tables.append(Table("memory", ["figure", "value"], rows))
     return section
 
