@@ -15,7 +15,7 @@ unfinished one, and training resumes inside itself from its checkpoint):
                features from the Python front end (bit-exact with the C one and with TFLite Micro's
                micro_speech preprocessor); its int8 scores against the reference runtime's (bit for
                bit), its labels against the float model's and the int8 reference's, the confusion
-               matrix. Then the first ``listen_clips`` clips as 16 kHz WAV files (resampled and
+               matrix. Then every clip (or the first ``listen_clips``) as a 16 kHz WAV file (resampled and
                centred as in training) through the listen build under QEMU: WAV -> C front end ->
                model -> label, its scores against the reference runtime's.
 4. ``report``  ``DIR/report/index.html``: the figures, spectrograms (features) of a few clips, the
@@ -50,7 +50,7 @@ class KwsDemoSettings:
     target: str = "stm32f412"
     sram_bytes: int = 64 * 1024
     kws: KwsSettings = KwsSettings()
-    listen_clips: int = 50  # WAVs through the C front end under QEMU (one QEMU run each)
+    listen_clips: int | None = None  # WAVs through the C front end under QEMU (None: every clip)
 
 
 class _Context:
