@@ -104,3 +104,8 @@ def test_each_augmentation_does_what_it_says():
     power = np.mean(np.asarray(clip[0], dtype=np.float64) ** 2)
     snr = 10 * np.log10(power / np.mean(added ** 2))
     assert abs(snr - 10) < 0.2
+
+
+def test_mfcc_front_end_gives_49_by_10_features(small_fsdd):
+    test = load_fsdd(small_fsdd, "test", frontend="mfcc", progress=False)
+    assert test.images.shape[1:] == (49, 10, 1) and test.frontend == "mfcc"

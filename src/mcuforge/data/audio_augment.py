@@ -32,7 +32,7 @@ from .audio_clips import CLIP_SAMPLES, SAMPLE_RATE, centred_start, place_in_wind
 class AudioAugment:
     """The ranges of the augmentation (module doc); ``AudioAugment.none()`` changes nothing."""
 
-    speed: tuple[float, float] = (0.9, 1.1)
+    speed: tuple[float, float] = (0.8, 1.2)
     shift_ms: float = 100.0
     volume: tuple[float, float] = (0.6, 1.4)
     noise_probability: float = 0.5

@@ -52,7 +52,7 @@ class KwsSettings:
     width: float | None = 0.5
     dataset: str = "fsdd"
     frontend: str = "micro-speech"
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 32
     optimizer: str = "adamw"
     lr: float | None = 3e-3
