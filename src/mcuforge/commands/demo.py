@@ -37,7 +37,7 @@ DEFAULT_BOARD = "stm32f412"
               help="Test images run through the Cortex-M build under QEMU.")
 @click.option("--threads", type=click.IntRange(min=1), help="Torch threads (default 2; kws: 1); fixed so the "
               "figures do not depend on the machine.")
-@click.option("--epochs", type=click.IntRange(min=1), help="kws: training epochs (default 15).")
+@click.option("--epochs", type=click.IntRange(min=1), help="kws: training epochs (default 30).")
 def command(task: str, run_dir: Path | None, dataset: str | None, board: str | None, target: str | None,
             sram: str | None, flash: str | None, preset: str, mcu_images: int, threads: int | None,
             epochs: int | None) -> None:

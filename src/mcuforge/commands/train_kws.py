@@ -27,7 +27,8 @@ def train_kws_command(model: str | None, dataset: str, frontend: str, epochs: in
     settings = KwsSettings(
         model=model or defaults.model, width=width if width is not None or model else defaults.width,
         dataset=dataset, frontend=frontend, epochs=epochs or defaults.epochs,
-        batch_size=batch_size or defaults.batch_size, optimizer=optimizer or defaults.optimizer, lr=lr,
+        batch_size=batch_size or defaults.batch_size, optimizer=optimizer or defaults.optimizer,
+        lr=lr if lr is not None else defaults.lr,
         label_smoothing=label_smoothing, augment=not no_augment, seed=seed,
         threads=threads or defaults.threads, checkpoint_every=checkpoint_every,
         progress=not quiet and not as_json)
