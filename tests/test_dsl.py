@@ -56,3 +56,18 @@ def test_make_divisible_mobilenet_rule():
 def test_resolution_divisor():
     assert resolution_divisor(get_spec("mobilenet-v2")) == 16
     assert resolution_divisor(parse_spec("res32 | cn_k3_s2_c8 | pool fc_c10")) == 1
+
+
+def test_non_square_input_and_kernel_round_trip():
+    spec = parse_spec("res49x10 in1 cls12 | cn_k10x4_s2_c64_nre | ds_k3_c64_nre | pool fc_c12")
+    assert spec.input_hw == (49, 10)
+    assert spec.blocks[0].kernel_hw == (10, 4)
+    assert spec.to_string() == "res49x10 in1 cls12 | cn_k10x4_s2_c64_nre | ds_k3_c64_nre | pool fc_c12"
+    assert parse_spec("res32x32 | cn_k3x3_c8 | pool fc_c2") == parse_spec("res32 | cn_k3_c8 | pool fc_c2")
+
+
+def test_depthwise_kernels_stay_square_and_odd():
+    with pytest.raises(SpecError, match="depthwise kernels are square and odd"):
+        parse_block("ds_k3x5_c8")
+    with pytest.raises(SpecError, match="depthwise kernels are square and odd"):
+        parse_block("ir_k4_c8")

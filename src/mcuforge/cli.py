@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "import_",
     "run",
     "detect",
+    "listen",
     "compile",
     "verify",
     "bench",

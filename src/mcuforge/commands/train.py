@@ -2,6 +2,12 @@
 
 Writes RUN_DIR/checkpoint.pt every epoch (atomically), and RUN_DIR/model.pt and result.json at the
 end. ``--resume`` continues a killed or interrupted run exactly where its checkpoint left it.
+
+``--task kws`` trains a keyword-spotting network (default: ``dscnn`` at width 0.5) on spoken audio
+(``--dataset fsdd``, ``fsdd:SPEAKER``, or an FSDD / Speech Commands folder) through an audio front
+end (``--frontend``), quantises it to int8 and scores float and int8 on the held-out speaker
+(`pipeline.kws`); RUN_DIR also gets model_int8.tflite (the front end in its metadata, for
+`mcuforge listen`) and kws.json.
 """
 
 from __future__ import annotations
@@ -24,16 +30,20 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 
 
 @click.command("train")
-@click.argument("model")
-@click.option("--dataset", "-d", default="fashion-mnist", show_default=True,
-              help="fashion-mnist, mnist, or a folder (IDX files, CIFAR batches, class folders, Speech Commands).")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), default=10, show_default=True)
+@click.argument("model", required=False)
+@click.option("--task", type=click.Choice(["image", "kws"]), default="image", show_default=True,
+              help="image classification, or keyword spotting from spoken audio.")
+@click.option("--dataset", "-d", help="fashion-mnist (image default), mnist, fsdd (kws default), fsdd:SPEAKER, "
+              "or a folder (IDX files, CIFAR batches, class folders, Speech Commands, FSDD).")
+@click.option("--frontend", type=click.Choice(["micro-speech", "mfcc"]), default="micro-speech",
+              show_default=True, help="kws: the audio front end the features come from.")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Default: 10 (image), 30 (kws).")
 @click.option("--resolution", "-r", type=click.IntRange(min=1), help="Input resolution (default: the model's).")
 @click.option("--width", "-w", type=float, help="Width multiplier (scalable zoo models).")
 @click.option("--in-channels", type=click.Choice(["1", "3"]), help="Model input channels (default: the data's).")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True)
-@click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128).")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Default: 128 (image), 32 (kws).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Default: sgd (image), adamw (kws).")
+@click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128; kws: 3e-3).")
 @click.option("--weight-decay", type=float, help="Default: 5e-5 SGD / 0.05 AdamW.")
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
 @click.option("--no-augment", is_flag=True, help="No augmentation (no flip, no crop).")
@@ -47,12 +57,25 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only the first N training samples.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(model: str, dataset: str, epochs: int, resolution: int | None, width: float | None,
-            in_channels: str | None, batch_size: int, optimizer: str, lr: float | None,
-            weight_decay: float | None, label_smoothing: float, no_augment: bool, crop: bool, seed: int,
-            threads: int | None, run_dir: Path | None, resume: bool, checkpoint_every: int | None,
-            limit_train: int | None, quiet: bool, as_json: bool) -> None:
+def command(model: str | None, task: str, dataset: str | None, frontend: str, epochs: int | None,
+            resolution: int | None, width: float | None, in_channels: str | None, batch_size: int | None,
+            optimizer: str | None, lr: float | None, weight_decay: float | None, label_smoothing: float,
+            no_augment: bool, crop: bool, seed: int, threads: int | None, run_dir: Path | None, resume: bool,
+            checkpoint_every: int | None, limit_train: int | None, quiet: bool, as_json: bool) -> None:
     """Train MODEL (a zoo name or a spec string) on a data set, with checkpoints and exact resume."""
+    if task == "kws":
+        from .train_kws import train_kws_command
+
+        train_kws_command(model, dataset or "fsdd", frontend, epochs, width, batch_size, optimizer, lr,
+                          label_smoothing, no_augment, seed, threads, run_dir, resume, checkpoint_every,
+                          quiet, as_json, unused={"--resolution": resolution, "--in-channels": in_channels,
+                                                  "--weight-decay": weight_decay, "--crop": crop or None,
+                                                  "--limit-train": limit_train})
+        return
+    if model is None:
+        raise McuforgeError("train: give MODEL (a zoo name or a spec string), or --task kws")
+    dataset = dataset or "fashion-mnist"
+    epochs, batch_size, optimizer = epochs or 10, batch_size or 128, optimizer or "sgd"
     run_dir = run_dir or _default_run_dir(model, dataset)
     input_resolution = load_spec(model, resolution, width).resolution
     train_set, test_set = load_splits(dataset, input_resolution, limit_train)

@@ -80,6 +80,11 @@ class ArrayDataset(Dataset):
         images = torch.from_numpy(np.ascontiguousarray(self.images[indices].transpose(0, 3, 1, 2)))
         return images, torch.from_numpy(self.labels[indices])
 
+    def training_batch(self, indices: np.ndarray | torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch, like `batch`; data sets that augment their raw data before turning it
+        into samples (audio: the PCM before the front end) override it, drawing from ``seed``."""
+        return self.batch(indices)
+
     def fingerprint(self) -> str:
         """A short hash of the shape, all labels and a sample of images (to spot a changed data set)."""
         digest = hashlib.sha1(repr(self.images.shape).encode())

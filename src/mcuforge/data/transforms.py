@@ -14,6 +14,10 @@ Every step works on a whole batch [B, C, H, W] at once (no per-sample Python wor
      0 the quantised input is ``pixel - 128`` (up to the resize), which keeps a deployed model's
      input path trivial.
 
+Spectrogram data sets (``input_encoding`` "int8-features", `data.audio_dataset`) skip all of it:
+their uint8 samples are ``feature + 128`` and the model input is ``x = (sample - 128) / 128``, the
+int8 feature over 128, with no resize and no crop or flip (their augmentation happens on the PCM).
+
 The randomness comes only from the ``torch.Generator`` passed in, so a batch is a function of the
 generator's seed; the training loop seeds it from (seed, epoch, step) to make runs reproducible and
 resumable.
@@ -29,6 +33,24 @@ from ..errors import DatasetError
 NORMALIZE_MEAN = 0.5
 NORMALIZE_STD = 0.5
 _LUMA = (0.299, 0.587, 0.114)
+INPUT_ENCODINGS = ("pixels", "int8-features")
+FEATURE_SCALE = 1.0 / 128  # "int8-features": x = feature * FEATURE_SCALE (zero point 0)
+FEATURE_RANGE = (-128 * FEATURE_SCALE, 127 * FEATURE_SCALE)  # the real range of int8 features
+
+
+def check_encoding(encoding: str) -> None:
+    """Raise `DatasetError` for an unknown input encoding."""
+    if encoding not in INPUT_ENCODINGS:
+        raise DatasetError(f"unknown input encoding {encoding!r} (one of {', '.join(INPUT_ENCODINGS)})")
+
+
+def features_input(images: torch.Tensor, resolution: int | tuple[int, int], in_channels: int) -> torch.Tensor:
+    """uint8 [B, 1, frames, bins] feature samples -> float model input ``(sample - 128) / 128``."""
+    height, width = _as_pair(resolution)
+    if tuple(images.shape[1:]) != (in_channels, height, width):
+        raise DatasetError(f"features of shape {list(images.shape[1:])} (channels, frames, bins) do not "
+                           f"fit a model input of {[in_channels, height, width]}")
+    return (images.to(torch.float32) - 128.0) * FEATURE_SCALE
 
 
 def _as_pair(resolution: int | tuple[int, int]) -> tuple[int, int]:
@@ -86,8 +108,13 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, hflip: bool, c
     return cropped.permute(0, 3, 1, 2).contiguous()
 
 
-def eval_batch(images: torch.Tensor, resolution: int | tuple[int, int], in_channels: int) -> torch.Tensor:
-    """Model input for evaluation and export: resize, channels, normalise."""
+def eval_batch(images: torch.Tensor, resolution: int | tuple[int, int], in_channels: int,
+               encoding: str = "pixels") -> torch.Tensor:
+    """Model input for evaluation and export: resize, channels, normalise (pixels), or the features
+    over 128 (int8-features)."""
+    check_encoding(encoding)
+    if encoding == "int8-features":
+        return features_input(images, resolution, in_channels)
     return normalize(resize_and_convert(images, resolution, in_channels))
 
 
@@ -99,8 +126,13 @@ def train_batch(
     augment: bool = True,
     hflip: bool = True,
     crop: bool = True,
+    encoding: str = "pixels",
 ) -> torch.Tensor:
-    """Model input for training: resize, channels, crop and flip (when ``augment``), normalise."""
+    """Model input for training: resize, channels, crop and flip (when ``augment``), normalise; for
+    int8 features as `eval_batch` (they were augmented as sound)."""
+    check_encoding(encoding)
+    if encoding == "int8-features":
+        return features_input(images, resolution, in_channels)
     x = resize_and_convert(images, resolution, in_channels)
     if augment:
         x = random_crop_flip(x, generator, hflip, crop)

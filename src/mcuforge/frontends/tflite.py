@@ -97,6 +97,7 @@ def _build_graph(raw: RawModel, name: str, source: str, fold_pad_ops: bool) -> G
         "description": raw.description,
         "subgraphs": raw.subgraph_count,
         "op_versions": {op.name: rop.version for op, rop in zip(ops, raw.operators)},
+        "tflite_metadata": _text_metadata(raw.metadata),
     }
     graph = Graph(name=name, tensors=tensors, ops=tuple(ops),
                   inputs=tuple(reader.names[i] for i in raw.inputs),
@@ -107,6 +108,18 @@ def _build_graph(raw: RawModel, name: str, source: str, fold_pad_ops: bool) -> G
         graph = _number_ops(fold_pads(fold_dilated_convs(graph)))
     graph = graph.with_ops(graph.ops, blocks=infer_blocks(graph))
     return validate(graph)
+
+
+def _text_metadata(entries: tuple[tuple[str, bytes], ...]) -> dict[str, str]:
+    """The file's Model.metadata entries whose buffer is UTF-8 text (e.g. mcuforge's ``mcuforge.kws``
+    JSON, the converter's ``min_runtime_version``), by name; binary entries are left out."""
+    texts = {}
+    for name, payload in entries:
+        try:
+            texts[name] = payload.rstrip(b"\0").decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return texts
 
 
 def _number_ops(graph: Graph) -> Graph:

@@ -85,6 +85,7 @@ class RawModel:
     operators: tuple[RawOperator, ...]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    metadata: tuple[tuple[str, bytes], ...] = ()  # Model.metadata: (name, its buffer's bytes)
 
 
 def read_model_bytes(path: Path) -> bytes:
@@ -139,6 +140,14 @@ def _decode(data: bytes, source: str) -> RawModel:
                       "subgraph inputs", source)
     outputs = _indices(data, subgraph.OutputsLength(), subgraph.Outputs, n_tensors, False,
                        "subgraph outputs", source)
+    n_metadata = _length(data, model.MetadataLength(), model.Metadata, "metadata", source)
+    metadata = []
+    for i in range(n_metadata):
+        entry = model.Metadata(i)
+        index = int(entry.Buffer())
+        if not 0 <= index < n_buffers:
+            raise ModelFileError(f"{source}: metadata entry {i} refers to buffer {index} of {n_buffers}")
+        metadata.append((_text(entry.Name()), buffers[index]))
     return RawModel(
         version=int(model.Version()),
         description=_text(model.Description()),
@@ -149,6 +158,7 @@ def _decode(data: bytes, source: str) -> RawModel:
         operators=operators,
         inputs=inputs,
         outputs=outputs,
+        metadata=tuple(metadata),
     )
 
 

@@ -10,6 +10,10 @@ functions (``Conv2DOptionsStart`` ...). The IR's attributes go back to where TFL
   int32 input tensors again (RESHAPE also gets ``new_shape`` in its options);
 - the depthwise multiplier goes into the options; int4 constants are packed two per byte.
 
+Text entries of ``graph.metadata["tflite_metadata"]`` (name -> str, e.g. the audio front end a
+keyword-spotting model needs, ``mcuforge.kws``) become Model.metadata entries, each pointing at a
+buffer that holds the UTF-8 text; the reader gives them back the same way.
+
 Constant data goes into buffers aligned to 16 bytes (as TFLite's converter does); buffer 0 is the
 empty buffer every activation refers to. Reading the written file gives back the same graph. The
 file is written atomically (a temporary file in the same folder, then ``os.replace``).
@@ -193,6 +197,17 @@ def _serialize(graph: Graph, plan: _Plan) -> bytes:
         else:
             buffer_of_tensor.append(0)
     tensors = [_tensor(builder, record, buffer_of_tensor[i]) for i, record in enumerate(plan.tensors)]
+    metadata_entries = []
+    for name, text in sorted(graph.metadata.get("tflite_metadata", {}).items()):
+        metadata_entries.append((name, len(buffers)))
+        buffers.append(_buffer(builder, str(text).encode("utf-8")))
+    metadata = []
+    for name, buffer_index in metadata_entries:
+        name_offset = builder.CreateString(name)
+        tflite.MetadataStart(builder)
+        tflite.MetadataAddName(builder, name_offset)
+        tflite.MetadataAddBuffer(builder, buffer_index)
+        metadata.append(tflite.MetadataEnd(builder))
     kinds: list[OpKind] = []
     for record in plan.ops:
         if record.kind not in kinds:
@@ -216,12 +231,15 @@ def _serialize(graph: Graph, plan: _Plan) -> bytes:
     code_vector = _offset_vector(builder, codes)
     subgraph_vector = _offset_vector(builder, [subgraph])
     buffer_vector = _offset_vector(builder, buffers)
+    metadata_vector = _offset_vector(builder, metadata) if metadata else None
     tflite.ModelStart(builder)
     tflite.ModelAddVersion(builder, _SCHEMA_VERSION)
     tflite.ModelAddOperatorCodes(builder, code_vector)
     tflite.ModelAddSubgraphs(builder, subgraph_vector)
     tflite.ModelAddDescription(builder, description)
     tflite.ModelAddBuffers(builder, buffer_vector)
+    if metadata_vector is not None:
+        tflite.ModelAddMetadata(builder, metadata_vector)
     model = tflite.ModelEnd(builder)
     builder.Finish(model, file_identifier=b"TFL3")
     return bytes(builder.Output())

@@ -3,7 +3,7 @@
 Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
 
     spec    := header ( "|" stage )+
-    header  := "res" INT  [ "in" INT ]  [ "cls" INT ]        e.g. "res176 in3 cls1000"
+    header  := "res" INT ["x" INT] [ "in" INT ]  [ "cls" INT ] e.g. "res176 in3 cls1000", "res49x10 in1"
     stage   := block ( " " block )*
     block   := KIND ( "_" OPTION )*
     KIND    := "cn"    conv + BN + act (stem, 1x1 feature mix)       options k s c act
@@ -13,7 +13,8 @@ Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
              | "pool"  global average pool
              | "fc"    fully connected (bias, no BN)                  options c act
     OPTION  := "r" INT      repeat the block INT times (later repeats use stride 1)
-             | "k" INT      kernel size            | "s" INT    stride
+             | "k" INT ["x" INT]  kernel size (height x width; odd kernels pad k//2 on each
+                            edge, even ones TensorFlow's SAME)   | "s" INT    stride
              | "e" FLOAT    expansion ratio: mid = round(in * e)
              | "m" INT      mid (expanded) width, overrides the width e gives; the expansion
                             conv exists when e != 1 or the mid width differs from the input's
@@ -26,7 +27,8 @@ Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
              | "w4"         int4 weights for this block (int8 otherwise)
 
 A residual connection is added to ``ir`` blocks with stride 1 and equal input and output widths,
-unless ``nores`` is given. Example, MCUNet-in3's first blocks::
+unless ``nores`` is given. ``res49x10`` is a 49-high, 10-wide input (a spectrogram: time x
+frequency); ``res176`` a square one. Example, MCUNet-in3's first blocks::
 
     res176 in3 cls1000 | cn_k3_s2_c16 | ir_k3_e1_c8 | ir_k7_s2_m24_c16 ir_k3_m80_c16 ...
 """
@@ -57,16 +59,24 @@ class BlockSpec:
     act: str = "relu6"
     residual: bool = True
     int4: bool = False
+    kernel_w: int | None = None  # None: a square kernel (kernel x kernel)
 
     def __post_init__(self) -> None:
         if self.kind == "pool":
             object.__setattr__(self, "act", "none")
+        if self.kernel_w == self.kernel:
+            object.__setattr__(self, "kernel_w", None)
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        """(height, width) of the kernel."""
+        return self.kernel, self.kernel if self.kernel_w is None else self.kernel_w
 
     def to_string(self) -> str:
         """The block's DSL text (without repeats)."""
         parts = [self.kind]
         if self.kind in ("cn", "ds", "ir"):
-            parts.append(f"k{self.kernel}")
+            parts.append(f"k{self.kernel}" + ("" if self.kernel_w is None else f"x{self.kernel_w}"))
             if self.stride != 1:
                 parts.append(f"s{self.stride}")
         if self.kind == "ir":
@@ -96,6 +106,16 @@ class NetSpec:
     in_channels: int = 3
     num_classes: int = 1000
     name: str = field(default="", compare=False)
+    input_width: int | None = None  # None: a square input (resolution x resolution)
+
+    def __post_init__(self) -> None:
+        if self.input_width == self.resolution:
+            object.__setattr__(self, "input_width", None)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the input."""
+        return self.resolution, self.resolution if self.input_width is None else self.input_width
 
     @property
     def blocks(self) -> tuple[BlockSpec, ...]:
@@ -104,13 +124,14 @@ class NetSpec:
 
     def to_string(self) -> str:
         """The spec's DSL text; `parse_spec(spec.to_string()) == spec`."""
-        header = f"res{self.resolution} in{self.in_channels} cls{self.num_classes}"
+        size = f"{self.resolution}" + ("" if self.input_width is None else f"x{self.input_width}")
+        header = f"res{size} in{self.in_channels} cls{self.num_classes}"
         stages = [" ".join(block.to_string() for block in stage) for stage in self.stages]
         return " | ".join([header, *stages])
 
     def with_resolution(self, resolution: int) -> "NetSpec":
-        """The same network at another input resolution."""
-        return replace(self, resolution=resolution)
+        """The same network at another (square) input resolution."""
+        return replace(self, resolution=resolution, input_width=None)
 
 
 def default_act(kind: str) -> str:
@@ -123,6 +144,7 @@ def _fmt_float(value: float) -> str:
 
 
 _OPTION = re.compile(r"^(se|r|k|s|e|m|c)(\d+(?:\.\d+)?)$")
+_KERNEL_HW = re.compile(r"^k(\d+)x(\d+)$")
 
 
 def parse_block(text: str) -> list[BlockSpec]:
@@ -142,6 +164,10 @@ def parse_block(text: str) -> list[BlockSpec]:
             continue
         if token == "w4":
             values["int4"] = True
+            continue
+        kernel_hw = _KERNEL_HW.match(token)
+        if kernel_hw:
+            values["kernel"], values["kernel_w"] = int(kernel_hw.group(1)), int(kernel_hw.group(2))
             continue
         match = _OPTION.match(token)
         if not match:
@@ -174,8 +200,11 @@ def parse_block(text: str) -> list[BlockSpec]:
 def _check_block(block: BlockSpec, text: str) -> None:
     if block.kind in ("cn", "ds", "ir", "fc") and block.out_channels <= 0:
         raise SpecError(f"block {text!r}: needs output channels (c<N>)")
-    if block.kind in ("cn", "ds", "ir") and (block.kernel < 1 or block.kernel % 2 == 0):
-        raise SpecError(f"block {text!r}: kernel size must be odd, got {block.kernel}")
+    if block.kind in ("cn", "ds", "ir") and min(block.kernel_hw) < 1:
+        raise SpecError(f"block {text!r}: kernel size must be at least 1, got {block.kernel_hw}")
+    if block.kind in ("ds", "ir") and (block.kernel_w is not None or block.kernel % 2 == 0):
+        raise SpecError(f"block {text!r}: depthwise kernels are square and odd, got "
+                        f"{'x'.join(map(str, block.kernel_hw))}")
     if block.stride < 1:
         raise SpecError(f"block {text!r}: stride must be at least 1")
     if block.kind == "ir" and block.expand <= 0:
@@ -189,9 +218,13 @@ def parse_spec(text: str, name: str = "") -> NetSpec:
         raise SpecError(f"spec {text[:60]!r}: expected 'res<N> [in<N>] [cls<N>] | blocks...'")
     header: dict[str, int] = {}
     for token in parts[0].split():
+        size = re.fullmatch(r"res(\d+)x(\d+)", token)
+        if size:
+            header["res"], header["res_w"] = int(size.group(1)), int(size.group(2))
+            continue
         match = re.fullmatch(r"(res|in|cls)(\d+)", token)
         if not match:
-            raise SpecError(f"spec header: cannot read {token!r} (expected res<N>, in<N>, cls<N>)")
+            raise SpecError(f"spec header: cannot read {token!r} (expected res<N>[x<W>], in<N>, cls<N>)")
         header[match.group(1)] = int(match.group(2))
     if "res" not in header:
         raise SpecError("spec header: needs the input resolution res<N>")
@@ -203,8 +236,9 @@ def parse_spec(text: str, name: str = "") -> NetSpec:
         if not blocks:
             raise SpecError(f"spec {text[:60]!r}: empty stage")
         stages.append(tuple(blocks))
-    spec = NetSpec(header["res"], tuple(stages), header.get("in", 3), header.get("cls", 1000), name)
-    if spec.resolution < 1 or spec.in_channels < 1 or spec.num_classes < 1:
+    spec = NetSpec(header["res"], tuple(stages), header.get("in", 3), header.get("cls", 1000), name,
+                   header.get("res_w"))
+    if min(spec.input_hw) < 1 or spec.in_channels < 1 or spec.num_classes < 1:
         raise SpecError("spec header: resolution, input channels and classes must be positive")
     return spec
 

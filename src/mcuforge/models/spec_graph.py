@@ -1,8 +1,10 @@
 """NetSpec -> IR Graph, for analysis: int8 activations, int8 (or int4) weights, int32 biases.
 
 Weights carry no values (``data=None``): this graph answers "will it fit" before any training.
-Batch norm is folded (every conv has a bias). Convolutions pad ``k // 2`` on every edge (PyTorch's
-``padding=k//2``, which is what the trained weights expect). The graph's metadata holds
+Batch norm is folded (every conv has a bias). Convolutions with an odd kernel pad ``k // 2`` on
+every edge (PyTorch's ``padding=k//2``, which is what the trained weights expect); an even kernel
+(e.g. DS-CNN's 10x4 stem) pads as TensorFlow's SAME (`conv_pads`, which the torch module applies
+too). The graph's metadata holds
 ``params_incl_bn``, the trainable parameter count of the PyTorch model (BN gamma and beta included),
 the figure papers and mcunet's tools report.
 """
@@ -25,6 +27,15 @@ def mid_channels(block: BlockSpec, in_channels: int) -> int:
     return in_channels if block.expand == 1 else round(in_channels * block.expand)
 
 
+def conv_pads(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int) -> Pads:
+    """The pads of a spec conv: ``k // 2`` per edge for an odd kernel size, TensorFlow's SAME for
+    an even one (per dimension)."""
+    same = Pads.same(in_hw[0], in_hw[1], kernel_hw, (stride, stride))
+    top, bottom = (kernel_hw[0] // 2,) * 2 if kernel_hw[0] % 2 else (same.top, same.bottom)
+    left, right = (kernel_hw[1] // 2,) * 2 if kernel_hw[1] % 2 else (same.left, same.right)
+    return Pads(top, bottom, left, right)
+
+
 def has_residual(block: BlockSpec, in_channels: int) -> bool:
     """Whether an ``ir`` block adds its input to its output."""
     return block.kind == "ir" and block.residual and block.stride == 1 and in_channels == block.out_channels
@@ -36,20 +47,23 @@ class _SpecGraphBuilder:
         self.b = GraphBuilder(name)
         self.params_incl_bn = 0
 
-    def conv(self, x: str, out_c: int, kernel: int, stride: int, act: str, depthwise: bool,
-             label: str, int4: bool, bn: bool = True) -> str:
-        in_c = self.b.shape(x)[3]
+    def conv(self, x: str, out_c: int, kernel: int | tuple[int, int], stride: int, act: str,
+             depthwise: bool, label: str, int4: bool, bn: bool = True) -> str:
+        shape = self.b.shape(x)
+        in_c = shape[3]
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
         weight_dtype = DType.INT4 if int4 else DType.INT8
         if depthwise:
-            w = self.b.constant(f"{label}.weight", (1, kernel, kernel, in_c), weight_dtype)
+            w = self.b.constant(f"{label}.weight", (1, kh, kw, in_c), weight_dtype)
             out_c = in_c
-            self.params_incl_bn += kernel * kernel * in_c
+            self.params_incl_bn += kh * kw * in_c
         else:
-            w = self.b.constant(f"{label}.weight", (out_c, kernel, kernel, in_c), weight_dtype)
-            self.params_incl_bn += out_c * kernel * kernel * in_c
+            w = self.b.constant(f"{label}.weight", (out_c, kh, kw, in_c), weight_dtype)
+            self.params_incl_bn += out_c * kh * kw * in_c
         bias = self.b.constant(f"{label}.bias", (out_c,), DType.INT32)
         self.params_incl_bn += 2 * out_c if bn else out_c
-        attrs = ConvAttrs((stride, stride), Pads.symmetric(kernel // 2), clamp=_CLAMPS[act])
+        pads = conv_pads((shape[1], shape[2]), (kh, kw), stride)
+        attrs = ConvAttrs((stride, stride), pads, clamp=_CLAMPS[act])
         kind = OpKind.DEPTHWISE_CONV_2D if depthwise else OpKind.CONV_2D
         y = self.b.op(kind, [x, w, bias], attrs, name=label)
         if act == "hswish":
@@ -75,7 +89,8 @@ class _SpecGraphBuilder:
         in_c = shape[-1]
         self.b.begin_block()
         if block.kind == "cn":
-            y = self.conv(x, block.out_channels, block.kernel, block.stride, block.act, False, label, block.int4)
+            y = self.conv(x, block.out_channels, block.kernel_hw, block.stride, block.act, False, label,
+                          block.int4)
             self.b.end_block(label, "conv")
         elif block.kind == "ds":
             y = self.conv(x, in_c, block.kernel, block.stride, block.act, True, f"{label}.dw", block.int4)
@@ -123,7 +138,7 @@ def _mean_hw():
 def build_graph(spec: NetSpec, name: str | None = None) -> Graph:
     """The analytic int8 IR graph of ``spec`` (see module docstring)."""
     builder = _SpecGraphBuilder(spec, name or spec.name or "net")
-    x = builder.b.input("input", (1, spec.resolution, spec.resolution, spec.in_channels), DType.INT8)
+    x = builder.b.input("input", (1, *spec.input_hw, spec.in_channels), DType.INT8)
     for index, block in enumerate(spec.blocks):
         shape = builder.b.shape(x)
         if block.kind in ("cn", "ds", "ir", "pool") and len(shape) != 4:

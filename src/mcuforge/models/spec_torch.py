@@ -2,7 +2,8 @@
 
 The module's ``blocks`` list holds one module per spec block, in the same order as the IR graph's
 blocks (`spec_graph.py`), so that per-block shapes can be compared and weights mapped. Convolutions
-pad ``k // 2``; every conv but SE's is followed by BatchNorm.
+pad ``k // 2`` (odd kernels) or as TensorFlow's SAME (even kernels, `spec_graph.conv_pads`); every
+conv but SE's is followed by BatchNorm.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from .dsl import BlockSpec, NetSpec, make_divisible
-from .spec_graph import has_residual, mid_channels
+from .spec_graph import conv_pads, has_residual, mid_channels
 
 
 def activation(name: str) -> nn.Module:
@@ -21,16 +22,24 @@ def activation(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Module):
-    """Conv2d (no bias) + BatchNorm2d + activation."""
+    """Conv2d (no bias) + BatchNorm2d + activation; an even kernel pads as TensorFlow's SAME."""
 
-    def __init__(self, in_c: int, out_c: int, kernel: int, stride: int, act: str, groups: int = 1):
+    def __init__(self, in_c: int, out_c: int, kernel: int | tuple[int, int], stride: int, act: str,
+                 groups: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(in_c, out_c, kernel, stride, kernel // 2, groups=groups, bias=False)
+        self.kernel_hw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        self.stride = stride
+        self.odd = all(k % 2 for k in self.kernel_hw)
+        padding = tuple(k // 2 for k in self.kernel_hw) if self.odd else 0
+        self.conv = nn.Conv2d(in_c, out_c, self.kernel_hw, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_c)
         self.act = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """conv -> bn -> act."""
+        """[pad] -> conv -> bn -> act."""
+        if not self.odd:
+            pads = conv_pads((x.shape[2], x.shape[3]), self.kernel_hw, self.stride)
+            x = nn.functional.pad(x, (pads.left, pads.right, pads.top, pads.bottom))
         return self.act(self.bn(self.conv(x)))
 
 
@@ -116,7 +125,7 @@ class SpecNet(nn.Module):
         channels = spec.in_channels
         for block in spec.blocks:
             if block.kind == "cn":
-                layers.append(ConvBNAct(channels, block.out_channels, block.kernel, block.stride, block.act))
+                layers.append(ConvBNAct(channels, block.out_channels, block.kernel_hw, block.stride, block.act))
                 channels = block.out_channels
             elif block.kind == "ds":
                 layers.append(DepthwiseSeparable(channels, block))

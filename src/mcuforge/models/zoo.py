@@ -94,9 +94,9 @@ def get_spec(name: str, resolution: int | None = None, width: float | None = Non
 def check_resolution(spec: NetSpec, name: str = "") -> None:
     """Raise `SpecError` unless ``spec.resolution`` is a positive multiple of what the net needs."""
     divisor = resolution_divisor(spec)
-    if spec.resolution < divisor or spec.resolution % divisor:
+    if any(size < divisor or size % divisor for size in spec.input_hw):
         raise SpecError(
-            f"resolution {spec.resolution} does not suit {name or 'this network'}: it must be a "
+            f"resolution {'x'.join(map(str, spec.input_hw))} does not suit {name or 'this network'}: it must be a "
             f"multiple of {divisor} (every stride-2 layer but the last needs an even feature map)")
 
 
@@ -148,6 +148,12 @@ register_model("mobilenet-v3-large", zoo_families.mobilenet_v3_large, scalable_w
 register_model("efficientnet-lite0", zoo_families.efficientnet_lite0, scalable_width=False,
                description="EfficientNet-Lite0 (no SE, ReLU6, fixed stem/head)",
                source="tensorflow/tpu efficientnet/lite")
+register_model("dscnn", zoo_families.ds_cnn, scalable_width=True,
+               description="DS-CNN keyword spotting, [49, 10] MFCC (resolution: bins per frame, e.g. 40)",
+               source="MLPerf Tiny (mlcommons/tiny keyword_spotting); Zhang et al. 2017, Hello Edge")
+register_model("mcunet-kws", zoo_families.mcunet_kws, scalable_width=True,
+               description="MCUNet-style inverted-residual keyword spotting, [49, 10] or [49, 40] input",
+               source="mcuforge; block shapes in the style of Lin et al. 2020 (MCUNet)")
 for _name, (_config, _text) in MCUNET_SPECS.items():
     _build = _int4(_text) if _name.endswith("-int4") else _fixed(_text)
     register_model(_name, _build, scalable_width=False,

@@ -80,6 +80,28 @@ def efficientnet_lite0(width: float | None = None, resolution: int | None = None
                       f"cn_k1_c1280 pool fc_c1000")
 
 
+def ds_cnn(width: float | None = None, resolution: int | None = None) -> NetSpec:
+    """DS-CNN, the MLPerf Tiny keyword-spotting network (mlcommons/tiny, keyword_spotting
+    keras_model.py ``ds_cnn``): a 10x4 stride-2 stem conv of 64 filters, four depthwise-separable
+    blocks (3x3 depthwise, 64 pointwise), ReLU, global average pool and a 12-way classifier, on
+    49x10 MFCC input. ``resolution`` is the number of feature bins per frame (10 MFCC, 40 for
+    micro_speech's filter bank); the 49 frames stay."""
+    w = 1.0 if width is None else width
+    c = _c(64, w)
+    blocks = " ".join([f"ds_k3_c{c}_nre"] * 4)
+    return parse_spec(f"res49x{resolution or 10} in1 cls12 | cn_k10x4_s2_c{c}_nre | {blocks} | pool fc_c12")
+
+
+def mcunet_kws(width: float | None = None, resolution: int | None = None) -> NetSpec:
+    """An MCUNet-style keyword-spotting network: a 3x3 stride-2 stem and inverted residual blocks
+    of mixed kernel sizes (3, 5, 7) and expansions, as MCUNet's searched networks are, sized for a
+    [49, 10] or [49, 40] spectrogram under 64 KB of SRAM (one stride-2 layer: 49 frames -> 25)."""
+    w = 1.0 if width is None else width
+    table = [(3, 1, 16), (5, 3, 24), (3, 3, 24), (7, 3, 32), (5, 3, 32), (3, 3, 48)]
+    blocks = " ".join(f"ir_k{k}_e{e}_c{_c(c, w)}" for k, e, c in table)
+    return parse_spec(f"res49x{resolution or 10} in1 cls12 | cn_k3_s2_c{_c(16, w)} | {blocks} | pool fc_c12")
+
+
 def with_int4_weights(spec: NetSpec) -> NetSpec:
     """The same network with int4 weights in every conv and FC block."""
     stages = tuple(tuple(replace(b, int4=b.kind != "pool") for b in stage) for stage in spec.stages)

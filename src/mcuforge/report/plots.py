@@ -1,6 +1,7 @@
 """Matplotlib figures (PNG), written atomically: per-block activation memory bars with the SRAM limit of
 a target (as in the MCUNetV2 paper's Figure 2), the arena as a timeline of tensor lifetimes and offsets,
-CDFs (TinyNAS FLOPs distributions) and scatter/Pareto plots (search points, patch fronts)."""
+CDFs (TinyNAS FLOPs distributions), scatter/Pareto plots (search points, patch fronts), and for keyword
+spotting the front end's features as spectrograms and a confusion matrix."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.patches
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -106,4 +108,38 @@ def plot_points(series: dict[str, list[tuple[float, float]]], path: str | Path, 
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
+def plot_feature_maps(maps: list[tuple[str, list[list[int]]]], path: str | Path, title: str) -> Path:
+    """Spectrogram-style pictures of int8 front-end features, one panel per (caption, [frames][bins])
+    map: time (frames) across, frequency channel up."""
+    figure, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.2), squeeze=False)
+    image = None
+    for axis, (caption, values) in zip(axes[0], maps):
+        image = axis.imshow(np.asarray(values).T, origin="lower", aspect="auto", cmap="magma",
+                            vmin=-128, vmax=127)
+        axis.set_title(caption, fontsize=9)
+        axis.set_xlabel("frame (20 ms)")
+        axis.set_ylabel("channel")
+    if image is not None:
+        figure.colorbar(image, ax=axes[0].tolist(), label="int8 feature")
+    figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: str | Path, title: str) -> Path:
+    """A confusion matrix: rows the true class, columns the predicted one, counts in the cells."""
+    counts = np.asarray(matrix)
+    figure, axes = plt.subplots(figsize=(0.5 * len(labels) + 2.5, 0.5 * len(labels) + 2))
+    axes.imshow(counts, cmap="Blues")
+    for (row, col), count in np.ndenumerate(counts):
+        if count:
+            axes.text(col, row, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if count > counts.max() / 2 else "black")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
     return save_figure(figure, path)

@@ -30,7 +30,9 @@ class TrainConfig:
     on or off; ``random_crop`` and ``hflip`` (None: where the data set allows it) each part of it.
     The random crop is off by default: on 10-epoch runs it costs accuracy (Fashion-MNIST,
     MobileNetV2-w0.35 r32: 89.4 % with crop + flip, 91.0 % flip only, 91.2 % with no augmentation);
-    turn it on for longer runs on natural images (CIFAR).
+    turn it on for longer runs on natural images (CIFAR). ``input_encoding`` is how samples become
+    model input (`data.transforms`): "pixels" for images, "int8-features" for an audio front end's
+    features, whose augmentation is the data set's own (on the PCM, `ArrayDataset.training_batch`).
     """
 
     resolution: int | tuple[int, int]
@@ -53,6 +55,7 @@ class TrainConfig:
     stop_after_steps: int | None = None
     eval_batch_size: int = 500
     progress: bool = True
+    input_encoding: str = "pixels"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -63,6 +66,8 @@ class TrainConfig:
             raise McuforgeError(f"models with {self.in_channels} input channels are not supported (1 or 3)")
         if not 0 <= self.label_smoothing < 1:
             raise McuforgeError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.input_encoding not in ("pixels", "int8-features"):
+            raise McuforgeError(f"unknown input encoding {self.input_encoding!r} (pixels, int8-features)")
         if isinstance(self.resolution, list):
             object.__setattr__(self, "resolution", tuple(self.resolution))
 

@@ -109,7 +109,7 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, config: TrainConfig) -> tu
     total_loss, correct = 0.0, 0
     for first in range(0, len(dataset), config.eval_batch_size):
         images, labels = dataset.batch(np.arange(first, min(first + config.eval_batch_size, len(dataset))))
-        x = eval_batch(images, config.resolution, config.in_channels)
+        x = eval_batch(images, config.resolution, config.in_channels, config.input_encoding)
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x)
@@ -249,12 +249,15 @@ def _train_step(
 ) -> tuple[float, int, int]:
     """One optimizer step on batch ``step`` of ``order``: (loss, correct predictions, batch size)."""
     indices = order[step * config.batch_size : (step + 1) * config.batch_size]
-    images, labels = dataset.batch(indices.numpy())
     step_seed = derived_seed(config.seed, epoch, step)
+    if config.augment:
+        images, labels = dataset.training_batch(indices.numpy(), step_seed)
+    else:
+        images, labels = dataset.batch(indices.numpy())
     torch.manual_seed(step_seed)
     generator = torch.Generator().manual_seed(step_seed)
     x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip,
-                    config.random_crop)
+                    config.random_crop, config.input_encoding)
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     logits = model(x)

@@ -76,7 +76,9 @@ def save_trained_model(path: str | Path, model: nn.Module, spec: NetSpec, config
         "class_names": list(class_names),
         "dataset": dataset_name,
         "input": {"resolution": spec.resolution, "in_channels": spec.in_channels,
-                  "normalization": "x = pixel / 127.5 - 1 (pixel 0..255)"},
+                  "encoding": config.input_encoding,
+                  "normalization": "x = pixel / 127.5 - 1 (pixel 0..255)" if config.input_encoding == "pixels"
+                  else "x = feature / 128 (int8 front-end feature; stored as feature + 128)"},
         "test_accuracy": result.test_accuracy,
         "config": config.to_dict(),
     }, path)

@@ -1,0 +1,91 @@
+"""Keyword-spotting augmentation on the PCM, before the front end (so the model trains on exactly
+the features the device computes from such a sound).
+
+Per clip, in this order, every draw from one ``numpy.random.Generator`` (the training loop seeds it
+from (seed, epoch, step), so a batch is a function of its position in the run):
+
+  1. **speed**: a factor ``s`` uniform in ``speed``; the clip is resampled by the rational ratio
+     closest to ``1 / s`` with denominator ≤ 32 (``scipy.signal.resample_poly``), so it plays
+     ``s`` times faster and its pitch moves with it, as a faster speaker's would;
+  2. **time shift**: the clip is placed at its centred offset (`audio_clips.fit_to_window`) moved by a whole number of samples uniform in ±``shift_ms``, kept inside
+     the window when it fits;
+  3. **volume**: a gain uniform in ``volume``;
+  4. **background noise**, with probability ``noise_probability``: a random stretch of a random
+     recording of the noise bank (wrapped around), scaled so that the clip's power over the
+     clip's own samples divided by the noise's is the SNR, uniform in ``snr_db`` (dB), added over
+     the whole window; then rounding and saturation to int16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from .audio_clips import CLIP_SAMPLES, SAMPLE_RATE, centred_start, place_in_window, to_int16
+
+
+@dataclass(frozen=True)
+class AudioAugment:
+    """The ranges of the augmentation (module doc); ``AudioAugment.none()`` changes nothing."""
+
+    speed: tuple[float, float] = (0.8, 1.2)
+    shift_ms: float = 100.0
+    volume: tuple[float, float] = (0.6, 1.4)
+    noise_probability: float = 0.5
+    snr_db: tuple[float, float] = (10.0, 40.0)
+
+    @staticmethod
+    def none() -> "AudioAugment":
+        """No speed change, shift, gain or noise."""
+        return AudioAugment((1.0, 1.0), 0.0, (1.0, 1.0), 0.0)
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict (for run records)."""
+        return asdict(self)
+
+
+def _speed_ratio(speed: float) -> tuple[int, int]:
+    """(up, down) of the resampling that plays a clip ``speed`` times faster."""
+    ratio = Fraction(1.0 / speed).limit_denominator(32)
+    return ratio.numerator, ratio.denominator
+
+
+def _place(clip: np.ndarray, shift: int, samples: int) -> np.ndarray:
+    """``clip`` (float) at its centred offset moved by ``shift``, inside a window of ``samples``."""
+    n = len(clip)
+    start = centred_start(n, samples) + shift
+    start = min(max(start, 0), samples - n) if n <= samples else min(max(start, samples - n), 0)
+    return place_in_window(clip, start, samples)
+
+
+def augment_clips(clips: Sequence[np.ndarray], rng: np.random.Generator, augment: AudioAugment,
+                  noise: Sequence[np.ndarray] = (), samples: int = CLIP_SAMPLES) -> np.ndarray:
+    """int16 [len(clips), samples]: each int16 clip (16 kHz, any length) augmented (module doc)."""
+    out = np.empty((len(clips), samples), dtype=np.int16)
+    shift_max = int(round(augment.shift_ms * SAMPLE_RATE / 1000))
+    for index, clip in enumerate(clips):
+        signal = np.asarray(clip, dtype=np.float64)
+        speed = rng.uniform(*augment.speed)
+        up, down = _speed_ratio(speed)
+        if up != down and len(signal):
+            signal = resample_poly(signal, up, down)
+        shift = int(rng.integers(-shift_max, shift_max + 1)) if shift_max else 0
+        gain = rng.uniform(*augment.volume)
+        signal = signal * gain
+        window = _place(signal, shift, samples)
+        use_noise = rng.random() < augment.noise_probability
+        snr_db = rng.uniform(*augment.snr_db)
+        if use_noise and noise and len(signal):
+            recording = np.asarray(noise[int(rng.integers(len(noise)))], dtype=np.float64)
+            offset = int(rng.integers(len(recording)))
+            stretch = np.resize(np.roll(recording, -offset), samples)
+            noise_power = float(np.mean(stretch ** 2))
+            if noise_power > 0:
+                signal_power = float(np.mean(signal ** 2))
+                window += stretch * np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+        out[index] = to_int16(window)
+    return out
