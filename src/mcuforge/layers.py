@@ -11,7 +11,8 @@ Why this order: integer arithmetic and the IR are what everything else talks in;
 (`ops`) need only those; the model description (`models`) builds IR graphs. From `analysis` to
 `codegen` every package takes a `Graph` and never reads or writes a model file: `analysis` reasons
 about a graph, `planner` lays out its arena and `patch` schedules patch-based inference over it,
-the `runtime` executes it and `codegen` lowers it to C. `frontends` (file formats only) sit above
+the `runtime` executes it, `codegen` lowers it to C and `detect` decodes a detector's outputs
+(in numpy and in C) over both. `frontends` (file formats only) sit above
 them, so the order itself forbids a planner or a code generator that loads files; `rivals` measure
 other systems (TFLite Micro) on the same files. Data sets, then PyTorch quantisation and training,
 sit above the runtime they are checked against; `report` draws figures from plain results (NAS
@@ -53,6 +54,7 @@ LAYERS: tuple[Layer, ...] = (
     _layer("patch-based inference", "patch"),
     _layer("reference runtime", "runtime"),
     _layer("code generation", "codegen"),
+    _layer("detection post-processing", "detect"),
     _layer("model files", "frontends"),
     _layer("rival measurements", "rivals"),
     _layer("data sets", "data"),
