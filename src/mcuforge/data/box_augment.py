@@ -1,12 +1,13 @@
 """Detection images to square model input, with augmentation that keeps the boxes right.
 
 Everything is one placement: the image is scaled by ``f`` and pasted at ``(ox, oy)`` on an S x S
-grey canvas (pixel 128, which is int8 0 once the input is quantised as ``pixel - 128``); a box
+grey canvas (`detect.letterbox.LETTERBOX_FILL`, the deployed letterbox's grey); a box
 ``[x0, y0, x1, y1]`` becomes ``[x0 f + ox, y0 f + oy, x1 f + ox, y1 f + oy]``, clipped to the
 canvas.
 
-- **letterbox** (evaluation and deployment): ``f = S / max(W, H)``, the image centred;
-  `unletterbox` maps boxes back to the image's pixels.
+- **letterbox** (evaluation and deployment): `detect.letterbox.letterbox_image` (``f = S /
+  max(W, H)``, the image centred), the one the deployed detector's images go through;
+  `letterbox_placement` gives its `Placement` for the ground-truth boxes.
 - **random scale / crop** (training): ``f`` is the letterbox scale times a factor drawn from
   ``[1 - scale_jitter, 1 + scale_jitter]`` and the offset is uniform over every position that keeps
   the canvas covered where the image is larger (a crop) and the image inside where it is smaller
@@ -25,10 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..detect.letterbox import LETTERBOX_FILL, Letterbox, letterbox_image
 from .detection import DetectionSample
 from .transforms import normalize
-
-PAD_PIXEL = 128
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def place(image: np.ndarray, size: int, scale: float, offset: tuple[int, int]) -
     height, width = image.shape[:2]
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     resized = Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (PAD_PIXEL,) * 3)
+    canvas = Image.new("RGB", (size, size), (LETTERBOX_FILL,) * 3)
     canvas.paste(resized, (int(offset[0]), int(offset[1])))
     return np.asarray(canvas, dtype=np.uint8), Placement(new_w / width, new_h / height, int(offset[0]), int(offset[1]))
 
@@ -60,20 +60,16 @@ def place_boxes(boxes: np.ndarray, placement: Placement, size: int) -> np.ndarra
     return np.clip(boxes.reshape(-1, 4) * scale + offset, 0, size)
 
 
-def unletterbox(boxes: np.ndarray, placement: Placement) -> np.ndarray:
-    """Boxes in canvas pixels -> the image's pixels (the inverse of `place_boxes` before clipping)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - placement.offset_x) / placement.scale_x
-    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - placement.offset_y) / placement.scale_y
-    return boxes
+def letterbox_placement(letterbox: Letterbox) -> Placement:
+    """The `Placement` of a `detect.letterbox.Letterbox`."""
+    height, width = letterbox.image_size
+    return Placement(letterbox.resized[1] / width, letterbox.resized[0] / height, letterbox.pad[1],
+                     letterbox.pad[0])
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Placement]:
-    """The image fitted into size x size, centred, aspect ratio kept."""
-    height, width = image.shape[:2]
-    scale = size / max(width, height)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    return place(image, size, scale, ((size - new_w) // 2, (size - new_h) // 2))
+def eval_example(sample: DetectionSample, size: int) -> tuple[np.ndarray, Letterbox]:
+    """(letterboxed canvas uint8 [S, S, 3], its `Letterbox`) of a sample, as deployed."""
+    return letterbox_image(sample.image, (size, size))
 
 
 def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +113,8 @@ def train_example(sample: DetectionSample, size: int, rng: np.random.Generator,
     ``min_visible`` are dropped. With ``settings`` None: the plain letterbox."""
     image, boxes = sample.image, sample.boxes.reshape(-1, 4)
     if settings is None:
-        canvas, placement = letterbox(image, size)
-        return canvas, place_boxes(boxes, placement, size), sample.labels.copy()
+        canvas, box = eval_example(sample, size)
+        return canvas, place_boxes(boxes, letterbox_placement(box), size), sample.labels.copy()
     if settings.flip and rng.random() < 0.5:
         image, boxes = hflip(image, boxes)
     if settings.colour > 0:
