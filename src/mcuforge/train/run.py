@@ -66,8 +66,10 @@ def train_spec(
 
 
 def save_trained_model(path: str | Path, model: nn.Module, spec: NetSpec, config: TrainConfig,
-                       class_names: list[str], dataset_name: str, result: TrainResult) -> None:
-    """Write ``model.pt`` atomically (see the module doc)."""
+                       class_names: list[str], dataset_name: str, result: TrainResult,
+                       extra: dict[str, Any] | None = None) -> None:
+    """Write ``model.pt`` atomically (see the module doc); ``extra`` entries are added to it (a
+    detector's ``head``)."""
     state = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
     atomic_torch_save({
         "format": MODEL_FORMAT,
@@ -79,6 +81,7 @@ def save_trained_model(path: str | Path, model: nn.Module, spec: NetSpec, config
                   "normalization": "x = pixel / 127.5 - 1 (pixel 0..255)"},
         "test_accuracy": result.test_accuracy,
         "config": config.to_dict(),
+        **(extra or {}),
     }, path)
 
 
