@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..detect.metrics import GroundTruth
 from ..errors import DatasetError
 
 
@@ -83,6 +84,10 @@ class DetectionDataset:
         """A data set of the samples at ``indices``."""
         return DetectionDataset(tuple(self.samples[int(i)] for i in indices), self.class_names,
                                 self.source, self.hflip_ok)
+
+    def ground_truths(self) -> list[GroundTruth]:
+        """Every sample's boxes, labels and difficult flags (image pixels), for `detect.metrics`."""
+        return [GroundTruth(s.boxes.astype(np.float64), s.labels, s.difficult) for s in self.samples]
 
     def box_sizes(self) -> np.ndarray:
         """[N, 2] (width, height) of every non-difficult box, as fractions of its image's size."""

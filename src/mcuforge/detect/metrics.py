@@ -26,6 +26,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .fixed import DetectConfig
+
+# The post-processing settings of every mAP figure: low-scoring boxes are kept, since mAP ranks them
+# (a deployed threshold is the application's choice).
+MAP_DETECT_CONFIG = DetectConfig(score_threshold=0.01, iou_threshold=0.45, max_boxes=100)
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 

@@ -31,20 +31,19 @@ from ..data.detection import DetectionDataset
 from ..detect.anchors import kmeans_anchors
 from ..detect.fixed import DetectConfig
 from ..detect.head import YoloHead, YoloOutput, head_to_json
-from ..detect.metrics import DetectionScores, GroundTruth, detection_scores
+from ..detect.metrics import MAP_DETECT_CONFIG, DetectionScores, detection_scores
 from ..detect.postprocess import boxes_to_image, detect_float
 from ..errors import McuforgeError
 from ..models.dsl import NetSpec, is_detector, total_stride
 from ..models.spec_torch import YoloHead as YoloHeadModule
 from ..models.spec_torch import build_torch
 from .config import TrainConfig, TrainResult
+from .detect_cache import FeatureViews, TailNet, cache_views
 from .loop import TrainHooks, TrainTask, train
 from .run import MODEL_NAME, RESULT_NAME, save_trained_model, write_result_json
 from .yolo_loss import yolo_loss
 
 HEAD_NAME = "head.json"
-# Evaluation keeps low-scoring boxes: mAP ranks them (the deployed threshold is the C's choice).
-EVAL_DETECT_CONFIG = DetectConfig(score_threshold=0.01, iou_threshold=0.45, max_boxes=100)
 OBJECTNESS_PRIOR = 0.01
 
 
@@ -70,22 +69,19 @@ def detector_head(spec: NetSpec, dataset: DetectionDataset) -> YoloHead:
     return YoloHead((output,), (spec.resolution, spec.resolution))
 
 
-def ground_truths(dataset: DetectionDataset) -> list[GroundTruth]:
-    """Every sample's boxes, labels and difficult flags (image pixels)."""
-    return [GroundTruth(s.boxes.astype(np.float64), s.labels, s.difficult) for s in dataset.samples]
-
-
 def _targets(boxes_labels: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.from_numpy(np.asarray(b, np.float32).reshape(-1, 4)), torch.from_numpy(np.asarray(l, np.int64)))
             for b, l in boxes_labels]
 
 
-def _head_loss(model: nn.Module, x: torch.Tensor, targets, head: YoloHead) -> tuple[torch.Tensor, torch.Tensor]:
-    """(YOLO loss, raw output) of the model on ``x``; the anchors scale with ``x``'s side when it
-    is not the head's input size (multi-scale training: boxes scale with the letterbox)."""
+def _head_loss(model: nn.Module, x: torch.Tensor, targets, head: YoloHead,
+               side: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(YOLO loss, raw output) of the model on ``x`` (an image of ``side`` pixels, ``x``'s own by
+    default); the anchors scale with the side when it is not the head's input size (multi-scale
+    training: boxes scale with the letterbox)."""
     output = head.outputs[0]
     raw = model(x)
-    scale = x.shape[-1] / head.input_size[1]
+    scale = (side or x.shape[-1]) / head.input_size[1]
     anchors = torch.tensor(output.anchors, dtype=torch.float32) * scale
     loss, _ = yolo_loss(raw, targets, anchors, output.stride, output.num_classes)
     return loss, raw
@@ -101,16 +97,25 @@ def scaled_head(head: YoloHead, size: int) -> YoloHead:
 
 
 def detection_task(head: YoloHead, augment: AugmentSettings = AugmentSettings(),
-                   scales: tuple[int, ...] = ()) -> TrainTask:
+                   scales: tuple[int, ...] = (), val_features: torch.Tensor | None = None) -> TrainTask:
     """The `TrainTask` of a detector with ``head`` (module doc). ``scales``: input sides drawn per
-    step (multi-scale training, YOLOv2), all multiples of the stride; empty: the head's own."""
+    step (multi-scale training, YOLOv2), all multiples of the stride; empty: the head's own.
+    ``val_features``: the frozen blocks' outputs of the letterboxed validation images, which a
+    `TailNet` is evaluated on (the same figures as the whole model on the images)."""
     sides = scales or (head.input_size[0],)
     stride = head.outputs[0].stride
     if any(side % stride for side in sides):
         raise McuforgeError(f"training scales {sides} must be multiples of the stride {stride}")
 
-    def loss(model: nn.Module, dataset: DetectionDataset, indices: torch.Tensor, config: TrainConfig,
-             generator: torch.Generator, hflip: bool) -> tuple[torch.Tensor, int, int]:
+    def loss(model: nn.Module, dataset: DetectionDataset | FeatureViews, indices: torch.Tensor,
+             config: TrainConfig, generator: torch.Generator, hflip: bool) -> tuple[torch.Tensor, int, int]:
+        if isinstance(dataset, FeatureViews):  # cached frozen-block features (train.detect_cache)
+            x = dataset.features[indices]
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            targets = [dataset.targets[int(i)] for i in indices]
+            value, _ = _head_loss(model, x, targets, head, side=head.input_size[0])
+            return value, 0, len(targets)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=generator)))
         size = sides[int(rng.integers(len(sides)))]
         settings = replace(augment, flip=augment.flip and hflip) if config.augment else None
@@ -122,7 +127,10 @@ def detection_task(head: YoloHead, augment: AugmentSettings = AugmentSettings(),
         return value, 0, len(examples)
 
     def evaluate(model: nn.Module, dataset: DetectionDataset, config: TrainConfig) -> tuple[float, float]:
-        mean_loss, scores = evaluate_detector(model, dataset, head, config.eval_batch_size)
+        if isinstance(model, TailNet) and val_features is None:
+            model = model.model
+        mean_loss, scores = evaluate_detector(model, dataset, head, config.eval_batch_size,
+                                              val_features if isinstance(model, TailNet) else None)
         return mean_loss, scores.map50_voc
 
     return TrainTask(loss=loss, evaluate=evaluate, metric="mAP@0.5", train_metric=False)
@@ -130,9 +138,11 @@ def detection_task(head: YoloHead, augment: AugmentSettings = AugmentSettings(),
 
 @torch.no_grad()
 def predict_float(model: nn.Module, dataset: DetectionDataset, head: YoloHead, batch_size: int = 32,
-                  config: DetectConfig = EVAL_DETECT_CONFIG) -> tuple[list[np.ndarray], float]:
+                  config: DetectConfig = MAP_DETECT_CONFIG, features: torch.Tensor | None = None
+                  ) -> tuple[list[np.ndarray], float]:
     """(boxes [N, 6] per sample in its image's pixels, mean loss) of the float model on ``dataset``
-    letterboxed as deployed (`detect.postprocess.detect_float`)."""
+    letterboxed as deployed (`detect.postprocess.detect_float`); with ``features`` (frozen-block
+    outputs of those letterboxed images) ``model`` is the `TailNet` that takes them."""
     was_training = model.training
     model.eval()
     size = head.input_size[0]
@@ -140,10 +150,11 @@ def predict_float(model: nn.Module, dataset: DetectionDataset, head: YoloHead, b
     for first in range(0, len(dataset), batch_size):
         samples = dataset.samples[first:first + batch_size]
         placed = [eval_example(sample, size) for sample in samples]
-        x = canvases_to_input([canvas for canvas, _ in placed])
+        x = canvases_to_input([canvas for canvas, _ in placed]) if features is None else \
+            features[first:first + batch_size]
         targets = _targets([(place_boxes(s.boxes, letterbox_placement(box), size), s.labels)
                             for s, (_, box) in zip(samples, placed)])
-        value, raw = _head_loss(model, x, targets, head)
+        value, raw = _head_loss(model, x, targets, head, side=size)
         total += float(value) * len(samples)
         nhwc = raw.permute(0, 2, 3, 1).numpy()
         for index, (_, box) in enumerate(placed):
@@ -153,11 +164,11 @@ def predict_float(model: nn.Module, dataset: DetectionDataset, head: YoloHead, b
     return predictions, total / max(1, len(dataset))
 
 
-def evaluate_detector(model: nn.Module, dataset: DetectionDataset, head: YoloHead,
-                      batch_size: int = 32) -> tuple[float, DetectionScores]:
-    """(mean loss, mAP figures) of the float model on ``dataset``."""
-    predictions, mean_loss = predict_float(model, dataset, head, batch_size)
-    return mean_loss, detection_scores(predictions, ground_truths(dataset), head.num_classes)
+def evaluate_detector(model: nn.Module, dataset: DetectionDataset, head: YoloHead, batch_size: int = 32,
+                      features: torch.Tensor | None = None) -> tuple[float, DetectionScores]:
+    """(mean loss, mAP figures) of the float model on ``dataset`` (``features``: `predict_float`)."""
+    predictions, mean_loss = predict_float(model, dataset, head, batch_size, features=features)
+    return mean_loss, detection_scores(predictions, dataset.ground_truths(), head.num_classes)
 
 
 def set_objectness_prior(model: nn.Module, prior: float = OBJECTNESS_PRIOR) -> None:
@@ -178,7 +189,7 @@ def freeze_blocks(model: nn.Module, count: int) -> TrainHooks:
             parameter.requires_grad_(False)
 
     def on_epoch_start(epoch: int, net: nn.Module) -> None:
-        for block in list(net.blocks)[:count]:
+        for block in list(model.blocks)[:count]:
             block.eval()
     return TrainHooks(on_epoch_start=on_epoch_start)
 
@@ -187,10 +198,14 @@ def train_detector(spec: NetSpec, train_set: DetectionDataset, val_set: Detectio
                    config: TrainConfig, run_dir: str | Path, resume: bool = False,
                    initialise: Callable[[nn.Module], None] | None = None, frozen_blocks: int = 0,
                    scales: tuple[int, ...] = (), dataset_name: str = "",
-                   augment: AugmentSettings = AugmentSettings()) -> tuple[nn.Module, TrainResult, YoloHead]:
+                   augment: AugmentSettings = AugmentSettings(), cached_views: int = 0,
+                   progress: bool = True) -> tuple[nn.Module, TrainResult, YoloHead]:
     """The whole detection run (module doc): (trained model, result, head). ``frozen_blocks``:
     the first blocks are not trained (`freeze_blocks`); ``scales``: multi-scale training
-    (`detection_task`), the head and the evaluation stay at the spec's resolution."""
+    (`detection_task`), the head and the evaluation stay at the spec's resolution.
+    ``cached_views`` > 0 (with ``frozen_blocks`` > 0): the frozen blocks' outputs for that many
+    views of each training image are computed once and only the rest is trained on them
+    (`train.detect_cache`; not with ``scales``)."""
     head = detector_head(spec, train_set)
     torch.manual_seed(config.seed)
     model = build_torch(spec)
@@ -202,8 +217,19 @@ def train_detector(spec: NetSpec, train_set: DetectionDataset, val_set: Detectio
     head_json = head_to_json(head)
     metadata = {"spec": spec.to_string(), "dataset": dataset_name, "class_names": list(train_set.class_names),
                 "head": head_json, "task": "detect", "frozen_blocks": frozen_blocks, "scales": list(scales)}
-    result = train(model, train_set, config, checkpoint_dir=run_dir, resume=resume, eval_dataset=val_set,
-                   hooks=hooks, metadata=metadata, task=detection_task(head, augment, scales))
+    trained, data, val_features = model, train_set, None
+    if cached_views:
+        if not frozen_blocks or scales:
+            raise McuforgeError("cached views need frozen blocks (--frozen-blocks) and one scale")
+        data = cache_views(model, train_set, frozen_blocks, spec.resolution, cached_views, config.seed, augment,
+                           progress=progress)
+        if val_set is not None:
+            val_features = cache_views(model, val_set, frozen_blocks, spec.resolution, 1, config.seed,
+                                       progress=progress).features
+        trained = TailNet(model, frozen_blocks)
+        metadata["cached_views"] = cached_views
+    result = train(trained, data, config, checkpoint_dir=run_dir, resume=resume, eval_dataset=val_set,
+                   hooks=hooks, metadata=metadata, task=detection_task(head, augment, scales, val_features))
     run_dir = Path(run_dir)
     save_trained_model(run_dir / MODEL_NAME, model, spec, config, list(train_set.class_names), dataset_name,
                        result, extra={"head": head_json, "task": "detect"})
