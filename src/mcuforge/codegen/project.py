@@ -110,13 +110,24 @@ def by_op_class(model: GeneratedModel, per_function: dict[str, int]) -> dict:
     return dict(sorted(figures.items()))
 
 
-def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> dict:
-    """Build the Cortex-M ELF(s) in ``directory`` and return the measured figures."""
+def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target,
+                     count_instructions: bool = True) -> dict:
+    """Build the Cortex-M ELF(s) in ``directory`` and return the measured figures; without
+    ``count_instructions`` only what QEMU and the ELF give (sizes, stack, SRAM), not unicorn's count
+    (minutes for a model of a billion instructions)."""
     elf = build(directory, target.name)
     sizes = section_sizes(elf)
     in_bytes, out_bytes = io_bytes(model)
     sample = measurement_input(model)
     qemu = run_qemu(elf, target, sample, out_bytes, 1)
+    if not count_instructions:
+        return {"flash_bytes": sizes.flash_bytes, "text_bytes": sizes.text_bytes,
+                "rodata_bytes": sizes.rodata_bytes, "data_bytes": sizes.data_bytes, "bss_bytes": sizes.bss_bytes,
+                "arena_section_bytes": sizes.arena_section_bytes,
+                "stack_high_water_bytes": qemu.stack_high_water_bytes,
+                "measured_sram_bytes": (model.plan.arena_bytes + sizes.data_bytes + sizes.bss_bytes
+                                        + qemu.stack_high_water_bytes),
+                "sram_formula": SRAM_FORMULA, "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}"}
     m7 = TARGETS["cortex-m7"]
     m7_elf = elf if target.name == m7.name else build(directory, m7.name)
     counted = count_invoke(m7_elf, m7, sample, out_bytes)
@@ -147,10 +158,11 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
-                  patch=None, plan_options: PlanOptions = PlanOptions()) -> dict:
+                  patch=None, plan_options: PlanOptions = PlanOptions(),
+                  count_instructions: bool = True) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel).
+    keep the channel-plane in-place depthwise kernel). ``count_instructions``: `measure_cortex_m`'s.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -167,7 +179,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     with folder_lock(out_dir):
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
-        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch)
+        return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch, count_instructions)
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -185,7 +197,8 @@ def check_output_folder(out_dir: Path) -> None:
 
 
 def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Target,
-                sram_bytes: int | None, source: str, measure: bool, patch) -> dict:
+                sram_bytes: int | None, source: str, measure: bool, patch,
+                count_instructions: bool = True) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
@@ -196,7 +209,7 @@ def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Targ
             from .patch_emit import patch_report_fields
             report.update(patch_report_fields(model))
         if measure and target.is_cortex_m:
-            report.update(measure_cortex_m(staging, model, target))
+            report.update(measure_cortex_m(staging, model, target, count_instructions))
             if sram_bytes is not None and report["measured_sram_bytes"] > sram_bytes:
                 raise DoesNotFitError(f"model {graph.name} (measured SRAM)",
                                       report["measured_sram_bytes"], sram_bytes)

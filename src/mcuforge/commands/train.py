@@ -63,6 +63,9 @@ def _default_run_dir(model: str, dataset: str) -> Path:
               help="--task detect: leave the first N blocks as initialised (faster on a CPU).")
 @click.option("--scales", help="--task detect: input sides drawn per step, e.g. 160,192,224,256 "
               "(multi-scale training; default: the resolution only).")
+@click.option("--cached-views", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--task detect: with --frozen-blocks, compute the frozen blocks' output once for N "
+                   "augmented views of each image and train the rest on them (fast on a CPU).")
 @click.option("--pretrained/--no-pretrained", default=True, show_default=True,
               help="--task detect: start mcunet-in3's backbone from its ImageNet weights.")
 def command(model: str, task: str, dataset: str | None, epochs: int, resolution: int | None, width: float | None,
@@ -70,7 +73,7 @@ def command(model: str, task: str, dataset: str | None, epochs: int, resolution:
             weight_decay: float | None, label_smoothing: float, no_augment: bool, crop: bool, seed: int,
             threads: int | None, run_dir: Path | None, resume: bool, checkpoint_every: int | None,
             limit_train: int | None, quiet: bool, as_json: bool, anchors: int, frozen_blocks: int,
-            scales: str | None, pretrained: bool) -> None:
+            scales: str | None, cached_views: int, pretrained: bool) -> None:
     """Train MODEL (a zoo name or a spec string) on a data set, with checkpoints and exact resume."""
     if task == "detect":
         from .train_detect import train_detection_command
@@ -81,7 +84,8 @@ def command(model: str, task: str, dataset: str | None, epochs: int, resolution:
             weight_decay=weight_decay if weight_decay is not None else 0.01, augment=not no_augment, seed=seed,
             threads=threads, run_dir=run_dir or _default_run_dir(model, dataset or "raccoon"), resume=resume,
             checkpoint_every=checkpoint_every, limit_train=limit_train, quiet=quiet, as_json=as_json,
-            anchors=anchors, frozen_blocks=frozen_blocks, scales=scales, pretrained=pretrained)
+            anchors=anchors, frozen_blocks=frozen_blocks, scales=scales, cached_views=cached_views,
+            pretrained=pretrained)
         return
     dataset = dataset or "fashion-mnist"
     batch_size, optimizer = batch_size or 128, optimizer or "sgd"

@@ -56,7 +56,8 @@ def train_detection_command(*, model: str, dataset: str, epochs: int, resolution
                             weight_decay: float, augment: bool, seed: int, threads: int | None,
                             run_dir: Path, resume: bool, checkpoint_every: int | None,
                             limit_train: int | None, quiet: bool, as_json: bool, anchors: int,
-                            frozen_blocks: int, scales: str | None, pretrained: bool) -> None:
+                            frozen_blocks: int, scales: str | None, cached_views: int,
+                            pretrained: bool) -> None:
     """Train a detector (module doc) and print its validation mAP@0.5."""
     from ..data.registry import load_detection_dataset
     from ..quant.pretrained import load_mcunet_backbone
@@ -81,7 +82,8 @@ def train_detection_command(*, model: str, dataset: str, epochs: int, resolution
                    f"val images, {train_set.num_classes} classes; {start}; run folder {run_dir}", err=True)
     _, result, head = train_detector(spec, train_set, val_set, config, run_dir, resume=resume,
                                      initialise=initialise, frozen_blocks=frozen_blocks,
-                                     scales=parse_scales(scales), dataset_name=dataset)
+                                     scales=parse_scales(scales), dataset_name=dataset,
+                                     cached_views=cached_views, progress=config.progress)
     if not result.history:
         raise McuforgeError(f"{run_dir}: the checkpoint holds no finished epoch")
     final = result.final
