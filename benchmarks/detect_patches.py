@@ -1,7 +1,7 @@
 """High-resolution detection through patches: the MCUNetV2 argument, measured on the raccoon data.
 
     .venv/bin/python benchmarks/detect_patches.py --high runs/det256 --low runs/det160 \\
-        [--board stm32f412] [--out detect-patches] [--no-compile]
+        [--board stm32f412] [--out detect-patches] [--no-compile] [--mcu-images 32] [--mcu-images-high N]
 
 ``--high`` and ``--low`` are two detector run folders (`mcuforge train --task detect`) of the same
 architecture trained the same way at two resolutions: the high one (>= 256 px) whose layer-based
@@ -164,9 +164,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("detect-patches"))
     parser.add_argument("--no-compile", action="store_true", help="skip the C build and QEMU measurement")
     parser.add_argument("--mcu-images", type=int, default=32, help="validation images run under QEMU")
+    parser.add_argument("--mcu-images-high", type=int, help="the same for the high resolution "
+                        "(default: --mcu-images; a patch-based inference is several times longer)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    high = measure(args.high, args.board, args.out, not args.no_compile, args.mcu_images)
+    high = measure(args.high, args.board, args.out, not args.no_compile,
+                   args.mcu_images if args.mcu_images_high is None else args.mcu_images_high)
     low = measure(args.low, args.board, args.out, not args.no_compile, args.mcu_images)
     sram = BOARDS[args.board].sram_bytes
     print(f"Detection on raccoon (val: 32 images), {args.board} ({sram // 1024} kB SRAM); bytes, 1 kB = 1024 B")

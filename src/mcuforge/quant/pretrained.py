@@ -11,7 +11,8 @@ mit-han-lab/mcunet saves ProxylessNAS-style modules (``torch.load(path, weights_
     classifier.linear.{weight,bias}                        -> the last ``fc`` block's linear
 
 The mapped state dict is loaded strictly: a missing, extra or misshapen tensor is an error naming
-it. The models expect RGB input normalised to [-1, 1] (``(x - 0.5) / 0.5``, mcunet's
+it. `load_mcunet_backbone` loads the same checkpoint into a detector built on mcunet-in3's backbone
+(`models.zoo_families.detector`): every block but the ``yolo`` head, the classifier left out. The models expect RGB input normalised to [-1, 1] (``(x - 0.5) / 0.5``, mcunet's
 eval_imagenet.py), which is what `mcuforge.data.transforms` produces; the int8 .tflite of the same
 model takes ``pixel - 128`` (scale 1/127).
 """
