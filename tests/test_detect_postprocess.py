@@ -3,14 +3,14 @@ are known, thresholds, NMS (per class, class-agnostic, ties), output matching an
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
 
 from mcuforge.detect.fixed import DetectConfig, detect_fixed, output_tables
-from mcuforge.detect.head import HeadError, YoloHead, YoloOutput, head_to_json, load_head_json
+from mcuforge.detect.head import (HeadError, YoloHead, YoloOutput, load_head_json, save_head_json,
+                                  sidecar_head_path)
 from mcuforge.detect.postprocess import (boxes_to_image, decode_float, detect_float, detect_int8,
                                          letterbox_image, letterbox_transform, match_outputs)
 
@@ -108,9 +108,8 @@ def test_tables_saturate_and_are_monotone():
 
 
 def test_head_json_round_trip_and_errors(tmp_path):
-    path = tmp_path / "head.json"
-    path.write_text(json.dumps(head_to_json(HEAD)))
-    assert load_head_json(path) == HEAD
+    path = save_head_json(HEAD, sidecar_head_path(tmp_path / "model.tflite"))
+    assert path.name == "model.head.json" and load_head_json(path) == HEAD
     for text, needle in (("{", "not valid JSON"), ('{"outputs": []}', "input_size"),
                          ('{"input_size": [32, 32], "outputs": [{"stride": 8, "anchors": [[1, -2]],'
                           ' "num_classes": 2}]}', r"outputs\[0\]"),

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "quantize",
     "import_",
     "run",
+    "detect",
     "compile",
     "verify",
     "bench",

@@ -8,6 +8,7 @@ heap.
 - `targets`: compiler flags of host, cortex-m4 and cortex-m7 (MPS2 boards under QEMU).
 - `build`, `qemu`, `unicorn_count` (with `elf`): build, run and measure the project.
 - `project.compile_model`: generate + build + measure into a folder with report.json.
+- `postprocess`: C modules the runners apply to every inference's outputs (detection's NMS).
 - `verify`, `samples`: bit-exact differential check against the reference runtime.
 
 May import: errors, the foundation modules (atomic, reference, targets, layers), stages, arith, ir,

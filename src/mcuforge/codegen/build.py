@@ -143,6 +143,12 @@ def section_sizes(elf: Path) -> SectionSizes:
 def run_host(binary: Path, inputs: bytes, output_bytes_per_inference: int, count: int,
              timeout_s: float = 300) -> bytes:
     """Run the host runner on ``count`` inputs packed in ``inputs``; returns the packed outputs."""
+    return run_host_console(binary, inputs, output_bytes_per_inference, count, timeout_s)[0]
+
+
+def run_host_console(binary: Path, inputs: bytes, output_bytes_per_inference: int, count: int,
+                     timeout_s: float = 300) -> tuple[bytes, str]:
+    """`run_host`, also returning what the runner printed (a post-processing module's result)."""
     with tempfile.TemporaryDirectory(prefix="mcuforge-host-") as tmp:
         in_path, out_path = Path(tmp) / "input.bin", Path(tmp) / "output.bin"
         in_path.write_bytes(inputs)
@@ -157,4 +163,4 @@ def run_host(binary: Path, inputs: bytes, output_bytes_per_inference: int, count
     if len(produced) != output_bytes_per_inference * count:
         raise BuildError(f"{binary} wrote {len(produced)} bytes, expected "
                          f"{output_bytes_per_inference * count}")
-    return produced
+    return produced, result.stdout

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class GeneratedModel:
     target: Target
     files: Mapping[str, str]
     patch_schedule: PatchSchedule | None = None  # the planned schedule of a patch-based project
+    postprocess: Any = None  # a `postprocess.PostProcessModule` the runners apply to every output
 
     @property
     def macs(self) -> int:
@@ -244,8 +245,7 @@ def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, 
         "kernels/mf_kernels.h.j2", prototypes=[spec.prototype for spec in specs.values()])
     for spec in specs.values():
         files[f"kernels/{spec.name}.c"] = render_kernel(spec)
-    for runner in _RUNNER_FILES:
-        files[f"runner/{runner}"] = render_template(f"runner/{runner}")
+    files.update(runner_files())
     arm_targets = [t for t in TARGETS.values() if t.is_cortex_m]
     for t in arm_targets:
         files[f"runner/{t.name}.ld"] = render_template(
@@ -262,6 +262,14 @@ def render_files(graph: Graph, edges: EdgeConversions, layers: tuple[LayerCall, 
     return files
 
 
+def runner_files(postprocess_header: str | None = None) -> dict[str, str]:
+    """The runners' files; with ``postprocess_header`` (a post-processing module's header, see
+    `postprocess`) the host and Cortex-M runners call its ``mf_postprocess`` after every inference."""
+    return {f"runner/{runner}": render_template(f"runner/{runner}",
+                                                postprocess_header=postprocess_header)
+            for runner in _RUNNER_FILES}
+
+
 def total_weight_bytes(model: GeneratedModel) -> int:
     """Bytes of the const arrays (weights and requantisation constants)."""
     seen: dict[str, ConstArray] = {}
@@ -271,4 +279,5 @@ def total_weight_bytes(model: GeneratedModel) -> int:
     return sum(int(np.asarray(a.values).nbytes) for a in seen.values())
 
 
-__all__ = ["GeneratedModel", "generate", "lower_graph", "total_weight_bytes", "write_project"]
+__all__ = ["GeneratedModel", "generate", "lower_graph", "runner_files", "total_weight_bytes",
+           "write_project"]

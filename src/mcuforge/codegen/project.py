@@ -27,6 +27,7 @@ from ..ir import Graph
 from ..planner.arena import PlanOptions
 from .build import build, section_sizes
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
+from .postprocess import PostProcessModule, with_postprocess
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core
 from .unicorn_count import count_invoke
@@ -79,6 +80,8 @@ def _base_report(model: GeneratedModel, source: str) -> dict:
         "input_bytes": io_bytes(model)[0],
         "output_bytes": io_bytes(model)[1],
         "float_io": bool(model.edges.float_inputs or model.edges.float_outputs),
+        **({"postprocess": {"name": model.postprocess.name, **model.postprocess.report}}
+           if model.postprocess is not None else {}),
     }
 
 
@@ -120,19 +123,6 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target,
     in_bytes, out_bytes = io_bytes(model)
     sample = measurement_input(model)
     qemu = run_qemu(elf, target, sample, out_bytes, 1)
-    if not count_instructions:
-        return {"flash_bytes": sizes.flash_bytes, "text_bytes": sizes.text_bytes,
-                "rodata_bytes": sizes.rodata_bytes, "data_bytes": sizes.data_bytes, "bss_bytes": sizes.bss_bytes,
-                "arena_section_bytes": sizes.arena_section_bytes,
-                "stack_high_water_bytes": qemu.stack_high_water_bytes,
-                "measured_sram_bytes": (model.plan.arena_bytes + sizes.data_bytes + sizes.bss_bytes
-                                        + qemu.stack_high_water_bytes),
-                "sram_formula": SRAM_FORMULA, "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}"}
-    m7 = TARGETS["cortex-m7"]
-    m7_elf = elf if target.name == m7.name else build(directory, m7.name)
-    counted = count_invoke(m7_elf, m7, sample, out_bytes)
-    if counted.output != qemu.outputs:
-        raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
     figures = {
         "flash_bytes": sizes.flash_bytes,
         "text_bytes": sizes.text_bytes,
@@ -141,28 +131,39 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target,
         "bss_bytes": sizes.bss_bytes,
         "arena_section_bytes": sizes.arena_section_bytes,
         "stack_high_water_bytes": qemu.stack_high_water_bytes,
-        "invoke_stack_bytes": counted.stack_bytes,
         "measured_sram_bytes": (model.plan.arena_bytes + sizes.data_bytes + sizes.bss_bytes
                                 + qemu.stack_high_water_bytes),
         "sram_formula": SRAM_FORMULA,
-        "instructions": counted.instructions,
-        "instructions_target": m7.name,
-        "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
-        "by_op_class": by_op_class(model, counted.per_function),
         "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}",
         "flash_note": "text includes the runner, startup and semihosting code (a few hundred bytes) "
                       "and newlib's memcpy/memset",
     }
+    if not count_instructions:
+        return figures
+    m7 = TARGETS["cortex-m7"]
+    m7_elf = elf if target.name == m7.name else build(directory, m7.name)
+    counted = count_invoke(m7_elf, m7, sample, out_bytes)
+    if counted.output != qemu.outputs:
+        raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
+    figures.update({
+        "invoke_stack_bytes": counted.stack_bytes,
+        "instructions": counted.instructions,
+        "instructions_target": m7.name,
+        "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
+        "by_op_class": by_op_class(model, counted.per_function),
+    })
     return figures
 
 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
                   patch=None, plan_options: PlanOptions = PlanOptions(),
-                  count_instructions: bool = True) -> dict:
+                  postprocess: PostProcessModule | None = None, count_instructions: bool = True) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
-    keep the channel-plane in-place depthwise kernel). ``count_instructions``: `measure_cortex_m`'s.
+    keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
+    to every inference's outputs (e.g. detection decoding, `mcuforge.detect.c_module`); the measured
+    Flash and stack then include it. ``count_instructions``: `measure_cortex_m`'s.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -172,6 +173,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
         from .patch_emit import generate_patched
         model = generate_patched(graph, target, patch, plan_options)
+    if postprocess is not None:
+        model = with_postprocess(model, postprocess)
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
         raise DoesNotFitError(f"model {graph.name} (arena)", model.plan.arena_bytes, sram_bytes)
     out_dir = Path(out_dir)

@@ -41,6 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import McuforgeError
 from .head import HeadError, YoloHead
 
 PROB_BITS = 15
@@ -60,16 +61,16 @@ class DetectConfig:
     score_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_boxes: int = 100
-    max_candidates: int = 512
+    max_candidates: int = 128
     class_agnostic: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold <= 1.0:
-            raise HeadError(f"score threshold {self.score_threshold} is not in [0, 1]")
+            raise McuforgeError(f"score threshold {self.score_threshold} is not in [0, 1]")
         if not 0.0 <= self.iou_threshold <= 1.0:
-            raise HeadError(f"IoU threshold {self.iou_threshold} is not in [0, 1]")
+            raise McuforgeError(f"IoU threshold {self.iou_threshold} is not in [0, 1]")
         if self.max_boxes < 1 or self.max_candidates < 1:
-            raise HeadError(f"max_boxes {self.max_boxes} and max_candidates "
+            raise McuforgeError(f"max_boxes {self.max_boxes} and max_candidates "
                             f"{self.max_candidates} must be at least 1")
 
     @property
@@ -108,10 +109,17 @@ def anchors_q8(head: YoloHead) -> list[np.ndarray]:
 
 
 def check_input_size(head: YoloHead) -> None:
-    """Refuse an input side the Q8 int32 coordinates cannot hold."""
+    """Refuse an input side, stride or anchor the int32/int64 arithmetic cannot hold (sides and
+    strides up to `INPUT_MAX` pixels, anchors up to 65536 pixels)."""
     if max(head.input_size) > INPUT_MAX:
         raise HeadError(f"head input_size {list(head.input_size)}: sides above {INPUT_MAX} pixels "
                         "are not supported by the integer decoder")
+    for index, output in enumerate(head.outputs):
+        if output.stride > INPUT_MAX:
+            raise HeadError(f"head output {index}: stride {output.stride} above {INPUT_MAX}")
+        if max(max(anchor) for anchor in output.anchors) > SIDE_MAX_Q8 >> COORD_BITS:
+            raise HeadError(f"head output {index}: an anchor side above {SIDE_MAX_Q8 >> COORD_BITS} "
+                            "pixels")
 
 
 def _candidates(output: np.ndarray, tables: OutputTables, anchors: np.ndarray, stride: int,

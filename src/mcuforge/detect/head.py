@@ -12,6 +12,7 @@ in the model's input pixels. Anchors are (w, h) in input pixels. The head JSON f
 by another tool) is::
 
     {"input_size": [416, 416],                      # [height, width] of the model input
+     "input_range": [0, 1],                         # pixels 0..255 map to [low, high] (default [-1, 1])
      "outputs": [{"stride": 8, "anchors": [[10, 13], [16, 30], [33, 23]], "num_classes": 80}, ...]}
 """
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..errors import McuforgeError
 
 
@@ -66,10 +68,13 @@ class YoloOutput:
 @dataclass(frozen=True)
 class YoloHead:
     """A detector's head: its output scales (in the order matched to the model's outputs, see
-    `postprocess.match_outputs`) and the model's input size (height, width) in pixels."""
+    `postprocess.match_outputs`), the model's input size (height, width) in pixels, and the float
+    range its input takes pixel values 0..255 to (linearly; mcuforge's own models take [-1, 1],
+    `mcuforge.data.transforms`; many other tools' YOLO models take [0, 1])."""
 
     outputs: tuple[YoloOutput, ...]
     input_size: tuple[int, int]
+    input_range: tuple[float, float] = (-1.0, 1.0)
 
     def __post_init__(self) -> None:
         if not self.outputs:
@@ -78,6 +83,9 @@ class YoloHead:
                                                 for v in self.input_size):
             raise HeadError(f"head: input_size {self.input_size!r} is not [height, width] in "
                             "positive integers")
+        if len(self.input_range) != 2 or not all(math.isfinite(v) for v in self.input_range) \
+                or self.input_range[0] >= self.input_range[1]:
+            raise HeadError(f"head: input_range {self.input_range!r} is not [low, high] with low < high")
         classes = {o.num_classes for o in self.outputs}
         if len(classes) != 1:
             raise HeadError(f"head: outputs disagree on num_classes ({sorted(classes)})")
@@ -101,6 +109,7 @@ def head_to_json(head: YoloHead) -> dict[str, Any]:
     """The JSON form of ``head`` (what `load_head_json` reads)."""
     return {
         "input_size": list(head.input_size),
+        "input_range": list(head.input_range),
         "outputs": [{"stride": o.stride, "anchors": [list(a) for a in o.anchors],
                      "num_classes": o.num_classes} for o in head.outputs],
     }
@@ -152,7 +161,14 @@ def head_from_json(payload: Any, where: str = "head") -> YoloHead:
             outputs.append(YoloOutput(stride, tuple(pairs), classes))
         except HeadError as error:
             raise HeadError(f"{at}: {str(error).split(': ', 1)[1]}") from None
-    return YoloHead(tuple(outputs), input_size)
+    value_range = payload.get("input_range", [-1.0, 1.0])
+    if not isinstance(value_range, list) or len(value_range) != 2:
+        raise HeadError(f"{where}: input_range {value_range!r} is not [low, high]")
+    input_range = tuple(_number(v, f"{where}: input_range") for v in value_range)
+    try:
+        return YoloHead(tuple(outputs), input_size, input_range)
+    except HeadError as error:
+        raise HeadError(f"{where}: {str(error).split(': ', 1)[1]}") from None
 
 
 def load_head_json(path: str | Path) -> YoloHead:
@@ -170,3 +186,14 @@ def load_head_json(path: str | Path) -> YoloHead:
     except json.JSONDecodeError as error:
         raise HeadError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
     return head_from_json(payload, where=str(path))
+
+
+def save_head_json(head: YoloHead, path: str | Path) -> Path:
+    """Write ``head``'s JSON to ``path`` atomically."""
+    return write_json_atomic(path, head_to_json(head))
+
+
+def sidecar_head_path(model: str | Path) -> Path:
+    """Where a model's own head JSON lives, which ``mcuforge detect`` reads when no ``--anchors``
+    is given: ``MODEL.head.json`` (``x.tflite`` -> ``x.head.json``)."""
+    return Path(model).with_suffix(".head.json")

@@ -27,7 +27,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def decode_float(outputs: Sequence[np.ndarray], head: YoloHead) -> np.ndarray:
     """Decode float head outputs (one per head output, [H, W, A*(5+C)] or [1, H, W, A*(5+C)]
     logits) into float64 [N, 4 + C]: (x0, y0, x1, y1) in input pixels and the C class scores
-    sigmoid(obj) * sigmoid(class_c), one row per (output, gy, gx, anchor) in that order (unclipped)."""
+    sigmoid(obj) * sigmoid(class_c), one row per (output, gy, gx, anchor) in that order (unclipped;
+    tw and th above 30 are taken as 30, so that exp stays finite)."""
     rows = []
     for index, (output, spec) in enumerate(zip(outputs, head.outputs, strict=True)):
         array = np.asarray(output, dtype=np.float64)

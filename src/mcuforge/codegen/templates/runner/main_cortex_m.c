@@ -1,9 +1,13 @@
 /* Cortex-M runner: reads every input of input.bin (semihosting), runs mcuforge_invoke on each, writes
- * the outputs to output.bin and prints the inference count and the stack high-water mark. */
+ * the outputs to output.bin (and, with a post-processing module, prints its result) and prints the
+ * inference count and the stack high-water mark. */
 #include <stdint.h>
 
 #include "../model.h"
 #include "semihost.h"
+{% if postprocess_header %}
+#include "../{{ postprocess_header }}"
+{% endif %}
 
 uint32_t mf_stack_high_water_bytes(void);
 
@@ -40,6 +44,9 @@ int main(void)
             sh_write0("mcuforge: write failed\n");
             return 1;
         }
+{% if postprocess_header %}
+        mf_postprocess(runner_output, sh_write0);
+{% endif %}
         count++;
     }
     sh_close(in);

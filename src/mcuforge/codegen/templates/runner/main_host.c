@@ -1,9 +1,17 @@
 /* Host runner: main INPUT OUTPUT. Reads consecutive inputs from INPUT, runs mcuforge_invoke on each and
- * writes the outputs to OUTPUT. */
+ * writes the outputs to OUTPUT (and, with a post-processing module, prints its result). */
 #include <stdint.h>
 #include <stdio.h>
 
 #include "../model.h"
+{% if postprocess_header %}
+#include "../{{ postprocess_header }}"
+
+static void runner_write(const char *text)
+{
+    fputs(text, stdout);
+}
+{% endif %}
 
 static int8_t runner_input[MCUFORGE_INPUT_BYTES];
 static int8_t runner_output[MCUFORGE_OUTPUT_BYTES];
@@ -27,6 +35,9 @@ int main(int argc, char **argv)
             return 1;
         }
         fwrite(runner_output, 1, sizeof runner_output, out);
+{% if postprocess_header %}
+        mf_postprocess(runner_output, runner_write);
+{% endif %}
         count++;
     }
     fclose(in);
