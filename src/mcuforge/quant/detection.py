@@ -3,10 +3,11 @@
 Calibration images are the first training images letterboxed as deployed
 (`data.box_augment.eval_example`); `quantize_detector` is `quant.ptq.quantize_spec_net` on them
 (the ``yolo`` head is one biased conv with a calibrated output range). `predict_int8` runs the int8
-graph in the reference runtime on letterboxed validation images (pixel ``p`` -> ``p / 127.5 - 1``
--> the graph input's quantisation), decodes the int8 outputs with the integer post-processing the
-generated C runs (`detect.postprocess.detect_int8`: LUT sigmoid and exp, threshold, NMS) and maps
-the boxes back to the image's pixels, for `detect.metrics`.
+graph in the reference runtime on validation images prepared as the deployed detector prepares
+them (`detect.run.prepare_image`: letterbox, pixel ``p`` -> ``p / 127.5 - 1`` -> the graph input's
+quantisation), decodes the int8 outputs with the integer post-processing the generated C runs
+(`detect.run.detect_reference`: LUT sigmoid and exp, threshold, NMS) and maps the boxes back to
+the image's pixels, for `detect.metrics`.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from tqdm import tqdm
 
 from ..data.box_augment import canvases_to_input, eval_example
 from ..data.detection import DetectionDataset
-from ..detect.fixed import DetectConfig
+from ..detect.fixed import DetectConfig, fixed_to_float
 from ..detect.head import YoloHead
 from ..detect.metrics import MAP_DETECT_CONFIG, DetectionScores, detection_scores
-from ..detect.postprocess import boxes_to_image, detect_int8
+from ..detect.letterbox import boxes_to_image
+from ..detect.run import detect_reference, make_detector, prepare_image
 from ..ir import Graph
 from ..models.spec_torch import SpecNet
-from .inference import int8_logits, quantize_input
 from .ptq import quantize_spec_net
 
 
@@ -40,40 +41,24 @@ def quantize_detector(model: SpecNet, calibration_set: DetectionDataset, samples
     return quantize_spec_net(model, [x[i:i + batch] for i in range(0, len(x), batch)])
 
 
-def output_quant(graph: Graph) -> list[tuple[float, int]]:
-    """(scale, zero point) of each graph output, as `detect_int8` takes them."""
-    quants = [graph.tensor(name).quant for name in graph.outputs]
-    return [(float(q.scale[0]), int(q.zero_point[0])) for q in quants]
-
-
-def int8_outputs(graph: Graph, dataset: DetectionDataset, size: int, batch: int = 8,
-                 progress: bool = False) -> np.ndarray:
-    """The int8 head outputs [N, H, W, C] of every sample, letterboxed, in the reference runtime."""
-    outputs = []
-    firsts = range(0, len(dataset), batch)
-    for first in tqdm(firsts, desc="int8 reference runtime", unit="batch", disable=not progress, leave=False):
-        x = quantize_input(graph, letterboxed_inputs(dataset.subset(range(first, min(first + batch, len(dataset)))),
-                                                     size))
-        outputs.append(int8_logits(graph, x, batch_size=len(x)))
-    return np.concatenate(outputs)
-
-
 def predict_int8(graph: Graph, dataset: DetectionDataset, head: YoloHead, config: DetectConfig = MAP_DETECT_CONFIG,
-                 outputs: np.ndarray | None = None, progress: bool = False) -> list[np.ndarray]:
-    """Boxes [N, 6] per sample in its image's pixels from the int8 graph (module doc); ``outputs``:
-    int8 head outputs already computed (`int8_outputs`, or the MCU's)."""
-    size = head.input_size[0]
-    if outputs is None:
-        outputs = int8_outputs(graph, dataset, size, progress=progress)
-    quant = output_quant(graph)
-    predictions = []
-    for sample, output in zip(dataset.samples, outputs, strict=True):
-        _, letterbox = eval_example(sample, size)
-        predictions.append(boxes_to_image(detect_int8([output[None]], quant, head, config), letterbox))
-    return predictions
+                 progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(float boxes [N, 6] in each image's pixels, the fixed-point boxes `detect.fixed` gives: what
+    the generated C's ``mf_detect`` returns) of the int8 graph on every sample, each image
+    letterboxed and quantised by `detect.run.prepare_image` (module doc)."""
+    detector = make_detector(graph, head)
+    boxes, fixed = [], []
+    for sample in tqdm(dataset.samples, desc="int8 reference runtime", unit="image", disable=not progress,
+                       leave=False):
+        int8_input, letterbox = prepare_image(detector, sample.image)
+        found = detect_reference(detector, int8_input, config)
+        fixed.append(found)
+        boxes.append(boxes_to_image(fixed_to_float(found), letterbox))
+    return boxes, fixed
 
 
-def int8_scores(graph: Graph, dataset: DetectionDataset, head: YoloHead, progress: bool = False) -> DetectionScores:
+def int8_scores(graph: Graph, dataset: DetectionDataset, head: YoloHead, config: DetectConfig = MAP_DETECT_CONFIG,
+                progress: bool = False) -> DetectionScores:
     """mAP figures of the int8 graph on ``dataset`` (reference runtime, integer post-processing)."""
-    predictions = predict_int8(graph, dataset, head, progress=progress)
-    return detection_scores(predictions, dataset.ground_truths(), head.num_classes)
+    boxes, _ = predict_int8(graph, dataset, head, config, progress=progress)
+    return detection_scores(boxes, dataset.ground_truths(), head.num_classes)

@@ -24,13 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import write_json_atomic
 from ..data.box_augment import AugmentSettings, canvases_to_input, eval_example, letterbox_placement, \
     place_boxes, train_example
 from ..data.detection import DetectionDataset
 from ..detect.anchors import kmeans_anchors
 from ..detect.fixed import DetectConfig
-from ..detect.head import YoloHead, YoloOutput, head_to_json
+from ..detect.head import YoloHead, YoloOutput, head_to_json, save_head_json
 from ..detect.metrics import MAP_DETECT_CONFIG, DetectionScores, detection_scores
 from ..detect.postprocess import boxes_to_image, detect_float
 from ..errors import McuforgeError
@@ -93,7 +92,7 @@ def scaled_head(head: YoloHead, size: int) -> YoloHead:
     factor = size / head.input_size[1]
     outputs = tuple(replace(o, anchors=tuple((round(w * factor, 2), round(h * factor, 2)) for w, h in o.anchors))
                     for o in head.outputs)
-    return YoloHead(outputs, (size, size))
+    return replace(head, outputs=outputs, input_size=(size, size))
 
 
 def detection_task(head: YoloHead, augment: AugmentSettings = AugmentSettings(),
@@ -233,6 +232,6 @@ def train_detector(spec: NetSpec, train_set: DetectionDataset, val_set: Detectio
     run_dir = Path(run_dir)
     save_trained_model(run_dir / MODEL_NAME, model, spec, config, list(train_set.class_names), dataset_name,
                        result, extra={"head": head_json, "task": "detect"})
-    write_json_atomic(run_dir / HEAD_NAME, head_json, indent=2)
+    save_head_json(head, run_dir / HEAD_NAME)
     write_result_json(run_dir / RESULT_NAME, spec, config, dataset_name, result)
     return model, result, head
