@@ -4,6 +4,7 @@ model.pt / head.json, and the float mAP evaluation (tiny detector, synthetic rec
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,34 @@ def test_cached_views_train_only_the_tail(tmp_path, data):
             continue
         assert torch.equal(tensor, model.state_dict()[name]) == frozen, name
     assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+def test_cli_train_quantize_detect(tmp_path, capsys):
+    """`train --task detect` on a VOC folder, `quantize` (int8 .tflite + head JSON), `detect --json`."""
+    from PIL import Image
+
+    from mcuforge.cli import main
+
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for sample in _rectangles(10, 3).samples:
+        Image.fromarray(sample.image).save(root / "JPEGImages" / sample.name)
+        x0, y0, x1, y1 = (int(v) for v in sample.boxes[0])
+        name = ("green", "red")[int(sample.labels[0])]
+        (root / "Annotations" / f"{Path(sample.name).stem}.xml").write_text(
+            f"<annotation><filename>{sample.name}</filename><object><name>{name}</name><bndbox><xmin>{x0}</xmin>"
+            f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object></annotation>")
+    run = tmp_path / "run"
+    spec = SPEC.replace("cls2", "cls1")
+    assert main(["train", spec, "--task", "detect", "--dataset", f"voc:{root}", "--epochs", "1", "--batch-size",
+                 "4", "--threads", "1", "--out", str(run), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 0.0 <= summary["val_map50"] <= 1.0 and len(summary["anchors"]) == 2
+    tflite = tmp_path / "det.tflite"
+    assert main(["quantize", str(run / "model.pt"), "-o", str(tflite), "--calibration", "8"]) == 0
+    assert json.loads((tmp_path / "det.head.json").read_text())["outputs"][0]["num_classes"] == 2
+    capsys.readouterr()
+    assert main(["detect", str(tflite), str(root / "JPEGImages" / "r0.png"), "--json", "--score", "0.0"]) == 0
+    boxes = json.loads(capsys.readouterr().out)
+    assert boxes and all(len(box) == 6 for box in boxes)
