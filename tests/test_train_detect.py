@@ -112,3 +112,19 @@ def test_cli_train_quantize_detect(tmp_path, capsys):
     assert main(["detect", str(tflite), str(root / "JPEGImages" / "r0.png"), "--json", "--score", "0.0"]) == 0
     boxes = json.loads(capsys.readouterr().out)
     assert boxes and all(len(box) == 6 for box in boxes)
+
+
+def test_multi_scale_training_runs_at_each_side(tmp_path, data):
+    from mcuforge.errors import McuforgeError
+    from mcuforge.train.detect import detector_head, detection_task, scaled_head
+
+    train_set, val_set = data
+    spec = parse_spec(SPEC)
+    head = detector_head(spec, train_set)
+    smaller = scaled_head(head, 32)
+    assert smaller.input_size == (32, 32)
+    assert smaller.outputs[0].anchors[0][0] == pytest.approx(head.outputs[0].anchors[0][0] / 2, abs=0.01)
+    with pytest.raises(McuforgeError, match="multiples of the stride"):
+        detection_task(head, scales=(48,))
+    _, result, _ = train_detector(spec, train_set, val_set, _config(epochs=1), tmp_path / "m", scales=(32, 64))
+    assert np.isfinite(result.final.train_loss)
