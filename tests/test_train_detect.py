@@ -106,7 +106,8 @@ def test_cli_train_quantize_detect(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert 0.0 <= summary["val_map50"] <= 1.0 and len(summary["anchors"]) == 2
     tflite = tmp_path / "det.tflite"
-    assert main(["quantize", str(run / "model.pt"), "-o", str(tflite), "--calibration", "8"]) == 0
+    assert main(["quantize", str(run / "model.pt"), "-o", str(tflite), "--calibration", "8", "--evaluate", "2"]) == 0
+    assert "float" in capsys.readouterr().out  # float and int8 mAP of the first validation images
     assert json.loads((tmp_path / "det.head.json").read_text())["outputs"][0]["num_classes"] == 2
     capsys.readouterr()
     assert main(["detect", str(tflite), str(root / "JPEGImages" / "r0.png"), "--json", "--score", "0.0"]) == 0
