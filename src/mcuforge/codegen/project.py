@@ -160,18 +160,16 @@ def code_bytes_per_kernel(model: GeneratedModel, function_bytes: dict[str, int],
     return dict(sorted(sizes.items()))
 
 
-def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> dict:
-    """Build the Cortex-M ELF(s) in ``directory`` and return the measured figures."""
+def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target,
+                     count_instructions: bool = True) -> dict:
+    """Build the Cortex-M ELF(s) in ``directory`` and return the measured figures; without
+    ``count_instructions`` only what QEMU and the ELF give (sizes, stack, SRAM), not unicorn's count
+    (minutes for a model of a billion instructions)."""
     elf = build(directory, target.name)
     sizes = section_sizes(elf)
     in_bytes, out_bytes = io_bytes(model)
     sample = measurement_input(model)
     qemu = run_qemu(elf, target, sample, out_bytes, 1)
-    m7 = with_optimisation(TARGETS["cortex-m7"], target.optimise)
-    m7_elf = elf if target.name == m7.name else build(directory, m7.name)
-    counted = count_invoke(m7_elf, m7, sample, out_bytes)
-    if counted.output != qemu.outputs:
-        raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
     function_bytes = {name: size for _start, size, name in read_elf(elf).functions}
     figures = {
         "flash_bytes": sizes.flash_bytes,
@@ -181,23 +179,32 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
         "bss_bytes": sizes.bss_bytes,
         "arena_section_bytes": sizes.arena_section_bytes,
         "stack_high_water_bytes": qemu.stack_high_water_bytes,
-        "invoke_stack_bytes": counted.stack_bytes,
         "measured_sram_bytes": (model.plan.arena_bytes + sizes.data_bytes + sizes.bss_bytes
                                 + qemu.stack_high_water_bytes),
         "sram_formula": SRAM_FORMULA,
-        "instructions": counted.instructions,
-        "instructions_target": m7.name,
-        "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
-        "by_op_class": by_op_class(model, counted.per_function, function_bytes),
         "code_bytes_per_kernel": code_bytes_per_kernel(model, function_bytes),
         "code_bytes_note": f"function sizes from the {target.name} ELF's symbol table; a kernel counts "
                            "its static helpers; code shared by kernels (mf_* helpers that are not "
                            "inlined, memcpy/memset) is not in any kernel",
-        "measured_output_sha256": hashlib.sha256(counted.output).hexdigest(),
         "measure_input": f"uniform random int8, numpy seed {MEASURE_SEED}",
         "flash_note": "text includes the runner, startup and semihosting code (a few hundred bytes) "
                       "and newlib's memcpy/memset",
     }
+    if not count_instructions:
+        return figures
+    m7 = with_optimisation(TARGETS["cortex-m7"], target.optimise)
+    m7_elf = elf if target.name == m7.name else build(directory, m7.name)
+    counted = count_invoke(m7_elf, m7, sample, out_bytes)
+    if counted.output != qemu.outputs:
+        raise McuforgeError("unicorn and QEMU disagree on the output of the measured inference")
+    figures.update({
+        "invoke_stack_bytes": counted.stack_bytes,
+        "instructions": counted.instructions,
+        "instructions_target": m7.name,
+        "macs_per_instruction": round(model.macs / counted.instructions, 4) if counted.instructions else None,
+        "by_op_class": by_op_class(model, counted.per_function, function_bytes),
+        "measured_output_sha256": hashlib.sha256(counted.output).hexdigest(),
+    })
     return figures
 
 
@@ -297,7 +304,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   labels: tuple[str, ...] | None = None,
                   extra_files: Mapping[str, bytes] | None = None,
                   report_fields: Mapping[str, object] | None = None, board: Board | None = None,
-                  cycles: int | None = None, optimise: str = "balanced") -> dict:
+                  cycles: int | None = None, optimise: str = "balanced",
+                  count_instructions: bool = True) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
@@ -311,6 +319,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     inference on ``board`` (every board when None) from the counted instructions, or from ``cycles``
     measured on ``board`` when given (they replace the estimate).
     ``optimise``: balanced, speed or size (`codegen.targets.OPTIMISATIONS`).
+    ``count_instructions``: `measure_cortex_m`'s.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
@@ -335,7 +344,8 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
         return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch,
-                           frontend, dict(extra_files or {}), dict(report_fields or {}), board, cycles)
+                           frontend, dict(extra_files or {}), dict(report_fields or {}), board, cycles,
+                           count_instructions)
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -356,7 +366,7 @@ def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Targ
                 sram_bytes: int | None, source: str, measure: bool, patch,
                 frontend: FrontendSources | None, extra_files: dict[str, bytes],
                 report_fields: dict[str, object], board: Board | None = None,
-                cycles: int | None = None) -> dict:
+                cycles: int | None = None, count_instructions: bool = True) -> dict:
     """Write, build and measure the project in a staging folder, then swap it in atomically
     (`mcuforge.atomic.replace_folder`); the staging folder is removed on any error."""
     staging = make_staging_folder(out_dir)
@@ -375,7 +385,7 @@ def _build_into(model: GeneratedModel, graph: Graph, out_dir: Path, target: Targ
                                   "hop_samples": frontend.hop_samples,
                                   "sample_rate": frontend.sample_rate}
         if measure and target.is_cortex_m:
-            report.update(measure_cortex_m(staging, model, target))
+            report.update(measure_cortex_m(staging, model, target, count_instructions))
             if frontend is not None:
                 report["frontend"].update(measure_frontend(staging, model, target, frontend))
             if sram_bytes is not None and report["measured_sram_bytes"] > sram_bytes:

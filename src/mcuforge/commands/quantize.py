@@ -2,7 +2,7 @@
 int8 .tflite (TFLite's scheme; see `mcuforge.quant.ptq`).
 
 MODEL is a ``model.pt`` written by `mcuforge train` (calibrated on its own data set unless
-``--dataset`` says otherwise) or a zoo name with pretrained weights (``mcunet-in3``; give
+``--dataset`` says otherwise; a detector's also writes its head JSON beside the .tflite) or a zoo name with pretrained weights (``mcunet-in3``; give
 ``--dataset`` with images to calibrate on). The .tflite runs in TFLite Micro, in `mcuforge run`,
 and goes to `mcuforge compile`. Its input is int8: ``round(x / scale) + zero_point`` of the float
 input ``x = pixel / 127.5 - 1``; the scale and zero point are printed.
@@ -20,13 +20,14 @@ from .calibration import CalibrationRequest, calibration_samples
 
 
 def _load_model(model: str):
-    """(float SpecNet, spec, data set name or None) of a model.pt path or a pretrained zoo name."""
+    """(float SpecNet, spec, the rest of model.pt ({} for a pretrained zoo name)) of a model.pt path
+    or a pretrained zoo name."""
     from ..quant.pretrained import PRETRAINED, load_pretrained
     from ..train.run import load_trained_model
 
     if model in PRETRAINED:
         net = load_pretrained(model)
-        return net, net.spec, None
+        return net, net.spec, {}
     if not Path(model).exists():
         raise McuforgeError(f"{model}: not a trained model file, and no pretrained weights by that "
                             f"name (pretrained: {', '.join(PRETRAINED)})")
@@ -40,7 +41,7 @@ def _load_model(model: str):
         raise ModelFileError(f"{model}: not a trained model file (torch.load: "
                              f"{type(exc.__cause__).__name__}: "
                              f"{_first_sentence(str(exc.__cause__))})") from None
-    return net, spec, saved.get("dataset") or None
+    return net, spec, saved
 
 
 def _first_sentence(message: str, limit: int = 120) -> str:
@@ -89,8 +90,11 @@ def command(model: str, output: Path, dataset: str | None, calibration: int, bit
 
     if model in PRETRAINED and dataset is None:
         raise McuforgeError(f"{model}: give --dataset with images to calibrate on")
-    net, spec, trained_on = _load_model(model)
-    data_name = dataset or trained_on
+    net, spec, saved = _load_model(model)
+    data_name = dataset or saved.get("dataset") or None
+    if saved.get("task") == "detect":
+        _quantize_detector(net, saved, data_name, output, calibration, evaluate)
+        return
     if data_name is None:
         raise McuforgeError(f"{model}: give --dataset with images to calibrate on")
     images, _ = calibration_samples(
@@ -108,6 +112,31 @@ def command(model: str, output: Path, dataset: str | None, calibration: int, bit
                f"zero point {quant.zero_point[0]} (float input x = pixel / 127.5 - 1)")
     if evaluate:
         _evaluate(net, spec, graph, data_name, evaluate)
+
+
+def _quantize_detector(net, saved: dict, data_name: str, output: Path, calibration: int, evaluate: int) -> None:
+    """A detector's model.pt to an int8 .tflite and its head JSON beside it (``X.head.json``, what
+    ``mcuforge detect`` and ``compile --head`` read), calibrated on letterboxed training images."""
+    from ..data.registry import load_detection_dataset
+    from ..detect.head import head_from_json, save_head_json, sidecar_head_path
+    from ..frontends.tflite_writer import write_tflite
+    from ..quant.detection import int8_scores, quantize_detector
+    from ..train.detect import evaluate_detector
+
+    head = head_from_json(saved["head"], "model.pt head")
+    train_set = load_detection_dataset(data_name, "train")
+    graph = quantize_detector(net, train_set, samples=min(calibration, len(train_set)))
+    write_tflite(graph, output)
+    head_path = save_head_json(head, sidecar_head_path(output))
+    click.echo(f"wrote {output} and {head_path}: calibrated on {min(calibration, len(train_set))} "
+               f"letterboxed images of {data_name}")
+    if evaluate:
+        val_set = load_detection_dataset(data_name, "val")
+        val_set = val_set.subset(range(min(evaluate, len(val_set))))
+        _, float_scores = evaluate_detector(net, val_set, head)
+        scores = int8_scores(graph, val_set, head)
+        click.echo(f"mAP@0.5 on the first {len(val_set)} validation images of {data_name}: float "
+                   f"{float_scores.map50_voc:.3f}, int8 {scores.map50_voc:.3f} (reference runtime)")
 
 
 def _evaluate(net, spec, graph, data_name: str, count: int) -> None:

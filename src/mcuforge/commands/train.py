@@ -8,6 +8,12 @@ end. ``--resume`` continues a killed or interrupted run exactly where its checkp
 end (``--frontend``), quantises it to int8 and scores float and int8 on the held-out speaker
 (`pipeline.kws`); RUN_DIR also gets model_int8.tflite (the front end in its metadata, for
 `mcuforge listen`) and kws.json.
+
+``--task detect`` trains a YOLO-style detector (`train.detect`) on a detection data set
+(``raccoon``, ``voc:PATH``, ``csv:PATH``): MODEL is a detector (``mcunet-in3-yolo``, a spec
+ending in ``yolo_a<N>``) or any zoo backbone, which gets a ``yolo`` head; mcunet-in3's backbone
+starts from its ImageNet weights (``--no-pretrained``: from scratch). RUN_DIR also gets
+``head.json``; the test score is mAP@0.5 (VOC) on the fixed validation split.
 """
 
 from __future__ import annotations
@@ -31,20 +37,20 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 
 @click.command("train")
 @click.argument("model", required=False)
-@click.option("--task", type=click.Choice(["image", "kws"]), default="image", show_default=True,
-              help="image classification, or keyword spotting from spoken audio.")
+@click.option("--task", type=click.Choice(["image", "kws", "detect"]), default="image", show_default=True,
+              help="image classification, keyword spotting from spoken audio, or object detection with a YOLO head.")
 @click.option("--dataset", "-d", help="fashion-mnist (image default), mnist, fsdd (kws default), fsdd:SPEAKER, "
-              "or a folder (IDX files, CIFAR batches, class folders, Speech Commands, FSDD).")
+              "raccoon (detect default), voc:PATH, csv:PATH, or a folder (IDX files, CIFAR batches, class folders, Speech Commands, FSDD).")
 @click.option("--frontend", type=click.Choice(["micro-speech", "mfcc"]), default="micro-speech",
               show_default=True, help="kws: the audio front end the features come from.")
-@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Default: 10 (image), 30 (kws).")
+@click.option("--epochs", "-e", type=click.IntRange(min=1), help="Default: 10 (image, detect), 30 (kws).")
 @click.option("--resolution", "-r", type=click.IntRange(min=1), help="Input resolution (default: the model's).")
 @click.option("--width", "-w", type=float, help="Width multiplier (scalable zoo models).")
 @click.option("--in-channels", type=click.Choice(["1", "3"]), help="Model input channels (default: the data's).")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Default: 128 (image), 32 (kws).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Default: sgd (image), adamw (kws).")
-@click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128; kws: 3e-3).")
-@click.option("--weight-decay", type=float, help="Default: 5e-5 SGD / 0.05 AdamW.")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Default: 128 (image), 32 (kws), 16 (detect).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Default: sgd (image), adamw (kws, detect).")
+@click.option("--lr", type=float, help="Peak learning rate (default: 0.1 SGD / 3e-3 AdamW, x batch/128; kws: 3e-3; detect: 2e-3).")
+@click.option("--weight-decay", type=float, help="Default: 5e-5 SGD / 0.05 AdamW (detect: 0.01).")
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
 @click.option("--no-augment", is_flag=True, help="No augmentation (no flip, no crop).")
 @click.option("--crop", is_flag=True, help="Add a random crop (pad 1/8, zeros) to the flips; for long runs.")
@@ -57,11 +63,23 @@ def _default_run_dir(model: str, dataset: str) -> Path:
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only the first N training samples.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--anchors", type=click.IntRange(min=1), default=3, show_default=True,
+              help="--task detect: anchors per cell of the head added to a backbone.")
+@click.option("--frozen-blocks", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--task detect: leave the first N blocks as initialised (faster on a CPU).")
+@click.option("--scales", help="--task detect: input sides drawn per step, e.g. 160,192,224,256 "
+              "(multi-scale training; default: the resolution only).")
+@click.option("--cached-views", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--task detect: with --frozen-blocks, compute the frozen blocks' output once for N "
+                   "augmented views of each image and train the rest on them (fast on a CPU).")
+@click.option("--pretrained/--no-pretrained", default=True, show_default=True,
+              help="--task detect: start mcunet-in3's backbone from its ImageNet weights.")
 def command(model: str | None, task: str, dataset: str | None, frontend: str, epochs: int | None,
             resolution: int | None, width: float | None, in_channels: str | None, batch_size: int | None,
             optimizer: str | None, lr: float | None, weight_decay: float | None, label_smoothing: float,
             no_augment: bool, crop: bool, seed: int, threads: int | None, run_dir: Path | None, resume: bool,
-            checkpoint_every: int | None, limit_train: int | None, quiet: bool, as_json: bool) -> None:
+            checkpoint_every: int | None, limit_train: int | None, quiet: bool, as_json: bool,
+            anchors: int, frozen_blocks: int, scales: str | None, cached_views: int, pretrained: bool) -> None:
     """Train MODEL (a zoo name or a spec string) on a data set, with checkpoints and exact resume."""
     if task == "kws":
         from .train_kws import train_kws_command
@@ -71,6 +89,20 @@ def command(model: str | None, task: str, dataset: str | None, frontend: str, ep
                           quiet, as_json, unused={"--resolution": resolution, "--in-channels": in_channels,
                                                   "--weight-decay": weight_decay, "--crop": crop or None,
                                                   "--limit-train": limit_train})
+        return
+    if task == "detect":
+        from .train_detect import train_detection_command
+
+        if model is None:
+            raise McuforgeError("train --task detect: give MODEL (e.g. mcunet-in3-yolo or a zoo backbone)")
+        train_detection_command(
+            model=model, dataset=dataset or "raccoon", epochs=epochs or 10, resolution=resolution, width=width,
+            batch_size=batch_size or 16, optimizer=optimizer or "adamw", lr=lr if lr is not None else 2e-3,
+            weight_decay=weight_decay if weight_decay is not None else 0.01, augment=not no_augment, seed=seed,
+            threads=threads, run_dir=run_dir or _default_run_dir(model, dataset or "raccoon"), resume=resume,
+            checkpoint_every=checkpoint_every, limit_train=limit_train, quiet=quiet, as_json=as_json,
+            anchors=anchors, frozen_blocks=frozen_blocks, scales=scales, cached_views=cached_views,
+            pretrained=pretrained)
         return
     if model is None:
         raise McuforgeError("train: give MODEL (a zoo name or a spec string), or --task kws")

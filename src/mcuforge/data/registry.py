@@ -9,6 +9,8 @@ Built-in names, each read from where its package installs it (an environment var
   fsdd           the Free Spoken Digit Dataset of the reference folder (data/fsdd/recordings),
                  split by speaker; ``fsdd:NAME`` holds out speaker NAME (default: the 5th, yweweler)
 
+Detection data sets (`load_detection_dataset`): ``raccoon``, ``voc:PATH`` and ``csv:PATH``.
+
 A path is recognised by its contents: MNIST-layout IDX files, CIFAR-10/100 python batches, FSDD
 recordings (``{digit}_{speaker}_{index}.wav``), keyword folders of .wav files (Speech Commands), or
 class folders of images. Audio data sets (FSDD, Speech Commands) are the int8 features of an audio
@@ -25,6 +27,7 @@ from ..errors import DatasetError
 from .cifar import cifar_variant, load_cifar_folder
 from .audio_augment import AudioAugment
 from .dataset import ArrayDataset
+from .detection import DetectionDataset
 from .fsdd import is_fsdd_folder, load_fsdd
 from .idx import is_idx_folder, load_idx_folder
 from .image_folder import is_image_folder, load_image_folder
@@ -150,3 +153,40 @@ def load_dataset(
     if kind == "speech-commands":
         return load_speech_commands(path, split, frontend, audio_augment, progress)
     return load_image_folder(path, split, image_size=image_size)
+
+
+DETECTION_DATASETS = {
+    "raccoon": "160 raccoon photos with VOC boxes, one class (reference folder data/raccoon)",
+}
+
+
+def load_detection_dataset(name_or_path: str | Path, split: str = "train",
+                           max_side: int | None = None) -> "DetectionDataset":
+    """One split ("train" or "val", `data.voc`'s fixed split) of a detection data set:
+    ``raccoon`` (the reference folder's), ``voc:PATH`` (a Pascal VOC folder), ``csv:PATH`` (a CSV
+    box list) or a plain path of either kind. ``max_side``: shrink larger images on load
+    (default `voc.DEFAULT_MAX_SIDE`)."""
+    from ..reference import reference_dir
+    from .voc import DEFAULT_MAX_SIDE, is_voc_folder, load_box_csv, load_voc_folder
+
+    side = DEFAULT_MAX_SIDE if max_side is None else max_side
+    name = str(name_or_path)
+    if name == "raccoon":
+        folder = reference_dir() / "data" / "raccoon"
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: the raccoon data set is not there (set MCUFORGE_REFERENCE "
+                               "to the reference folder)")
+        return load_voc_folder(folder, split, side)
+    kind, _, rest = name.partition(":")
+    if kind == "voc" and rest:
+        return load_voc_folder(rest, split, side)
+    if kind == "csv" and rest:
+        return load_box_csv(rest, split, max_side=side)
+    path = Path(name)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return load_box_csv(path, split, max_side=side)
+    if path.is_dir() and is_voc_folder(path):
+        return load_voc_folder(path, split, side)
+    if not path.exists():
+        raise DatasetError(f"{name}: no such detection data set (raccoon, voc:PATH or csv:PATH)")
+    raise DatasetError(f"{name}: not a detection data set (a Pascal VOC folder or a CSV box list)")

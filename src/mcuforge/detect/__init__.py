@@ -9,6 +9,8 @@ in the generated C.
 - `c_module`: ``postprocess/mf_detect.{h,c}`` of a generated project (a `codegen.postprocess`
   module) and the boxes its runners print; `run`: images through the int8 reference runtime, and
   drawing; `mcu`: images through a compiled project (host or QEMU).
+- `metrics`: mAP@0.5 (VOC all-point) and COCO-style mAP@[.5:.95] (equal to pycocotools').
+- `anchors`: anchor sizes by k-means over a data set's box shapes.
 
 May import: errors, atomic, reference, targets, arith, ir, ops, runtime, codegen (the layers below it
 in `mcuforge.layers`); not frontends or anything above."""

@@ -12,6 +12,10 @@ Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
                        (no expansion conv when the mid width equals the input width and e == 1)
              | "pool"  global average pool
              | "fc"    fully connected (bias, no BN)                  options c act
+             | "yolo"  YOLO-style detection head, the last block: a biased kxk conv (no BN, no
+                       activation, k = 1 unless given) to A * (5 + cls) channels, A anchors per
+                       cell, ``cls`` classes from the header; per anchor the channels are
+                       (tx, ty, tw, th, objectness, class_0 .. class_{cls-1})   options a k
     OPTION  := "r" INT      repeat the block INT times (later repeats use stride 1)
              | "k" INT ["x" INT]  kernel size (height x width; odd kernels pad k//2 on each
                             edge, even ones TensorFlow's SAME)   | "s" INT    stride
@@ -25,12 +29,20 @@ Grammar (timm-like; tokens separated by spaces, stages by ``|``)::
                             (default: ReLU6 for cn/ds/ir, none for fc)
              | "nores"      no residual even where shapes allow one
              | "w4"         int4 weights for this block (int8 otherwise)
+             | "a" INT      anchors per output cell (``yolo`` only)
 
 A residual connection is added to ``ir`` blocks with stride 1 and equal input and output widths,
 unless ``nores`` is given. ``res49x10`` is a 49-high, 10-wide input (a spectrogram: time x
 frequency); ``res176`` a square one. Example, MCUNet-in3's first blocks::
 
     res176 in3 cls1000 | cn_k3_s2_c16 | ir_k3_e1_c8 | ir_k7_s2_m24_c16 ir_k3_m80_c16 ...
+
+A detector ends in a ``yolo`` block instead of ``pool fc`` (its output is the NHWC grid
+[1, res/S, res/S, A * (5 + cls)], S the network's total stride; the resolution must be a multiple
+of S). The anchors' sizes are data, not architecture: they travel beside the spec (a head JSON,
+`mcuforge.detect.head`). MCUNet-in3 as a one-class detector with three anchors::
+
+    res256 in3 cls1 | cn_k3_s2_c16 | ir_k3_e1_c8 ... ir_k7_e5_m480_c160 | yolo_a3
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from ..errors import SpecError
 
 ACTIVATIONS = {"nre": "relu", "nr6": "relu6", "nhs": "hswish", "nid": "none"}
 _ACT_TOKEN = {value: key for key, value in ACTIVATIONS.items()}
-KINDS = ("cn", "ds", "ir", "pool", "fc")
+KINDS = ("cn", "ds", "ir", "pool", "fc", "yolo")
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,7 @@ class BlockSpec:
     residual: bool = True
     int4: bool = False
     kernel_w: int | None = None  # None: a square kernel (kernel x kernel)
+    anchors: int = 0
 
     def __post_init__(self) -> None:
         if self.kind == "pool":
@@ -86,6 +99,10 @@ class BlockSpec:
                 parts.append(f"m{self.mid_channels}")
             if self.se_ratio:
                 parts.append(f"se{_fmt_float(self.se_ratio)}")
+        if self.kind == "yolo":
+            if self.kernel != 1:
+                parts.append(f"k{self.kernel}")
+            parts.append(f"a{self.anchors}")
         if self.kind in ("cn", "ds", "ir", "fc"):
             parts.append(f"c{self.out_channels}")
             if self.act != default_act(self.kind):
@@ -136,14 +153,14 @@ class NetSpec:
 
 def default_act(kind: str) -> str:
     """The activation a block kind has when the spec names none."""
-    return "none" if kind in ("fc", "pool") else "relu6"
+    return "none" if kind in ("fc", "pool", "yolo") else "relu6"
 
 
 def _fmt_float(value: float) -> str:
     return f"{value:g}"
 
 
-_OPTION = re.compile(r"^(se|r|k|s|e|m|c)(\d+(?:\.\d+)?)$")
+_OPTION = re.compile(r"^(se|r|k|s|e|m|c|a)(\d+(?:\.\d+)?)$")
 _KERNEL_HW = re.compile(r"^k(\d+)x(\d+)$")
 
 
@@ -188,6 +205,8 @@ def parse_block(text: str) -> list[BlockSpec]:
                 values["out_channels"] = int(number)
             elif key == "se":
                 values["se_ratio"] = float(number)
+            elif key == "a":
+                values["anchors"] = int(number)
         except ValueError:
             raise SpecError(f"block {text!r}: option {token!r} needs a whole number") from None
     block = BlockSpec(**values)  # type: ignore[arg-type]
@@ -209,6 +228,13 @@ def _check_block(block: BlockSpec, text: str) -> None:
         raise SpecError(f"block {text!r}: stride must be at least 1")
     if block.kind == "ir" and block.expand <= 0:
         raise SpecError(f"block {text!r}: expansion must be positive")
+    if block.kind == "yolo":
+        if block.anchors < 1:
+            raise SpecError(f"block {text!r}: a yolo head needs its anchors per cell (a<N>)")
+        if block.kernel < 1 or block.kernel % 2 == 0 or block.stride != 1:
+            raise SpecError(f"block {text!r}: a yolo head has an odd kernel and stride 1")
+    elif block.anchors:
+        raise SpecError(f"block {text!r}: only a yolo head has anchors (a<N>)")
 
 
 def parse_spec(text: str, name: str = "") -> NetSpec:
@@ -240,13 +266,33 @@ def parse_spec(text: str, name: str = "") -> NetSpec:
                    header.get("res_w"))
     if min(spec.input_hw) < 1 or spec.in_channels < 1 or spec.num_classes < 1:
         raise SpecError("spec header: resolution, input channels and classes must be positive")
+    heads = [index for index, block in enumerate(spec.blocks) if block.kind == "yolo"]
+    if heads and heads != [len(spec.blocks) - 1]:
+        raise SpecError(f"spec {text[:60]!r}: a yolo head must be the one last block")
     return spec
+
+
+def is_detector(spec: NetSpec) -> bool:
+    """Whether ``spec`` ends in a ``yolo`` detection head."""
+    return bool(spec.blocks) and spec.blocks[-1].kind == "yolo"
+
+
+def total_stride(spec: NetSpec) -> int:
+    """The product of every block's stride: input pixels per cell of the last feature map."""
+    stride = 1
+    for block in spec.blocks:
+        if block.kind in ("cn", "ds", "ir"):
+            stride *= block.stride
+    return stride
 
 
 def resolution_divisor(spec: NetSpec) -> int:
     """The number the input resolution must be a multiple of: every stride-2 layer except the last
     must see an even feature map (so that PyTorch's ``k//2`` padding, TFLite's explicit pads and the
-    patch geometry agree), i.e. ``2 ** (number of stride-2 layers - 1)``."""
+    patch geometry agree), i.e. ``2 ** (number of stride-2 layers - 1)``. A detector (``yolo``
+    head) needs the whole total stride, so that each output cell covers exactly ``stride`` pixels."""
+    if is_detector(spec):
+        return total_stride(spec)
     strided = sum(1 for block in spec.blocks if block.kind in ("cn", "ds", "ir") and block.stride > 1)
     return 2 ** max(strided - 1, 0)
 

@@ -36,6 +36,11 @@ def conv_pads(in_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: int) -
     return Pads(top, bottom, left, right)
 
 
+def yolo_channels(block: BlockSpec, num_classes: int) -> int:
+    """Output channels of a ``yolo`` head: per anchor (tx, ty, tw, th, objectness, classes)."""
+    return block.anchors * (5 + num_classes)
+
+
 def has_residual(block: BlockSpec, in_channels: int) -> bool:
     """Whether an ``ir`` block adds its input to its output."""
     return block.kind == "ir" and block.residual and block.stride == 1 and in_channels == block.out_channels
@@ -125,6 +130,10 @@ class _SpecGraphBuilder:
             if block.act == "hswish":
                 y = self.b.op(OpKind.HARD_SWISH, [y], name=f"{label}.hswish")
             self.b.end_block(label, "fc")
+        elif block.kind == "yolo":
+            y = self.conv(x, yolo_channels(block, self.spec.num_classes), block.kernel, 1, "none", False,
+                          label, block.int4, bn=False)
+            self.b.end_block(label, "yolo")
         else:  # pragma: no cover - parse_block rejects other kinds
             raise SpecError(f"unknown block kind {block.kind}")
         return y
@@ -141,7 +150,7 @@ def build_graph(spec: NetSpec, name: str | None = None) -> Graph:
     x = builder.b.input("input", (1, *spec.input_hw, spec.in_channels), DType.INT8)
     for index, block in enumerate(spec.blocks):
         shape = builder.b.shape(x)
-        if block.kind in ("cn", "ds", "ir", "pool") and len(shape) != 4:
+        if block.kind in ("cn", "ds", "ir", "pool", "yolo") and len(shape) != 4:
             raise SpecError(f"block {index} ({block.to_string()}) needs a 4-D feature map, "
                             f"but the previous block flattened it")
         if block.kind in ("cn", "ds", "ir") and min(shape[1], shape[2]) < block.stride:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .dsl import BlockSpec, NetSpec, make_divisible
-from .spec_graph import conv_pads, has_residual, mid_channels
+from .spec_graph import conv_pads, has_residual, mid_channels, yolo_channels
 
 
 def activation(name: str) -> nn.Module:
@@ -115,6 +115,22 @@ class Classifier(nn.Module):
         return self.act(self.linear(torch.flatten(x, 1)))
 
 
+class YoloHead(nn.Module):
+    """A ``yolo`` block: one biased conv (no BN, no activation) to anchors * (5 + classes)
+    channels, NCHW out; channel ``a * (5 + C) + k`` is field k of anchor a (tx, ty, tw, th, obj,
+    classes)."""
+
+    def __init__(self, in_c: int, block: BlockSpec, num_classes: int):
+        super().__init__()
+        self.anchors = block.anchors
+        self.num_classes = num_classes
+        self.conv = nn.Conv2d(in_c, yolo_channels(block, num_classes), block.kernel, 1, block.kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw head outputs [N, A * (5 + C), H, W]."""
+        return self.conv(x)
+
+
 class SpecNet(nn.Module):
     """A network built from a NetSpec; ``spec`` is kept for export and printing."""
 
@@ -138,6 +154,9 @@ class SpecNet(nn.Module):
             elif block.kind == "fc":
                 layers.append(Classifier(channels, block))
                 channels = block.out_channels
+            elif block.kind == "yolo":
+                layers.append(YoloHead(channels, block, spec.num_classes))
+                channels = yolo_channels(block, spec.num_classes)
         self.blocks = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -165,4 +165,10 @@ register_model("mbv2-w0.35-r144", lambda w, r: zoo_families.mobilenet_v2(0.35, r
 register_model("mbv2-w0.3-r80", lambda w, r: zoo_families.mobilenet_v2(0.3, r or 80),
                scalable_width=False, description="MobileNetV2 w0.3 at 80 px (MCUNet baseline)",
                source=_MCUNET_SOURCE + "mbv2-w0.3-r80_imagenet.json")
+register_model("mcunet-in3-yolo",
+               lambda w, r: zoo_families.detector(parse_spec(MCUNET_SPECS["mcunet-in3"][1])).with_resolution(r or 256),
+               scalable_width=False,
+               description="mcunet-in3's backbone with a YOLO head (3 anchors, 20 classes), r256: "
+                           "fits 256 KB with patches only",
+               source=_MCUNET_SOURCE + "mcunet-320kb-1mb_imagenet.json (backbone)")
 from . import zoo_redistributed  # noqa: E402,F401  (registers the receptive-field redistributed variants)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .dsl import NetSpec, make_divisible, parse_spec
+from .dsl import BlockSpec, NetSpec, make_divisible, parse_spec
 
 
 def _c(channels: int, width: float) -> int:
@@ -117,3 +117,12 @@ def set_classes(spec: NetSpec, num_classes: int) -> NetSpec:
                 stage[index] = replace(stage[index], out_channels=num_classes)
                 return replace(spec, stages=tuple(tuple(s) for s in stages), num_classes=num_classes)
     return replace(spec, num_classes=num_classes)
+
+
+def detector(backbone: NetSpec, anchors: int = 3, num_classes: int = 20) -> NetSpec:
+    """``backbone`` as a YOLO-style detector: its classifier (the global pool and every FC block)
+    replaced by a ``yolo`` head with ``anchors`` anchors per cell (20 classes: Pascal VOC's)."""
+    stages = [tuple(b for b in stage if b.kind not in ("pool", "fc")) for stage in backbone.stages]
+    stages = [stage for stage in stages if stage]
+    head = BlockSpec("yolo", anchors=anchors, act="none")
+    return replace(backbone, stages=tuple(stages) + ((head,),), num_classes=num_classes)

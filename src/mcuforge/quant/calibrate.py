@@ -8,7 +8,7 @@ residual, ``b1.dw`` / ``b1.pw`` in a depthwise-separable block, ``b19.pool`` and
 ``b5`` is ``b5.se.pool`` (MEAN over H and W), ``b5.se.reduce`` (1x1 conv + ReLU), ``b5.se.expand``
 (1x1 conv), the hard sigmoid ``b5.se.hsig_add`` (ADD of the constant 3 with RELU6) and
 ``b5.se.hsig_scale`` (MUL by the constant 1/6), and ``b5.se.gate`` (MUL of the block's features by
-the hard sigmoid).
+the hard sigmoid). A ``yolo`` detection head ``b18`` is one biased conv named ``b18``.
 
 `activation_points` says, for each op that computes a new activation, which torch module computes it
 and how to read it from that module's forward call (its output, the output before the module's
@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import UnsupportedOpError
 from ..models.spec_torch import (Classifier, ConvBNAct, DepthwiseSeparable, GlobalPool,
-                                    InvertedResidual, SpecNet, SqueezeExcite)
+                                    InvertedResidual, SpecNet, SqueezeExcite, YoloHead)
 from .observers import make_observer
 
 INPUT = "input"
@@ -97,6 +97,8 @@ def activation_points(model: SpecNet) -> dict[str, ActivationPoint]:
                 points[f"{label}.add"] = ActivationPoint(block)
         elif isinstance(block, Classifier):
             points.update(_conv_points(block, f"{label}.fc", f"{label}.hswish"))
+        elif isinstance(block, YoloHead):
+            points[label] = ActivationPoint(block.conv)
         elif not isinstance(block, GlobalPool):
             raise UnsupportedOpError(f"block {label} ({type(block).__name__}) cannot be quantised")
     return points
@@ -105,7 +107,7 @@ def activation_points(model: SpecNet) -> dict[str, ActivationPoint]:
 def weight_modules(model: SpecNet) -> dict[str, nn.Module]:
     """Map from each weighted op of the int8 graph (conv, depthwise, FC) to the module holding its
     float weights: a ``ConvBNAct`` (BN folded at export), a ``Classifier``, or the plain biased
-    ``nn.Conv2d`` of a squeeze-excite block."""
+    ``nn.Conv2d`` of a squeeze-excite block or a ``yolo`` head."""
     modules: dict[str, nn.Module] = {}
     for index, block in enumerate(model.blocks):
         label = f"b{index}"
@@ -123,6 +125,8 @@ def weight_modules(model: SpecNet) -> dict[str, nn.Module]:
             modules[f"{label}.project"] = block.project
         elif isinstance(block, Classifier):
             modules[f"{label}.fc"] = block
+        elif isinstance(block, YoloHead):
+            modules[label] = block.conv
     return modules
 
 

@@ -25,6 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.checks import MIN_SCALE
+
+# The smallest weight scale kept (2^-40): with any input scale above 2^-24 the bias scale stays above
+# `ir.checks.MIN_SCALE` (2^-64).
+DEAD_CHANNEL_SCALE = MIN_SCALE * 2.0 ** 24
+
 from ..ir import DType, QuantParams
 
 INT32_MIN = -(1 << 31)
@@ -84,7 +90,11 @@ def quantize_weights(weights: np.ndarray, axis: int | None, bits: int = 8, clip:
         shape[axis] = -1
     if clip == "mse":
         max_abs = max_abs * _mse_ratios(weights, max_abs, shape, reduce_axes, qmax)
-    scales = np.where(max_abs > 0, max_abs / qmax, 1.0)
+    # A channel whose weights are all zero, or below `DEAD_CHANNEL_SCALE` per step (batch-norm
+    # folding gives ~1e-18 for a dead channel, and its bias scale input_scale * weight_scale would
+    # fall below the smallest TFLite accepts), gets scale 1 and all-zero weights: its output is
+    # its bias, as it was to float precision.
+    scales = np.where(max_abs / qmax >= DEAD_CHANNEL_SCALE, max_abs / qmax, 1.0)
     if min_scale is not None:
         floor = np.asarray(min_scale, dtype=np.float64)
         scales = np.maximum(scales, floor.max() if axis is None else floor)

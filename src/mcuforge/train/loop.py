@@ -17,6 +17,11 @@ which the supernet's training shares; this module gives it the plain training st
 
 Hooks (for quantisation-aware training and callers that watch a run): ``on_epoch_start(epoch,
 model)``, ``on_step_end(StepInfo)`` and ``on_epoch_end(EpochStats, model)``; any may be None.
+
+What a step's loss is and how a model is scored is the run's `TrainTask`: classification
+(`CLASSIFICATION`, cross-entropy and top-1 accuracy) unless another is given, e.g. detection
+(`train.detect.detection_task`: the YOLO loss, mAP@0.5 in ``test_accuracy``). Resume, seeds,
+schedules and checkpoints are the same for every task.
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ from .config import EpochStats, TrainConfig, TrainResult, resume_mismatches
 from .epochs import LoopCallbacks, LoopPosition, TrainingStopped, run_epochs
 from .progress import ProgressBar
 
-__all__ = ["StepInfo", "TrainHooks", "TrainingStopped", "cosine_factor", "derived_seed", "epoch_order",
-           "evaluate", "make_optimizer", "make_scheduler", "train"]
+__all__ = ["CLASSIFICATION", "StepInfo", "TrainHooks", "TrainTask", "TrainingStopped", "classification_loss",
+           "cosine_factor", "derived_seed", "epoch_order", "evaluate", "make_optimizer", "make_scheduler", "train"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,22 @@ class TrainHooks:
     on_epoch_start: Callable[[int, nn.Module], None] | None = None
     on_step_end: Callable[[StepInfo], None] | None = None
     on_epoch_end: Callable[[EpochStats, nn.Module], None] | None = None
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """What a training run optimises and reports.
+
+    ``loss(model, dataset, indices, config, generator, hflip)`` builds the batch of ``indices``
+    (augmented with ``generator``), runs the model and returns (loss tensor, correct predictions,
+    batch size); ``evaluate(model, dataset, config)`` returns (mean loss, score) on a held-out set;
+    ``metric`` names the score in the epoch lines; ``train_metric`` says whether the training
+    side has one (its correct / seen)."""
+
+    loss: Callable[..., tuple[torch.Tensor, int, int]]
+    evaluate: Callable[[nn.Module, Any, TrainConfig], tuple[float, float]]
+    metric: str = "acc"
+    train_metric: bool = True
 
 
 def derived_seed(*parts: int) -> int:
@@ -119,6 +140,28 @@ def evaluate(model: nn.Module, dataset: ArrayDataset, config: TrainConfig) -> tu
     return total_loss / max(1, len(dataset)), correct / max(1, len(dataset))
 
 
+def classification_loss(model: nn.Module, dataset: ArrayDataset, indices: torch.Tensor, config: TrainConfig,
+                        generator: torch.Generator, hflip: bool) -> tuple[torch.Tensor, int, int]:
+    """Cross-entropy (label smoothing) of one augmented batch, its correct top-1 predictions, its size.
+    With ``config.augment`` the data set augments its own samples first (`training_batch`, e.g. the
+    PCM of spoken clips), seeded by the step's seed (``generator``'s)."""
+    if config.augment:
+        images, labels = dataset.training_batch(indices.numpy(), generator.initial_seed())
+    else:
+        images, labels = dataset.batch(indices.numpy())
+    x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip,
+                    config.random_crop, config.input_encoding)
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    correct = int((logits.detach().argmax(dim=1) == labels).sum())
+    return loss, correct, int(labels.shape[0])
+
+
+CLASSIFICATION = TrainTask(loss=classification_loss, evaluate=evaluate)
+
+
 @contextmanager
 def _deterministic_torch(threads: int | None) -> Iterator[None]:
     """Deterministic kernels and a fixed thread count for the run; restored afterwards."""
@@ -144,6 +187,7 @@ def train(
     eval_dataset: ArrayDataset | None = None,
     hooks: TrainHooks | None = None,
     metadata: dict[str, Any] | None = None,
+    task: TrainTask = CLASSIFICATION,
 ) -> TrainResult:
     """Train ``model`` (NCHW float input, logits out) in place; see the module doc.
 
@@ -152,6 +196,7 @@ def train(
     settings that shape the result must match the checkpoint's. Starting afresh where a checkpoint
     exists is refused (delete it first) so that no earlier run is lost by accident. ``metadata`` is
     stored in the checkpoint (e.g. the model spec) and returned in ``TrainResult.extra``.
+    ``task`` says what the loss and the evaluation are (classification by default).
     """
     hooks = hooks or TrainHooks()
     if len(dataset) == 0:
@@ -193,7 +238,7 @@ def train(
             hooks.on_epoch_start(epoch, model)
 
     def step(epoch: int, step_in_epoch: int) -> tuple[float, int, int]:
-        result = _train_step(model, optimizer, dataset, order, config, epoch, step_in_epoch, hflip)
+        result = _train_step(model, optimizer, dataset, order, config, epoch, step_in_epoch, hflip, task)
         scheduler.step()
         return result
 
@@ -203,13 +248,14 @@ def train(
                                        optimizer.param_groups[0]["lr"]))
 
     def end_epoch(at: LoopPosition, seconds: float, stopped: bool) -> EpochStats:
-        test_loss, test_accuracy = evaluate(model, eval_dataset, config) if eval_dataset is not None else (None, None)
+        test_loss, test_accuracy = (task.evaluate(model, eval_dataset, config) if eval_dataset is not None
+                                    else (None, None))
         stats = EpochStats(epoch=at.epoch + 1, train_loss=at.sums["loss"] / at.sums["seen"],
                            train_accuracy=at.sums["correct"] / at.sums["seen"], test_loss=test_loss,
                            test_accuracy=test_accuracy, seconds=seconds,
                            learning_rate=optimizer.param_groups[0]["lr"])
         history.append(stats)
-        ProgressBar.write(_epoch_line(stats, config.epochs), enabled=config.progress)
+        ProgressBar.write(_epoch_line(stats, config.epochs, task), enabled=config.progress)
         return stats
 
     def save(at: LoopPosition, seconds_in_epoch: float) -> None:
@@ -245,34 +291,25 @@ def train(
 
 def _train_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, dataset: ArrayDataset, order: torch.Tensor,
-    config: TrainConfig, epoch: int, step: int, hflip: bool,
+    config: TrainConfig, epoch: int, step: int, hflip: bool, task: TrainTask = CLASSIFICATION,
 ) -> tuple[float, int, int]:
     """One optimizer step on batch ``step`` of ``order``: (loss, correct predictions, batch size)."""
     indices = order[step * config.batch_size : (step + 1) * config.batch_size]
     step_seed = derived_seed(config.seed, epoch, step)
-    if config.augment:
-        images, labels = dataset.training_batch(indices.numpy(), step_seed)
-    else:
-        images, labels = dataset.batch(indices.numpy())
     torch.manual_seed(step_seed)
     generator = torch.Generator().manual_seed(step_seed)
-    x = train_batch(images, config.resolution, config.in_channels, generator, config.augment, hflip,
-                    config.random_crop, config.input_encoding)
-    if config.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    logits = model(x)
-    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+    loss, correct, count = task.loss(model, dataset, indices, config, generator, hflip)
     if not torch.isfinite(loss):
         raise McuforgeError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {loss.item()}); "
                             "lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    correct = int((logits.detach().argmax(dim=1) == labels).sum())
-    return float(loss.item()), correct, int(labels.shape[0])
+    return float(loss.item()), correct, count
 
 
-def _epoch_line(stats: EpochStats, epochs: int) -> str:
-    test = "" if stats.test_accuracy is None else f"  test loss {stats.test_loss:.4f}  test acc {stats.test_accuracy:.2%}"
-    return (f"epoch {stats.epoch}/{epochs}  train loss {stats.train_loss:.4f}  train acc {stats.train_accuracy:.2%}"
-            f"{test}  {stats.seconds:.1f} s")
+def _epoch_line(stats: EpochStats, epochs: int, task: TrainTask = CLASSIFICATION) -> str:
+    test = "" if stats.test_accuracy is None else \
+        f"  test loss {stats.test_loss:.4f}  test {task.metric} {stats.test_accuracy:.2%}"
+    train_metric = f"  train {task.metric} {stats.train_accuracy:.2%}" if task.train_metric else ""
+    return f"epoch {stats.epoch}/{epochs}  train loss {stats.train_loss:.4f}{train_metric}{test}  {stats.seconds:.1f} s"

@@ -66,8 +66,10 @@ def train_spec(
 
 
 def save_trained_model(path: str | Path, model: nn.Module, spec: NetSpec, config: TrainConfig,
-                       class_names: list[str], dataset_name: str, result: TrainResult) -> None:
-    """Write ``model.pt`` atomically (see the module doc)."""
+                       class_names: list[str], dataset_name: str, result: TrainResult,
+                       extra: dict[str, Any] | None = None) -> None:
+    """Write ``model.pt`` atomically (see the module doc); ``extra`` entries are added to it (a
+    detector's ``head``)."""
     state = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
     atomic_torch_save({
         "format": MODEL_FORMAT,
@@ -81,6 +83,7 @@ def save_trained_model(path: str | Path, model: nn.Module, spec: NetSpec, config
                   else "x = feature / 128 (int8 front-end feature; stored as feature + 128)"},
         "test_accuracy": result.test_accuracy,
         "config": config.to_dict(),
+        **(extra or {}),
     }, path)
 
 
