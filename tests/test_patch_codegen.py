@@ -19,6 +19,7 @@ from mcuforge.codegen.emit import write_project
 from mcuforge.codegen.patch_emit import generate_patched, resolve_c_patch
 from mcuforge.codegen.targets import get_core
 from mcuforge.errors import UnsupportedOpError
+from mcuforge.frontends.load import load_graph
 from mcuforge.ir import OpKind, Pads
 from mcuforge.planner.arena import PlanOptions
 from mcuforge.patch import PatchConfig, PatchEvaluator, evaluate_patch
@@ -117,7 +118,6 @@ def test_person_detect_compile_patch_and_verify(tmp_path, capsys):
 
 
 def test_auto_and_min_memory_search_row_strips_and_square_grids(reference):
-    from mcuforge.frontends.load import load_graph
     graph = load_graph(str(require_reference_file("models/tinyengine/vww.tflite")))
     config = resolve_c_patch(graph, "auto", 48 * 1024)
     assert config is not None
@@ -216,3 +216,21 @@ def test_cached_residual_add_that_cannot_write_in_place_is_refused_before_planni
         resolve_c_patch(graph, "16x1@block2+halo-full")
     config = resolve_c_patch(graph, "min-memory")  # skips such schedules
     assert config is not None and config.halo == "none"
+
+
+def test_compile_min_memory_within_a_mac_limit_runs_bit_exact(tmp_path, capsys):
+    """ResNet-8 ``--patch min-memory --max-macs 1.10``: the smallest schedule the C runs within
+    +10 % MACs (row strips with cached halos, no extra MACs) instead of 7x7@block2 (+175 %)."""
+    path = str(require_reference_file("models/mlperf_tiny/pretrainedResnet_quant.tflite"))
+    out = tmp_path / "r8"
+    assert main(["compile", path, "-o", str(out), "--core", "host", "--patch", "min-memory",
+                 "--max-macs", "1.10"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    layer_macs = report["patch"]["macs"] - report["patch"]["mac_overhead"]
+    assert report["patch"]["macs"] <= 1.10 * layer_macs
+    assert report["peak_activation_bytes"] < report["layer_peak_activation_bytes"]
+    assert report["schedule"] == resolve_c_patch(load_graph(path), "min-memory",
+                                                 max_mac_factor=1.10).to_string()
+    capsys.readouterr()
+    assert main(["verify", str(out), "--random", "1"]) == 0
+    assert "bit-exact" in capsys.readouterr().out

@@ -352,16 +352,18 @@ C_GRID_FAMILIES = (GridFamily("rows", ("none",), ROW_STRIPS_MAX),
 
 
 def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
-                    plan_options: PlanOptions = PlanOptions()) -> PatchConfig | None:
+                    plan_options: PlanOptions = PlanOptions(),
+                    max_mac_factor: float | None = None) -> PatchConfig | None:
     """The schedule ``--patch`` names for the generated C (`patch.resolve_schedule` over the
     schedules the C supports, `C_GRID_FAMILIES` and `check_c_patch_support`): None for ``none`` (or
     when ``auto`` keeps layer-based execution), an explicit ``RxC@SPLIT[+halo-full]``, or the one
     ``auto`` / ``min-memory`` picks. A schedule's peak is taken as at least the arena the planner
-    gives the rest of the graph after its split."""
+    gives the rest of the graph after its split; ``max_mac_factor`` (``--max-macs``) limits the
+    MACs as `patch.resolve_schedule` does."""
     g = strip_edge_conversions(graph).graph
     plan = resolve_schedule(g, option, plan_options.conventions, sram_bytes,
                             families=C_GRID_FAMILIES, check=check_c_patch_support,
-                            rest_floor=plan_options)
+                            rest_floor=plan_options, max_mac_factor=max_mac_factor)
     return None if plan is None else plan.config
 
 

@@ -24,6 +24,7 @@ from ..ops.support import require_executable
 from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
 from .hardware import board_option, core_option, resolve_hardware, target_option
+from .patch_options import max_macs_option
 
 DEFAULT_CORE = "cortex-m7"
 
@@ -52,6 +53,7 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
                    "RxC@SPLIT (an R x C grid of the tensor after block SPLIT, halos recomputed; "
                    "row strips Nx1@SPLIT may add +halo-full to cache them instead).")
+@max_macs_option()
 @click.option("--head", "head_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Detection head JSON (mcuforge.detect.head): the project gets the mf_detect "
                    "post-processing (decode, threshold, NMS) and its runners print the boxes.")
@@ -63,7 +65,7 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
-            sram: str | None, patch: str, head_path: Path | None, score: float | None,
+            sram: str | None, patch: str, max_macs: float | None, head_path: Path | None, score: float | None,
             iou: float | None, no_measure: bool, depthwise_row_buffer: bool | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
     hardware = resolve_hardware(board, core, target)
@@ -80,9 +82,9 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                             f"{model} -o model.tflite --calibration data.npy`, then compile the .tflite")
     graph = require_executable(graph, model, c_code=True)
     schedule = None
-    if patch != "none":
+    if patch != "none" or max_macs is not None:  # --max-macs without a search: refused there
         from ..codegen.patch_emit import resolve_c_patch
-        schedule = resolve_c_patch(graph, patch, sram_bytes)
+        schedule = resolve_c_patch(graph, patch, sram_bytes, max_mac_factor=max_macs)
         if schedule is not None and depthwise_row_buffer:
             raise McuforgeError("--depthwise-row-buffer: the patch-based C keeps the channel-plane "
                                 "in-place depthwise kernel; use it with layer-based schedules")
