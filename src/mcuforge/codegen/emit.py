@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..analysis.memory import memory_profile
 from ..ir import Graph, OpKind
 from ..ops import OverlapRule, definitions, find_op_def
 from ..patch.schedule import PatchSchedule
@@ -87,10 +88,12 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
     kernel (no scratch beyond the channel plane, or the row ring with ``plan_options``'
     ``depthwise_row_buffer``; slower); by default only those whose padded-plane scratch would grow
-    the arena do."""
+    the arena do, and so do the other ops whose scratch would grow it and that have a kernel
+    without scratch (`OpDef.lower_without_scratch`: the direct convolution)."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
+    index_of = int8_graph.op_index()
     multi_channel_dw = {op.name for op in int8_graph.ops
                         if find_op_def(op.kind).overlap is OverlapRule.INPLACE_DEPTHWISE
                         and int8_graph.tensors[op.inputs[0]].shape[3] > 1}
@@ -98,43 +101,68 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     def scratch_of(layers) -> dict[str, int]:
         return {layer.op_name: layer.scratch_bytes for layer in layers if layer.scratch_bytes}
 
-    def lower_for(plan: ArenaPlan, planeless: frozenset[str]) -> tuple[LayerCall, ...]:
+    def lower_for(plan: ArenaPlan, scratchless: frozenset[str]) -> tuple[LayerCall, ...]:
         # The padded-plane depthwise kernel is in-place safe, so an in-place depthwise op takes the
-        # in-place kernel (which needs only the plan's H x W channel plane) only when it is planeless.
+        # in-place kernel (which needs only the plan's H x W channel plane) only when it is
+        # scratchless; any other scratchless op takes its kernel without scratch.
         overlapped = frozenset(producer[o.output] for o in plan.overlaps)
-        return tuple(lower_graph(int8_graph, target, overlapped - (multi_channel_dw - planeless),
-                                 plan_options.conventions.depthwise_row_buffer))
+        layers = lower_graph(int8_graph, target, overlapped - (multi_channel_dw - scratchless),
+                             plan_options.conventions.depthwise_row_buffer)
+        return tuple(without_scratch(index, layer, overlapped)
+                     if layer.op_name in scratchless - multi_channel_dw else layer
+                     for index, layer in enumerate(layers))
+
+    def without_scratch(index: int, layer: LayerCall, overlapped: frozenset[str]) -> LayerCall:
+        op = int8_graph.ops[index]
+        lowered = find_op_def(op.kind).lower_without_scratch(int8_graph, index, op, target,
+                                                             op.name in overlapped)
+        return layer if lowered is None else lowered  # then `covered` refuses the plan
+
+    def has_scratch_free(name: str, overlapped: set[str]) -> bool:
+        index = index_of[name]
+        op = int8_graph.ops[index]
+        return find_op_def(op.kind).lower_without_scratch(int8_graph, index, op, target,
+                                                          name in overlapped) is not None
 
     def covered(plan: ArenaPlan, layers) -> bool:
         return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and
                                                plan.scratch[layer.op_name].size >= layer.scratch_bytes)
                    for layer in layers)
 
-    # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of in-place
-    # depthwise ops grows the arena above the activations, plan again with those ops "planeless"
-    # (the slower in-place kernel, no scratch) and keep the smaller arena.
+    # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of some
+    # ops grows the arena above the activations (or cannot fit under the analytic peak beside the
+    # op's live tensors, wherever the planner put it), plan again with those ops "scratchless" and keep
+    # the smaller arena: in-place depthwise ops take the slower in-place kernel, ops with a
+    # scratch-free kernel (`OpDef.lower_without_scratch`, overlapped or not) take it.
     scratch = scratch_of(lower_graph(int8_graph, target))
     plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch)
+    live_bytes = {entry.op_name: entry.live_bytes
+                  for entry in memory_profile(int8_graph, plan_options.conventions).per_op}
     layers = lower_for(plan, frozenset())
     assert covered(plan, layers)
-    planeless: frozenset[str] = frozenset()
+    scratchless: frozenset[str] = frozenset()
     for _ in range(3):
-        in_place = {producer[o.output] for o in plan.overlaps} & multi_channel_dw
-        growing = frozenset(name for name in in_place - planeless if name in plan.scratch
-                            and (in_place_depthwise_kernel
-                                 or plan.scratch[name].end > plan.activation_arena_bytes))
+        overlapped = {producer[o.output] for o in plan.overlaps}
+        growing = frozenset(
+            name for name in set(plan.scratch) - scratchless
+            if ((in_place_depthwise_kernel and name in multi_channel_dw)
+                or plan.scratch[name].end > plan.activation_arena_bytes
+                or live_bytes[name] + scratch[name] > plan.peak_activation_bytes)
+            and (name in overlapped if name in multi_channel_dw
+                 else has_scratch_free(name, overlapped)))
         if not growing:
             break
-        trial_planeless = planeless | growing
+        trial_scratchless = scratchless | growing
         trial = plan_arena(int8_graph, plan_options, scratch_sizes={
-            k: v for k, v in scratch.items() if k not in trial_planeless})
-        trial_layers = lower_for(trial, trial_planeless)
-        in_place_trial = {producer[o.output] for o in trial.overlaps}
+            k: v for k, v in scratch.items() if k not in trial_scratchless})
+        trial_layers = lower_for(trial, trial_scratchless)
+        trial_overlapped = {producer[o.output] for o in trial.overlaps}
         smaller = trial.arena_bytes < plan.arena_bytes or (in_place_depthwise_kernel and
                                                            trial.arena_bytes == plan.arena_bytes)
-        if not (trial_planeless <= in_place_trial and covered(trial, trial_layers) and smaller):
+        if not ((trial_scratchless & multi_channel_dw) <= trial_overlapped
+                and covered(trial, trial_layers) and smaller):
             break
-        plan, layers, planeless = trial, trial_layers, trial_planeless
+        plan, layers, scratchless = trial, trial_layers, trial_scratchless
     name = model_name or graph.name
     files = render_files(int8_graph, edges, layers, plan, target, name)
     return GeneratedModel(int8_graph, edges, layers, plan, target, files)

@@ -215,6 +215,19 @@ class DepthwiseConv2D(ConvolutionOp):
         return LayerCall(op.name, op.kind.value, spec, args, 2 * ph * pw, macs,
                          note="in place" if overlapped else "")
 
+    def lower_without_scratch(self, graph, index, op, target, overlapped):
+        """One input channel, int8, not in place: the CONV_2D it is as the direct loop
+        ``conv_direct`` (no im2col rows); None otherwise (the in-place kernel is the code
+        generator's scratch-free choice for the others)."""
+        x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+        if (overlapped or x_t.dtype is not DType.INT8 or w_t.dtype is not DType.INT8
+                or x_t.shape[3] != 1 or op.attrs.dilation != (1, 1) or x_t.shape[0] != 1):
+            return None
+        require_int8(graph, index, op, (x_t.name, op.outputs[0]))
+        weights, bias = weights_and_bias(graph, index, op, w_t.shape[3])
+        return lower_conv_weights(graph, index, op, np.transpose(weights, (3, 1, 2, 0)), bias,
+                                  target, False, self.macs(graph, op), scratch_free=True)
+
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """DepthwiseConv2DOptions."""
         tflite.DepthwiseConv2DOptionsStart(builder)
