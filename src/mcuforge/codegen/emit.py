@@ -81,15 +81,18 @@ def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = f
 
 
 def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptions(),
-             model_name: str | None = None, in_place_depthwise_kernel: bool = False
-             ) -> GeneratedModel:
+             model_name: str | None = None, in_place_depthwise_kernel: bool = False,
+             scratch_free_kernels: bool | None = None) -> GeneratedModel:
     """Generate the C project of ``graph`` for ``target`` (nothing is written to disk).
 
     ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
     kernel (no scratch beyond the channel plane, or the row ring with ``plan_options``'
     ``depthwise_row_buffer``; slower); by default only those whose padded-plane scratch would grow
     the arena do, and so do the other ops whose scratch would grow it and that have a kernel
-    without scratch (`OpDef.lower_without_scratch`: the direct convolution)."""
+    without scratch (`OpDef.lower_without_scratch`: the direct convolution).
+    ``scratch_free_kernels``: None for that choice, False for the kernels with scratch everywhere
+    (the fast ones; scratch may grow the arena), True for the kernels without scratch wherever an
+    op has one (when the plan is no larger)."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
@@ -145,11 +148,12 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
         overlapped = {producer[o.output] for o in plan.overlaps}
         growing = frozenset(
             name for name in set(plan.scratch) - scratchless
-            if ((in_place_depthwise_kernel and name in multi_channel_dw)
+            if (name in multi_channel_dw and in_place_depthwise_kernel
+                or name not in multi_channel_dw and scratch_free_kernels
                 or plan.scratch[name].end > plan.activation_arena_bytes
                 or live_bytes[name] + scratch[name] > plan.peak_activation_bytes)
             and (name in overlapped if name in multi_channel_dw
-                 else has_scratch_free(name, overlapped)))
+                 else scratch_free_kernels is not False and has_scratch_free(name, overlapped)))
         if not growing:
             break
         trial_scratchless = scratchless | growing
@@ -157,8 +161,9 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
             k: v for k, v in scratch.items() if k not in trial_scratchless})
         trial_layers = lower_for(trial, trial_scratchless)
         trial_overlapped = {producer[o.output] for o in trial.overlaps}
-        smaller = trial.arena_bytes < plan.arena_bytes or (in_place_depthwise_kernel and
-                                                           trial.arena_bytes == plan.arena_bytes)
+        smaller = trial.arena_bytes < plan.arena_bytes or (
+            (in_place_depthwise_kernel or scratch_free_kernels)
+            and trial.arena_bytes == plan.arena_bytes)
         if not ((trial_scratchless & multi_channel_dw) <= trial_overlapped
                 and covered(trial, trial_layers) and smaller):
             break
