@@ -41,6 +41,7 @@ from ..analysis.overlap import is_elementwise
 from ..analysis.receptive import Interval
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Op, OpKind, Tensor
+from ..ops import find_op_def
 from ..patch.arena import rest_graph
 from ..patch.patch_graph import empty_buffer
 from ..patch.geometry import PatchConfig, PatchGeometry, patch_geometry
@@ -194,7 +195,8 @@ def _lower(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -
     return lower(graph, index, op, target, overlapped)
 
 
-def _lower_patch_op(item: _PatchOp, index: int, target: Target, overlapped: bool) -> LayerCall:
+def _lower_patch_op(item: _PatchOp, index: int, target: Target, overlapped: bool,
+                    scratch_free: bool = False) -> LayerCall:
     """The kernel call of one op of one patch, specialised for the row pitches of its windows.
     Overlaps stay safe with pitched inputs: outputs in the stage are dense and start at or before
     the input window they overlap, so a byte is still read before it is written (the kernels that
@@ -207,7 +209,12 @@ def _lower_patch_op(item: _PatchOp, index: int, target: Target, overlapped: bool
             raise UnsupportedOpError(f"in-place depthwise {op.name} (one channel) reads a window "
                                      "narrower than its buffer: not supported by the generated C")
         overlapped = False
-    layer = _lower(item.graph, index, op, target, overlapped)
+    if scratch_free:
+        layer = find_op_def(op.kind).lower_without_scratch(item.graph, index, op, target, overlapped)
+        if layer is None:
+            raise UnsupportedOpError(f"{op.name}: no kernel without scratch")
+    else:
+        layer = _lower(item.graph, index, op, target, overlapped)
     return with_row_pitches(layer, item.graph, op, item.pitches)
 
 
@@ -233,25 +240,80 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     grid = [(row, col) for row in geometry.rows for col in geometry.cols]  # raster order
     patch_ops = [[_patch_op(g, op, p, row, col, geometry.stage) for op in ops]
                  for p, (row, col) in enumerate(grid)]
-    schedule = _plan(g, geometry, ops, patch_ops, target, plan_options)
-    lowered = _lower_stage(g, schedule, ops, patch_ops, target)
-    layers = lowered.layers + _lower_rest(g, schedule, target)
+    free = _ScratchFree(frozenset(), frozenset())
+    schedule = _plan(g, geometry, ops, patch_ops, target, plan_options, free)
+    lowered = _lower_stage(g, schedule, ops, patch_ops, target, free)
+    layers = lowered.layers + _lower_rest(g, schedule, target, free)
+    trial_free = _growing_scratch(g, schedule, ops, patch_ops, target)
+    if trial_free.patch_ops or trial_free.rest_ops:
+        # Kernels without scratch where a patch's (or the rest's) scratch lifts its plan above
+        # its analytic peak; kept when the arena is smaller and every such kernel exists.
+        trial = _plan(g, geometry, ops, patch_ops, target, plan_options, trial_free)
+        if trial.regions.arena_bytes < schedule.regions.arena_bytes:
+            try:
+                trial_lowered = _lower_stage(g, trial, ops, patch_ops, target, trial_free)
+                trial_layers = trial_lowered.layers + _lower_rest(g, trial, target, trial_free)
+            except UnsupportedOpError:
+                pass
+            else:
+                schedule, lowered, layers = trial, trial_lowered, trial_layers
     plan = schedule.arena_plan(lowered.placements, lowered.scratch, lowered.overlap_buffers)
     files = render_files(g, edges, tuple(layers), plan, target, model_name or graph.name)
     return GeneratedModel(g, edges, tuple(layers), plan, target, files, schedule)
 
 
-def _plan(graph: Graph, geometry: PatchGeometry, ops: list[Op], patch_ops: list[list[_PatchOp]],
-          target: Target, plan_options: PlanOptions) -> PatchSchedule:
-    """The schedule planned with every kernel's scratch (per patch and for the rest), checked for
-    overlaps the row-cache copies would break."""
+@dataclass(frozen=True)
+class _ScratchFree:
+    """The ops lowered with their kernel without scratch: ``(patch, op name)`` pairs of the stage
+    and op names of the rest."""
+
+    patch_ops: frozenset[tuple[int, str]]
+    rest_ops: frozenset[str]
+
+
+def _growing_scratch(graph: Graph, schedule: PatchSchedule, ops: list[Op],
+                     patch_ops: list[list[_PatchOp]], target: Target) -> _ScratchFree:
+    """The ops whose scratch may lift a plan above its analytic peak and that have a kernel
+    without scratch (`OpDef.lower_without_scratch`): every such op of a patch whose plan is above
+    its peak by an alignment or more, and of the rest when its plan is."""
+    alignment = schedule.plan_options.alignment
     index_of = graph.op_index()
-    scratch = [{item.op.name: _lower(item.graph, index_of[item.op.name], item.op, target,
-                                     False).scratch_bytes for item in per_patch}
-               for per_patch in patch_ops]
+
+    def above(plan: ArenaPlan) -> bool:
+        return plan.arena_bytes - plan.peak_activation_bytes >= alignment
+
+    def has_one(g: Graph, op: Op, overlapped: bool) -> bool:
+        return find_op_def(op.kind).lower_without_scratch(g, index_of[op.name], op, target,
+                                                          overlapped) is not None
+
+    stage = set()
+    for p, plan in enumerate(schedule.stage_plans.plans):
+        if above(plan):
+            overlapped = schedule.stage_plans.overlapped_ops(p, ops)
+            stage |= {(p, item.op.name) for item in patch_ops[p] if item.op.name in plan.scratch
+                      and has_one(item.graph, item.op, item.op.name in overlapped)}
+    rest_plan = schedule.regions.rest_plan
+    rest_ops: set[str] = set()
+    if above(rest_plan):
+        overlapped = _overlapped_ops(schedule.rest, rest_plan)
+        rest_ops = {op.name for op in schedule.rest.ops if op.name in rest_plan.scratch
+                    and has_one(schedule.rest, op, op.name in overlapped)}
+    return _ScratchFree(frozenset(stage), frozenset(rest_ops))
+
+
+def _plan(graph: Graph, geometry: PatchGeometry, ops: list[Op], patch_ops: list[list[_PatchOp]],
+          target: Target, plan_options: PlanOptions, free: _ScratchFree) -> PatchSchedule:
+    """The schedule planned with every kernel's scratch (per patch and for the rest; none for the
+    ops in ``free``), checked for overlaps the row-cache copies would break."""
+    index_of = graph.op_index()
+    scratch = [{item.op.name: 0 if (p, item.op.name) in free.patch_ops else
+                _lower(item.graph, index_of[item.op.name], item.op, target, False).scratch_bytes
+                for item in per_patch}
+               for p, per_patch in enumerate(patch_ops)]
     rest = rest_graph(graph, geometry)
     first = [_lower(rest, index_of[op.name], op, target, False) for op in rest.ops]
-    rest_scratch = {layer.op_name: layer.scratch_bytes for layer in first if layer.scratch_bytes}
+    rest_scratch = {layer.op_name: layer.scratch_bytes for layer in first
+                    if layer.scratch_bytes and layer.op_name not in free.rest_ops}
     schedule = plan_schedule(graph, geometry, ops, rest, scratch, rest_scratch, plan_options)
     for p, per_patch in enumerate(patch_ops):
         check_cached_overlaps(schedule.stage_plans.plans[p], schedule.cache, ops, [per_patch])
@@ -275,7 +337,8 @@ def _shifted(mapping: Mapping[str, ScratchPlacement], delta: int, suffix: str
 
 
 def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
-                 patch_ops: list[list[_PatchOp]], target: Target) -> _LoweredStage:
+                 patch_ops: list[list[_PatchOp]], target: Target, free: _ScratchFree
+                 ) -> _LoweredStage:
     """Every op of every patch lowered at its planned offsets, with the row-cache copies of cached
     halos after the op that fills a buffer."""
     stage = schedule.geometry.stage
@@ -307,7 +370,8 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
                 else:
                     base = local_at + local_plan.placements[name].offset
                 placements[key] = TensorPlacement(key, base + offset, item.span_bytes(key), 0, 0)
-            layer = _lower_patch_op(item, index_of[item.op.name], target, op.name in overlapped)
+            layer = _lower_patch_op(item, index_of[item.op.name], target, op.name in overlapped,
+                                    (p, op.name) in free.patch_ops)
             lowered.layers.append(replace(_per_patch_buffers(layer, suffix),
                                           note=note + (f", {layer.note}" if layer.note else "")))
             name = op.outputs[0]
@@ -325,12 +389,24 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
     return lowered
 
 
-def _lower_rest(graph: Graph, schedule: PatchSchedule, target: Target) -> list[LayerCall]:
-    """The ops after the stage, layer by layer, as the rest's plan lays them out."""
+def _lower_rest(graph: Graph, schedule: PatchSchedule, target: Target, free: _ScratchFree
+                ) -> list[LayerCall]:
+    """The ops after the stage, layer by layer, as the rest's plan lays them out (the ops in
+    ``free`` with their kernels without scratch)."""
     index_of = graph.op_index()
     rest = schedule.rest
     overlapped = _overlapped_ops(rest, schedule.regions.rest_plan)
-    return [_lower(rest, index_of[op.name], op, target, op.name in overlapped) for op in rest.ops]
+    layers = []
+    for op in rest.ops:
+        if op.name in free.rest_ops:
+            layer = find_op_def(op.kind).lower_without_scratch(rest, index_of[op.name], op, target,
+                                                               op.name in overlapped)
+            if layer is None:
+                raise UnsupportedOpError(f"{op.name}: no kernel without scratch")
+        else:
+            layer = _lower(rest, index_of[op.name], op, target, op.name in overlapped)
+        layers.append(layer)
+    return layers
 
 
 def _per_patch_buffers(layer: LayerCall, suffix: str) -> LayerCall:

@@ -216,10 +216,13 @@ class DepthwiseConv2D(ConvolutionOp):
                          note="in place" if overlapped else "")
 
     def lower_without_scratch(self, graph, index, op, target, overlapped):
-        """One input channel, int8, not in place: the CONV_2D it is as the direct loop
-        ``conv_direct`` (no im2col rows); None otherwise (the in-place kernel is the code
-        generator's scratch-free choice for the others)."""
+        """In place (``overlapped``, int8): the in-place kernel, whose only buffer is the planned
+        channel plane; one input channel, int8, not in place: the CONV_2D it is as the direct loop
+        ``conv_direct`` (no im2col rows); None otherwise."""
         x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+        if overlapped and x_t.dtype is DType.INT8:
+            layer = self.lower(graph, index, op, target, True)
+            return layer if layer.scratch_bytes == 0 else None
         if (overlapped or x_t.dtype is not DType.INT8 or w_t.dtype is not DType.INT8
                 or x_t.shape[3] != 1 or op.attrs.dilation != (1, 1) or x_t.shape[0] != 1):
             return None
