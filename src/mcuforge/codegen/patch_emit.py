@@ -22,14 +22,16 @@ executor runs, so the C computes exactly what the tested reference schedule comp
 Overlaps (in-place depthwise, pointwise, element-wise) are planned per patch on that patch's
 buffers (`patch.arena`) and stay safe with pitched inputs: the overlapping output is dense and
 starts at or before the input window, and a window of a larger buffer only moves unread inputs
-further up (see `_lower_patch_op`).
+further up (see `_lowerpatch_op`).
 
 Arena layout (one static buffer; bytes): `patch.plan_schedule` plans it, and this module only lowers
 and renders the `PatchSchedule` it returns: the stage's patch-local tensors are planned once per
 patch shape, the row caches follow the largest of those plans; the network input, the split tensor
 and that region are live during the stage, and are laid out beside the rest of the graph
 (`patch.arena.layout_regions`). The schedule's analytic peak, evaluated under the conventions its
-stage is planned with, is reported beside the arena: arena = peak + gap + scratch growth.
+stage is planned with, is reported beside the arena: arena = peak + gap + scratch growth. Where a
+patch's kernel scratch (or the rest's) lifts its plan above its peak, those ops take their kernels
+without scratch (`patch_scratch.py`) when that gives a smaller arena.
 """
 
 from __future__ import annotations
@@ -38,9 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from ..analysis.overlap import is_elementwise
-from ..analysis.receptive import Interval
 from ..errors import UnsupportedOpError
-from ..ir import Graph, Op, OpKind, Tensor
+from ..ir import Graph, Op, OpKind
 from ..ops import find_op_def
 from ..patch.arena import rest_graph
 from ..patch.patch_graph import empty_buffer
@@ -48,12 +49,14 @@ from ..patch.geometry import PatchConfig, PatchGeometry, patch_geometry
 from ..patch.report import patch_summary
 from ..patch.resolve import GridFamily, resolve_schedule
 from ..patch.schedule import PatchSchedule, plan_schedule
-from ..planner.arena import ArenaPlan, PlanOptions, ScratchPlacement, TensorPlacement
-from ..runtime.patch import cropped_op
+from ..planner.arena import PlanOptions, ScratchPlacement, TensorPlacement
 from .edges import strip_edge_conversions
 from .emit import GeneratedModel, lowering_of, render_files
 from .layers import Buffer, LayerCall, with_row_pitches
 from .patch_halo_emit import RowCaches, cached_elementwise_aligned, check_cached_overlaps
+from .patch_scratch import (NoScratchFreeKernel, ScratchFree, growing_scratch, kernel_overlapped,
+                            overlapped_ops)
+from .patch_windows import PatchOp, patch_op
 from .targets import Target
 
 
@@ -112,82 +115,6 @@ def _needs_row_pitch(graph: Graph, geometry: PatchGeometry, op: Op) -> bool:
     return False
 
 
-def _key(op: Op, patch: int, role: str) -> str:
-    return f"{op.name}@p{patch}:{role}"
-
-
-@dataclass(frozen=True)
-class _PatchOp:
-    """One op of one patch: its lowering graph and op, where its tensors start in the arena
-    (relative to the stage input, to a patch-local tensor or to the split tensor), and the row
-    pitch of each of its windows that is narrower than the buffer holding it."""
-
-    graph: Graph
-    op: Op
-    anchors: dict  # local key -> ("input" | "local" | "split", tensor name, byte offset inside it)
-    pitches: dict  # local key -> bytes between the starts of two rows (absent: dense)
-
-    def span_bytes(self, key: str) -> int:
-        """Bytes from the first to the last byte of window ``key`` in its buffer."""
-        tensor = self.graph.tensor(key)
-        if key not in self.pitches or not tensor.shape[1]:
-            return tensor.nbytes
-        return (tensor.shape[1] - 1) * self.pitches[key] + tensor.nbytes // tensor.shape[1]
-
-
-def _window(key: str, tensor: Tensor, rows, cols, buffer_rows, buffer_cols, where: str
-            ) -> tuple[Tensor, tuple[str, str, int], int]:
-    """The local tensor of a window (``rows`` x ``cols`` of ``tensor``, inside a buffer holding
-    ``buffer_rows`` x ``buffer_cols``), its anchor and its row pitch in bytes."""
-    pixel = tensor.nbytes // (tensor.shape[1] * tensor.shape[2])
-    pitch = buffer_cols.size * pixel
-    offset = (rows.start - buffer_rows.start) * pitch + (cols.start - buffer_cols.start) * pixel
-    local = Tensor(key, (1, rows.size, cols.size, tensor.shape[3]), tensor.dtype, tensor.quant)
-    return local, (where, tensor.name, offset), pitch
-
-
-def _patch_op(graph: Graph, op: Op, patch: int, row, col, stage) -> _PatchOp:
-    """``op`` on the windows of patch ``(row, col)``: it reads the network input in place, its
-    stage inputs inside their patch buffers, and writes its fresh region at the top of its buffer
-    (below the cached rows) or its tile straight into the split tensor."""
-    tensors: dict[str, Tensor] = {}
-    anchors: dict[str, tuple[str, str, int]] = {}
-    pitches: dict[str, int] = {}
-    inputs = []
-    reads = iter(zip(row.reads[op.name], col.reads[op.name]))
-    for k, name in enumerate(op.inputs):
-        source = graph.tensor(name)
-        if not graph.is_activation(name):
-            tensors[name] = source
-            inputs.append(name)
-            continue
-        r_read, c_read = next(reads)
-        key = _key(op, patch, f"in{k}")
-        if name == stage.input:
-            buffer_rows, buffer_cols = Interval(0, source.shape[1]), Interval(0, source.shape[2])
-        else:
-            buffer_rows, buffer_cols = row.buffers[name], col.buffers[name]
-        tensors[key], anchors[key], pitches[key] = _window(
-            key, source, r_read.interval, c_read.interval, buffer_rows, buffer_cols,
-            "input" if name == stage.input else "local")
-        inputs.append(key)
-    out = graph.tensor(op.outputs[0])
-    out_key = _key(op, patch, "out")
-    if out.name == stage.split:
-        buffer_rows, buffer_cols, where = Interval(0, out.shape[1]), Interval(0, out.shape[2]), "split"
-    else:
-        buffer_rows, buffer_cols, where = row.buffers[out.name], col.buffers[out.name], "local"
-    tensors[out_key], anchors[out_key], pitches[out_key] = _window(
-        out_key, out, row.fresh[out.name], col.fresh[out.name], buffer_rows, buffer_cols, where)
-    local_op = replace(cropped_op(op, row.reads[op.name], col.reads[op.name]),
-                       inputs=tuple(inputs), outputs=(out_key,))
-    local = Graph(f"{graph.name}:{out_key}", tensors, (local_op,), tuple(k for k in inputs
-                                                                        if k in anchors), (out_key,))
-    narrower = {key: pitch for key, pitch in pitches.items() if local.tensor(key).nbytes
-                and pitch != local.tensor(key).nbytes // local.tensor(key).shape[1]}
-    return _PatchOp(local, local_op, anchors, narrower)
-
-
 def _lower(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -> LayerCall:
     lower = lowering_of(op.kind)
     if lower is None:
@@ -195,7 +122,7 @@ def _lower(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -
     return lower(graph, index, op, target, overlapped)
 
 
-def _lower_patch_op(item: _PatchOp, index: int, target: Target, overlapped: bool,
+def _lowerpatch_op(item: PatchOp, index: int, target: Target, overlapped: bool,
                     scratch_free: bool = False) -> LayerCall:
     """The kernel call of one op of one patch, specialised for the row pitches of its windows.
     Overlaps stay safe with pitched inputs: outputs in the stage are dense and start at or before
@@ -204,23 +131,14 @@ def _lower_patch_op(item: _PatchOp, index: int, target: Target, overlapped: bool
     buffer only moves later inputs further up). An in-place depthwise op whose input is such a
     window takes the channel-plane kernel (in place safe too; its scratch is planned)."""
     op = item.op
-    if overlapped and op.kind is OpKind.DEPTHWISE_CONV_2D and item.pitches:
-        if item.graph.tensor(op.inputs[0]).shape[3] == 1:
-            raise UnsupportedOpError(f"in-place depthwise {op.name} (one channel) reads a window "
-                                     "narrower than its buffer: not supported by the generated C")
-        overlapped = False
+    overlapped = kernel_overlapped(item, overlapped)
     if scratch_free:
         layer = find_op_def(op.kind).lower_without_scratch(item.graph, index, op, target, overlapped)
         if layer is None:
-            raise UnsupportedOpError(f"{op.name}: no kernel without scratch")
+            raise NoScratchFreeKernel(op.name)
     else:
         layer = _lower(item.graph, index, op, target, overlapped)
     return with_row_pitches(layer, item.graph, op, item.pitches)
-
-
-def _overlapped_ops(graph: Graph, plan: ArenaPlan) -> set[str]:
-    producer = {op.outputs[0]: op.name for op in graph.ops}
-    return {producer[o.output] for o in plan.overlaps}
 
 
 def generate_patched(graph: Graph, target: Target, config: PatchConfig,
@@ -238,71 +156,39 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     check_c_patch_support(g, geometry)
     ops = geometry.stage_ops(g)
     grid = [(row, col) for row in geometry.rows for col in geometry.cols]  # raster order
-    patch_ops = [[_patch_op(g, op, p, row, col, geometry.stage) for op in ops]
+    patch_ops = [[patch_op(g, op, p, row, col, geometry.stage) for op in ops]
                  for p, (row, col) in enumerate(grid)]
-    free = _ScratchFree(frozenset(), frozenset())
+    free = ScratchFree(frozenset(), frozenset())
     schedule = _plan(g, geometry, ops, patch_ops, target, plan_options, free)
     lowered = _lower_stage(g, schedule, ops, patch_ops, target, free)
     layers = lowered.layers + _lower_rest(g, schedule, target, free)
-    trial_free = _growing_scratch(g, schedule, ops, patch_ops, target)
-    if trial_free.patch_ops or trial_free.rest_ops:
+    trial_free = growing_scratch(g, schedule, ops, patch_ops, target)
+    for _ in range(4):
         # Kernels without scratch where a patch's (or the rest's) scratch lifts its plan above
-        # its analytic peak; kept when the arena is smaller and every such kernel exists.
+        # its analytic peak; kept when the arena is smaller. An op the new plan lays out so that
+        # it has no such kernel (its overlaps changed) keeps its scratch in the next try.
+        if not (trial_free.patch_ops or trial_free.rest_ops):
+            break
         trial = _plan(g, geometry, ops, patch_ops, target, plan_options, trial_free)
-        if trial.regions.arena_bytes < schedule.regions.arena_bytes:
-            try:
-                trial_lowered = _lower_stage(g, trial, ops, patch_ops, target, trial_free)
-                trial_layers = trial_lowered.layers + _lower_rest(g, trial, target, trial_free)
-            except UnsupportedOpError:
-                pass
-            else:
-                schedule, lowered, layers = trial, trial_lowered, trial_layers
+        if trial.regions.arena_bytes >= schedule.regions.arena_bytes:
+            break
+        try:
+            trial_lowered = _lower_stage(g, trial, ops, patch_ops, target, trial_free)
+            trial_layers = trial_lowered.layers + _lower_rest(g, trial, target, trial_free)
+        except NoScratchFreeKernel as refused:
+            trial_free = ScratchFree(
+                frozenset(k for k in trial_free.patch_ops if k[1] != refused.name),
+                trial_free.rest_ops - {refused.name})
+            continue
+        schedule, lowered, layers = trial, trial_lowered, trial_layers
+        break
     plan = schedule.arena_plan(lowered.placements, lowered.scratch, lowered.overlap_buffers)
     files = render_files(g, edges, tuple(layers), plan, target, model_name or graph.name)
     return GeneratedModel(g, edges, tuple(layers), plan, target, files, schedule)
 
 
-@dataclass(frozen=True)
-class _ScratchFree:
-    """The ops lowered with their kernel without scratch: ``(patch, op name)`` pairs of the stage
-    and op names of the rest."""
-
-    patch_ops: frozenset[tuple[int, str]]
-    rest_ops: frozenset[str]
-
-
-def _growing_scratch(graph: Graph, schedule: PatchSchedule, ops: list[Op],
-                     patch_ops: list[list[_PatchOp]], target: Target) -> _ScratchFree:
-    """The ops whose scratch may lift a plan above its analytic peak and that have a kernel
-    without scratch (`OpDef.lower_without_scratch`): every such op of a patch whose plan is above
-    its peak by an alignment or more, and of the rest when its plan is."""
-    alignment = schedule.plan_options.alignment
-    index_of = graph.op_index()
-
-    def above(plan: ArenaPlan) -> bool:
-        return plan.arena_bytes - plan.peak_activation_bytes >= alignment
-
-    def has_one(g: Graph, op: Op, overlapped: bool) -> bool:
-        return find_op_def(op.kind).lower_without_scratch(g, index_of[op.name], op, target,
-                                                          overlapped) is not None
-
-    stage = set()
-    for p, plan in enumerate(schedule.stage_plans.plans):
-        if above(plan):
-            overlapped = schedule.stage_plans.overlapped_ops(p, ops)
-            stage |= {(p, item.op.name) for item in patch_ops[p] if item.op.name in plan.scratch
-                      and has_one(item.graph, item.op, item.op.name in overlapped)}
-    rest_plan = schedule.regions.rest_plan
-    rest_ops: set[str] = set()
-    if above(rest_plan):
-        overlapped = _overlapped_ops(schedule.rest, rest_plan)
-        rest_ops = {op.name for op in schedule.rest.ops if op.name in rest_plan.scratch
-                    and has_one(schedule.rest, op, op.name in overlapped)}
-    return _ScratchFree(frozenset(stage), frozenset(rest_ops))
-
-
-def _plan(graph: Graph, geometry: PatchGeometry, ops: list[Op], patch_ops: list[list[_PatchOp]],
-          target: Target, plan_options: PlanOptions, free: _ScratchFree) -> PatchSchedule:
+def _plan(graph: Graph, geometry: PatchGeometry, ops: list[Op], patch_ops: list[list[PatchOp]],
+          target: Target, plan_options: PlanOptions, free: ScratchFree) -> PatchSchedule:
     """The schedule planned with every kernel's scratch (per patch and for the rest; none for the
     ops in ``free``), checked for overlaps the row-cache copies would break."""
     index_of = graph.op_index()
@@ -337,7 +223,7 @@ def _shifted(mapping: Mapping[str, ScratchPlacement], delta: int, suffix: str
 
 
 def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
-                 patch_ops: list[list[_PatchOp]], target: Target, free: _ScratchFree
+                 patch_ops: list[list[PatchOp]], target: Target, free: ScratchFree
                  ) -> _LoweredStage:
     """Every op of every patch lowered at its planned offsets, with the row-cache copies of cached
     halos after the op that fills a buffer."""
@@ -370,7 +256,7 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
                 else:
                     base = local_at + local_plan.placements[name].offset
                 placements[key] = TensorPlacement(key, base + offset, item.span_bytes(key), 0, 0)
-            layer = _lower_patch_op(item, index_of[item.op.name], target, op.name in overlapped,
+            layer = _lowerpatch_op(item, index_of[item.op.name], target, op.name in overlapped,
                                     (p, op.name) in free.patch_ops)
             lowered.layers.append(replace(_per_patch_buffers(layer, suffix),
                                           note=note + (f", {layer.note}" if layer.note else "")))
@@ -389,20 +275,20 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
     return lowered
 
 
-def _lower_rest(graph: Graph, schedule: PatchSchedule, target: Target, free: _ScratchFree
+def _lower_rest(graph: Graph, schedule: PatchSchedule, target: Target, free: ScratchFree
                 ) -> list[LayerCall]:
     """The ops after the stage, layer by layer, as the rest's plan lays them out (the ops in
     ``free`` with their kernels without scratch)."""
     index_of = graph.op_index()
     rest = schedule.rest
-    overlapped = _overlapped_ops(rest, schedule.regions.rest_plan)
+    overlapped = overlapped_ops(rest, schedule.regions.rest_plan)
     layers = []
     for op in rest.ops:
         if op.name in free.rest_ops:
             layer = find_op_def(op.kind).lower_without_scratch(rest, index_of[op.name], op, target,
                                                                op.name in overlapped)
             if layer is None:
-                raise UnsupportedOpError(f"{op.name}: no kernel without scratch")
+                raise NoScratchFreeKernel(op.name)
         else:
             layer = _lower(rest, index_of[op.name], op, target, op.name in overlapped)
         layers.append(layer)
