@@ -59,7 +59,11 @@ def codegen_net(seed: int):
     (1, PatchConfig((4, 1), "b5", "full")), (2, PatchConfig((7, 1), "b3", "full")),
     (1, PatchConfig((2, 2), "b2")), (2, PatchConfig((3, 3), "b5")), (3, PatchConfig((4, 3), "b3")),
     (4, PatchConfig((3, 2), "b4")), (5, PatchConfig((2, 3), "b6")), (6, PatchConfig((1, 3), "b1")),
-    (6, PatchConfig((3, 3), "b1"))])
+    (6, PatchConfig((3, 3), "b1")),
+    # square and uneven grids with column caches (cols) and column + row caches (full)
+    (1, PatchConfig((3, 3), "b2", "cols")), (2, PatchConfig((3, 3), "b5", "full")),
+    (3, PatchConfig((4, 3), "b3", "cols")), (4, PatchConfig((3, 2), "b4", "full")),
+    (6, PatchConfig((3, 3), "b1", "full"))])
 def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_path, seed, config):
     net, graph = codegen_net(seed)
     model = generate_patched(graph, get_core("host"), config)
@@ -86,7 +90,7 @@ def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_pa
     assert produced == expected
 
 
-def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
+def test_grids_run_pitched_kernels_and_cache_halos_by_strided_copies():
     net, graph = codegen_net(1)
     model = generate_patched(graph, get_core("host"), PatchConfig((3, 3), "b2"))
     pitched = {name for name in model.kernels if "_rp" in name}
@@ -100,8 +104,12 @@ def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
     assert {"mf_add_s8_full_rp0_64_0_w6", "mf_add_s8_full_rp0_72_0_w7"} <= pitched
     strips = generate_patched(graph, get_core("host"), PatchConfig((3, 1), "b2"))
     assert not any("_rp" in name for name in strips.kernels)  # row strips: all windows dense
-    with pytest.raises(UnsupportedOpError, match=r"caches halos in row strips only.*3x1@b2\+halo-full"):
-        generate_patched(graph, get_core("host"), PatchConfig((3, 2), "b2", "full"))
+    # Cached halos on a grid: fresh regions written beside their cached columns (row pitches),
+    # the caches filled and kept by strided copies.
+    cached = generate_patched(graph, get_core("host"), PatchConfig((3, 2), "b2", "full"))
+    notes = " ".join(layer.note for layer in cached.layers if layer.kind == "HALO_COPY")
+    assert "halo columns of" in notes and "halo rows of" in notes
+    assert any(layer.copy_rows for layer in cached.layers if layer.kind == "HALO_COPY")
 
 
 def test_person_detect_compile_patch_and_verify(tmp_path, capsys):

@@ -219,6 +219,10 @@ def _statement(layer: LayerCall, resolve: _Resolver) -> str:
         src_off, dst_off = resolve.offset(src), resolve.offset(dst)
         if src_off == dst_off:
             return "/* output aliases the input: nothing to do */"
+        if layer.copy_rows is not None:
+            rows, src_pitch, dst_pitch = layer.copy_rows
+            return (f"for (int32_t r = 0; r < {rows}; r++) memmove(A + {dst_off} + r * {dst_pitch}, "
+                    f"A + {src_off} + r * {src_pitch}, {nbytes});")
         return f"memmove(A + {dst_off}, A + {src_off}, {nbytes});"
     args = ", ".join(resolve.expression(a) for a in layer.args)
     return f"{layer.kernel.name}({args});"

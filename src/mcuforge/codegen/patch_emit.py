@@ -1,8 +1,8 @@
 """Generated C for patch schedules: the patch stage unrolled patch by patch, the rest layer by layer.
 
 Supported schedules: any grid (``R x C``: row strips, square or uneven grids) with halos recomputed
-(MCUNetV2), and row strips with cached halos (``+halo-full``: every row computed once,
-`patch_halo_emit.py`; with several columns the cache is refused with a clear error).
+(MCUNetV2) or cached (``+halo-cols``: column caches; ``+halo-full``: column and row caches, every
+position computed once; `patch_halo_emit.py`).
 
 Windows and row pitches: a patch window of an NHWC tensor is a sub-rectangle of the buffer holding
 it, contiguous only when it spans the buffer's whole width. The kernels take the bytes between two
@@ -22,7 +22,7 @@ executor runs, so the C computes exactly what the tested reference schedule comp
 Overlaps (in-place depthwise, pointwise, element-wise) are planned per patch on that patch's
 buffers (`patch.arena`) and stay safe with pitched inputs: the overlapping output is dense and
 starts at or before the input window, and a window of a larger buffer only moves unread inputs
-further up (see `_lowerpatch_op`).
+further up (see `_lower_patch_op`).
 
 Arena layout (one static buffer; bytes): `patch.plan_schedule` plans it, and this module only lowers
 and renders the `PatchSchedule` it returns: the stage's patch-local tensors are planned once per
@@ -53,7 +53,7 @@ from ..planner.arena import PlanOptions, ScratchPlacement, TensorPlacement
 from .edges import strip_edge_conversions
 from .emit import GeneratedModel, lowering_of, render_files
 from .layers import Buffer, LayerCall, with_row_pitches
-from .patch_halo_emit import RowCaches, cached_elementwise_aligned, check_cached_overlaps
+from .patch_halo_emit import HaloCaches, cached_elementwise_aligned, check_cached_overlaps
 from .patch_scratch import (NoScratchFreeKernel, ScratchFree, growing_scratch, kernel_overlapped,
                             overlapped_ops)
 from .patch_windows import PatchOp, patch_op
@@ -61,16 +61,11 @@ from .targets import Target
 
 
 def check_c_patch_support(graph: Graph, geometry: PatchGeometry) -> None:
-    """Raise `UnsupportedOpError` unless the generated C can run ``geometry``: any grid with
-    recomputed halos; row strips (``N x 1``) with cached halos (``+halo-full``), whose buffers span
-    the whole width; windows of larger buffers only for ops whose kernels take row pitches."""
+    """Raise `UnsupportedOpError` unless the generated C can run ``geometry``: any grid, halos
+    recomputed or cached (`patch_halo_emit.py`); windows of larger buffers (and fresh regions
+    beside cached columns) only for ops whose kernels take row pitches; an element-wise op over
+    cached rows only where they are aligned with its input's."""
     config = geometry.config
-    if config.grid[1] != 1 and config.halo != "none":
-        raise UnsupportedOpError(
-            f"--patch {config.to_string()}: the generated C caches halos in row strips only "
-            f"(e.g. {config.grid[0]}x1@{config.split_block}+halo-full); with {config.grid[1]} "
-            f"columns it recomputes them ({config.grid[0]}x{config.grid[1]}@{config.split_block}); "
-            "the reference runtime and `mcuforge profile` take any schedule")
     for op in geometry.stage_ops(graph):
         if op.kind not in _PITCHED_KINDS and _needs_row_pitch(graph, geometry, op):
             raise UnsupportedOpError(
@@ -82,15 +77,9 @@ def check_c_patch_support(graph: Graph, geometry: PatchGeometry) -> None:
         if is_elementwise(op) and not cached_elementwise_aligned(graph, geometry, op):
             raise UnsupportedOpError(
                 f"--patch {config.to_string()}: {op.kind.value} {op.name} writes over its input, "
-                "but its cached rows sit above the input rows in some strip; the generated C "
-                "needs them aligned (try the schedule without +halo-full)")
-        for name in op.outputs:
-            width = graph.tensor(name).shape[2]
-            if name != geometry.stage.split and any(col.buffers[name].size != width
-                                                    for col in geometry.cols):
-                raise UnsupportedOpError(f"--patch {config.to_string()}: the patch stage keeps "
-                                         f"part of the columns of {name} (width {width}); the "
-                                         "generated C caches rows of full-width buffers only")
+                "but its cached rows or columns sit beside the input's in some patch; the "
+                "generated C needs them aligned (try the schedule without +halo-"
+                f"{config.halo})")
 
 
 # Op kinds whose kernels take row pitches (`layers.with_row_pitches`).
@@ -100,13 +89,16 @@ _PITCHED_KINDS = (OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D, OpKind.AVERAGE_POOL_
 
 def _needs_row_pitch(graph: Graph, geometry: PatchGeometry, op: Op) -> bool:
     """Whether some patch of ``op`` reads fewer columns than the buffer it reads holds (the
-    network input's whole width, or a stage tensor's buffer), or writes a tile narrower than the
-    split tensor."""
+    network input's whole width, or a stage tensor's buffer), writes a tile narrower than the
+    split tensor, or writes fresh columns beside cached ones."""
     stage = geometry.stage
     split_width = graph.tensor(stage.split).shape[2]
+    out = op.outputs[0]
     for col in geometry.cols:
-        if op.outputs[0] == stage.split and col.fresh[stage.split].size != split_width:
+        if out == stage.split and col.fresh[stage.split].size != split_width:
             return True
+        if out != stage.split and col.fresh[out].size not in (0, col.buffers[out].size):
+            return True  # its fresh columns sit beside cached ones
         for read in col.reads[op.name]:
             held = (graph.tensor(read.tensor).shape[2] if read.tensor == stage.input
                     else col.buffers[read.tensor].size)
@@ -122,7 +114,7 @@ def _lower(graph: Graph, index: int, op: Op, target: Target, overlapped: bool) -
     return lower(graph, index, op, target, overlapped)
 
 
-def _lowerpatch_op(item: PatchOp, index: int, target: Target, overlapped: bool,
+def _lower_patch_op(item: PatchOp, index: int, target: Target, overlapped: bool,
                     scratch_free: bool = False) -> LayerCall:
     """The kernel call of one op of one patch, specialised for the row pitches of its windows.
     Overlaps stay safe with pitched inputs: outputs in the stage are dense and start at or before
@@ -132,13 +124,16 @@ def _lowerpatch_op(item: PatchOp, index: int, target: Target, overlapped: bool,
     window takes the channel-plane kernel (in place safe too; its scratch is planned)."""
     op = item.op
     overlapped = kernel_overlapped(item, overlapped)
-    if scratch_free:
-        layer = find_op_def(op.kind).lower_without_scratch(item.graph, index, op, target, overlapped)
-        if layer is None:
-            raise NoScratchFreeKernel(op.name)
-    else:
-        layer = _lower(item.graph, index, op, target, overlapped)
-    return with_row_pitches(layer, item.graph, op, item.pitches)
+    if not scratch_free:
+        return with_row_pitches(_lower(item.graph, index, op, target, overlapped), item.graph, op,
+                                item.pitches)
+    layer = find_op_def(op.kind).lower_without_scratch(item.graph, index, op, target, overlapped)
+    if layer is None:
+        raise NoScratchFreeKernel(op.name)
+    try:
+        return with_row_pitches(layer, item.graph, op, item.pitches)
+    except UnsupportedOpError:
+        raise NoScratchFreeKernel(op.name) from None  # that kernel takes no row pitch
 
 
 def generate_patched(graph: Graph, target: Target, config: PatchConfig,
@@ -231,7 +226,8 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
     index_of = graph.op_index()
     rest_plan = schedule.regions.rest_plan
     input_at, local_at = schedule.regions.input_offset, schedule.local_offset
-    caches = RowCaches(graph, schedule.cache, schedule.row_cache_offset)
+    caches = HaloCaches(graph, schedule.geometry, schedule.cache, schedule.row_cache_offset)
+    n_cols = len(schedule.geometry.cols)
     bases = {"input": input_at, "split": rest_plan.placements[stage.split].offset}
     placements: dict[str, TensorPlacement] = dict(rest_plan.placements)
     placements[stage.input] = TensorPlacement(stage.input, input_at,
@@ -245,6 +241,8 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
         overlapped = schedule.stage_plans.overlapped_ops(p, ops)
         note = f"patch {p + 1}/{len(patch_ops)}"
         row, col = schedule.grid[p]
+        if p % n_cols == 0:
+            caches.new_row()
         for op, item in zip(ops, per_patch):
             if op.outputs[0] != stage.split and empty_buffer(graph, op.outputs[0], row, col):
                 continue  # nothing of its output is needed by this patch
@@ -256,7 +254,7 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
                 else:
                     base = local_at + local_plan.placements[name].offset
                 placements[key] = TensorPlacement(key, base + offset, item.span_bytes(key), 0, 0)
-            layer = _lowerpatch_op(item, index_of[item.op.name], target, op.name in overlapped,
+            layer = _lower_patch_op(item, index_of[item.op.name], target, op.name in overlapped,
                                     (p, op.name) in free.patch_ops)
             lowered.layers.append(replace(_per_patch_buffers(layer, suffix),
                                           note=note + (f", {layer.note}" if layer.note else "")))
@@ -264,14 +262,18 @@ def _lower_stage(graph: Graph, schedule: PatchSchedule, ops: list[Op],
             if name == stage.split:
                 continue
             buffer_at = local_at + local_plan.placements[name].offset
-            for k, copy in enumerate(caches.copies(name, row.buffers[name], row.fresh[name],
-                                                   buffer_at)):
+            for k, copy in enumerate(caches.copies(name, row, col, p % n_cols, buffer_at)):
                 src, dst = f"{name}@p{p}:copy{k}:src", f"{name}@p{p}:copy{k}:dst"
-                placements[src] = TensorPlacement(src, copy.src, copy.nbytes, 0, 0)
-                placements[dst] = TensorPlacement(dst, copy.dst, copy.nbytes, 0, 0)
-                lowered.layers.append(LayerCall(f"{item.op.name}.halo", "HALO_COPY", None, (),
-                                                copy=(Buffer("tensor", src), Buffer("tensor", dst),
-                                                      copy.nbytes), note=f"{note}: {copy.what}"))
+                src_span, dst_span = copy.span_bytes
+                placements[src] = TensorPlacement(src, copy.src, src_span, 0, 0)
+                placements[dst] = TensorPlacement(dst, copy.dst, dst_span, 0, 0)
+                contiguous = copy.rows == 1 or copy.src_pitch == copy.dst_pitch == copy.nbytes
+                lowered.layers.append(LayerCall(
+                    f"{item.op.name}.halo", "HALO_COPY", None, (),
+                    copy=(Buffer("tensor", src), Buffer("tensor", dst),
+                          copy.nbytes * (copy.rows if contiguous else 1)),
+                    note=f"{note}: {copy.what}",
+                    copy_rows=None if contiguous else (copy.rows, copy.src_pitch, copy.dst_pitch)))
     return lowered
 
 
@@ -306,11 +308,13 @@ def _per_patch_buffers(layer: LayerCall, suffix: str) -> LayerCall:
 ROW_STRIPS_MAX = 16  # the most row strips `auto` / `min-memory` try for the generated C
 SQUARE_GRID_MAX = 8  # the largest square grid (n x n) they try
 # The schedules the generated C runs, as the one resolver searches them: row strips and square
-# grids with recomputed halos, and row strips with cached halos, whose stage is evaluated as it is
-# generated (without pointwise overlaps: outputs land below their cached rows).
+# grids with recomputed halos, and with cached halos, whose stage is evaluated as it is generated
+# (without pointwise overlaps: outputs land below and beside their cached rows and columns).
 C_GRID_FAMILIES = (GridFamily("rows", ("none",), ROW_STRIPS_MAX),
                    GridFamily("square", ("none",), SQUARE_GRID_MAX),
-                   GridFamily("rows", ("full",), ROW_STRIPS_MAX, stage_overlap_pointwise=False))
+                   GridFamily("rows", ("full",), ROW_STRIPS_MAX, stage_overlap_pointwise=False),
+                   GridFamily("square", ("cols", "full"), SQUARE_GRID_MAX,
+                              stage_overlap_pointwise=False))
 
 
 def resolve_c_patch(graph: Graph, option: str, sram_bytes: int | None = None,
