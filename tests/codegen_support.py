@@ -71,7 +71,7 @@ def random_inputs(graph: Graph, count: int, seed: int = 1) -> list[list[np.ndarr
 def differential_run(graph: Graph, workdir: Path, qemu: bool, count: int = 3,
                      target: str = "cortex-m7", plan_options: PlanOptions = PlanOptions(),
                      in_place_depthwise_kernel: bool = False,
-                     scratch_free_kernels: bool | None = None) -> dict[str, int]:
+                     scratch_free_kernels: bool | None = False) -> dict[str, int]:
     """Generate C for ``graph``, run it on random inputs (host-asan, and QEMU when ``qemu``), and
     return the number of differing output bytes per runner (all zeros when bit-exact)."""
     model = generate(graph, TARGETS[target], plan_options,

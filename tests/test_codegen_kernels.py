@@ -185,8 +185,9 @@ SCRATCH_CASES = sorted(name for name in CASES if name.startswith("conv")) + ["dw
 @pytest.mark.parametrize("case", SCRATCH_CASES)
 def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
     """Each convolution with its fast kernel (im2col rows or the 1x1 int16 rows: scratch) and with
-    the direct loop without scratch; by default (a one-op graph, whose live set is the peak) the
-    code generator takes the one without scratch, so the arena is the analytic peak (+ alignment)."""
+    the direct loop without scratch; where the scratch would grow the arena (``None``: a one-op
+    graph, whose live set is the peak) the code generator takes the one without scratch, so the
+    arena is the analytic peak (+ alignment)."""
     from mcuforge.codegen.emit import generate
     from mcuforge.codegen.targets import TARGETS
     model = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=scratch_free)
@@ -195,7 +196,7 @@ def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
         assert templates <= {"conv_direct", "conv_1x1_inplace"} and model.plan.scratch_bytes == 0
     else:
         assert templates <= {"conv_im2col", "conv_1x1"}
-    default = generate(CASES[case](), TARGETS["cortex-m7"])
+    default = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=None)
     assert default.plan.scratch_bytes == 0  # arena = analytic peak + alignment
     assert default.plan.arena_bytes - default.plan.peak_activation_bytes < default.plan.options.alignment
     mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
@@ -215,9 +216,9 @@ def test_pointwise_overlap_without_scratch(tmp_path):
         x = b.op(OpKind.CONV_2D, [x, w, b.bias(cout)], ConvAttrs((1, 1), Pads(), (1, 1), RELU6),
                  dtype=DType.INT8, quant=q(output_scale(0.05, 0.02, 24), -3 + k))
     graph = b.finish([x])
-    model = generate(graph, TARGETS["cortex-m7"])
+    model = generate(graph, TARGETS["cortex-m7"], scratch_free_kernels=None)
     assert {layer.kernel.template for layer in model.layers} == {"conv_1x1_inplace"}
     assert len(model.plan.overlaps) == 2
     assert model.plan.arena_bytes == model.plan.peak_activation_bytes
-    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM)
+    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM, scratch_free_kernels=None)
     assert mismatches == {name: 0 for name in mismatches}

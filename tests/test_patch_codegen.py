@@ -97,10 +97,12 @@ def test_grids_run_pitched_kernels_and_cache_halos_by_strided_copies():
     # The stem reads its windows in the 18 x 3 byte rows of the network input; the projection writes
     # its tiles into the 5 x 12 byte rows of the split tensor; the residual ADD of block b1 reads
     # its operand inside the block input's wider buffer (8 or 9 columns of 8 channels).
-    # (The direct kernels without scratch where the fast kernels' scratch would lift a patch's
-    # plan above its peak: `patch_emit._growing_scratch`.)
-    assert "mf_convd_3x3_s2x2_d1x1_3x8_exact_rp54_0" in pitched
-    assert "mf_convd_1x1_s1x1_d1x1_24x12_exact_full_rp0_60" in pitched
+    assert "mf_conv_3x3_s2x2_d1x1_3x8_exact_rp54_0" in pitched
+    assert {"mf_conv1x1_24x12_exact_full_rp0_60_w1", "mf_conv1x1_24x12_exact_full_rp0_60_w2"} <= pitched
+    # With avoid_scratch, the direct kernels where the fast kernels' scratch lifts a patch's plan
+    # above its peak (`patch_scratch.py`), with the same row pitches.
+    lean = generate_patched(graph, get_core("host"), PatchConfig((3, 3), "b2"), avoid_scratch=True)
+    assert "mf_convd_3x3_s2x2_d1x1_3x8_exact_rp54_0" in lean.kernels
     assert {"mf_add_s8_full_rp0_64_0_w6", "mf_add_s8_full_rp0_72_0_w7"} <= pitched
     strips = generate_patched(graph, get_core("host"), PatchConfig((3, 1), "b2"))
     assert not any("_rp" in name for name in strips.kernels)  # row strips: all windows dense
@@ -255,7 +257,9 @@ def test_kernels_without_scratch_bring_the_patch_arena_to_the_analytic_peak(tmp_
     lifts the arena above the analytic peak (1,440 B and 64 B); the kernels without scratch where it
     does bring it back to the peak, bit-exact."""
     graph = load_graph(str(require_reference_file(f"models/{model}")))
-    generated = generate_patched(graph, get_core("host"), config)
+    fast = generate_patched(graph, get_core("host"), config).plan
+    assert fast.arena_bytes > fast.peak_activation_bytes
+    generated = generate_patched(graph, get_core("host"), config, avoid_scratch=True)
     plan = generated.plan
     assert plan.scratch_bytes == 0 and plan.arena_bytes - plan.peak_activation_bytes < 4
     assert any(layer.kernel and layer.kernel.template == "conv_direct" for layer in generated.layers)

@@ -82,17 +82,18 @@ def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = f
 
 def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptions(),
              model_name: str | None = None, in_place_depthwise_kernel: bool = False,
-             scratch_free_kernels: bool | None = None) -> GeneratedModel:
+             scratch_free_kernels: bool | None = False) -> GeneratedModel:
     """Generate the C project of ``graph`` for ``target`` (nothing is written to disk).
 
     ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
     kernel (no scratch beyond the channel plane, or the row ring with ``plan_options``'
     ``depthwise_row_buffer``; slower); by default only those whose padded-plane scratch would grow
-    the arena do, and so do the other ops whose scratch would grow it and that have a kernel
-    without scratch (`OpDef.lower_without_scratch`: the direct convolution).
-    ``scratch_free_kernels``: None for that choice, False for the kernels with scratch everywhere
-    (the fast ones; scratch may grow the arena), True for the kernels without scratch wherever an
-    op has one (when the plan is no larger)."""
+    the arena do; with ``scratch_free_kernels`` None, so do the other ops whose scratch would grow
+    it and that have a kernel without scratch (`OpDef.lower_without_scratch`: the direct
+    convolution).
+    ``scratch_free_kernels``: None for that choice, False (default) for the kernels with scratch
+    everywhere (the fast ones; scratch may grow the arena), True for the kernels without scratch
+    wherever an op has one (when the plan is no larger)."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}

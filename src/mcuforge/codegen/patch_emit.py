@@ -138,8 +138,11 @@ def _lower_patch_op(item: PatchOp, index: int, target: Target, overlapped: bool,
 
 def generate_patched(graph: Graph, target: Target, config: PatchConfig,
                      plan_options: PlanOptions = PlanOptions(),
-                     model_name: str | None = None) -> GeneratedModel:
+                     model_name: str | None = None, avoid_scratch: bool = False
+                     ) -> GeneratedModel:
     """The C project of ``graph`` under the patch schedule ``config`` (nothing written to disk).
+    ``avoid_scratch``: kernels without scratch where scratch lifts a plan above its peak
+    (`patch_scratch.py`, slower); by default the fast kernels everywhere.
     In-place depthwise ops keep the channel-plane kernel here (``depthwise_row_buffer`` is ignored:
     the row ring is not specialised per patch). Steps: cut every op of every patch to its windows,
     plan the schedule (`patch.plan_schedule`, with each patch's kernel scratch), lower the stage
@@ -158,7 +161,7 @@ def generate_patched(graph: Graph, target: Target, config: PatchConfig,
     lowered = _lower_stage(g, schedule, ops, patch_ops, target, free)
     layers = lowered.layers + _lower_rest(g, schedule, target, free)
     trial_free = growing_scratch(g, schedule, ops, patch_ops, target)
-    for _ in range(4):
+    for _ in range(4 if avoid_scratch else 0):
         # Kernels without scratch where a patch's (or the rest's) scratch lifts its plan above
         # its analytic peak; kept when the arena is smaller. An op the new plan lays out so that
         # it has no such kernel (its overlaps changed) keeps its scratch in the next try.

@@ -151,21 +151,23 @@ def measure_cortex_m(directory: Path, model: GeneratedModel, target: Target) -> 
 def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   sram_bytes: int | None = None, source: str = "", measure: bool = True,
                   patch=None, plan_options: PlanOptions = PlanOptions(),
-                  postprocess: PostProcessModule | None = None) -> dict:
+                  postprocess: PostProcessModule | None = None,
+                  avoid_scratch: bool | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
     to every inference's outputs (e.g. detection decoding, `mcuforge.detect.c_module`); the measured
-    Flash and stack then include it.
+    Flash and stack then include it. ``avoid_scratch``: True takes kernels without scratch where
+    the fast kernels' scratch would grow the arena (arena = analytic peak; those convolutions are
+    slower), False keeps the fast kernels everywhere, None (``--kernel-scratch auto``) keeps them
+    unless their arena exceeds ``sram_bytes``.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
     target = get_core(target_name)
-    if patch is None:
-        model = generate(graph, target, plan_options)
-    else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
-        from .patch_emit import generate_patched
-        model = generate_patched(graph, target, patch, plan_options)
+    model = _generate(graph, target, patch, plan_options, bool(avoid_scratch))
+    if avoid_scratch is None and sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
+        model = _generate(graph, target, patch, plan_options, True)
     if postprocess is not None:
         model = with_postprocess(model, postprocess)
     if sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
@@ -176,6 +178,15 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
         clean_stale_staging(out_dir)
         check_output_folder(out_dir)  # another writer may have finished while we waited
         return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch)
+
+
+def _generate(graph: Graph, target, patch, plan_options: PlanOptions, avoid_scratch: bool):
+    """The generated model, layer-based or under the patch schedule ``patch``."""
+    if patch is None:
+        return generate(graph, target, plan_options,
+                        scratch_free_kernels=None if avoid_scratch else False)
+    from .patch_emit import generate_patched  # a `patch.PatchConfig` (codegen/patch_emit.py)
+    return generate_patched(graph, target, patch, plan_options, avoid_scratch=avoid_scratch)
 
 
 def check_output_folder(out_dir: Path) -> None:

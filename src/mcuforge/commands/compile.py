@@ -27,6 +27,7 @@ from .hardware import board_option, core_option, resolve_hardware, target_option
 from .patch_options import max_macs_option
 
 DEFAULT_CORE = "cortex-m7"
+_AVOID_SCRATCH = {"auto": None, "avoid": True, "allow": False}  # --kernel-scratch -> compile_model
 
 
 def detection_module(graph, head_path: Path, score: float | None, iou: float | None):
@@ -61,12 +62,19 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="With --head: score threshold (default 0.25).")
 @click.option("--iou", "iou", type=float, default=None, help="With --head: NMS IoU threshold (default 0.45).")
 @click.option("--no-measure", is_flag=True, help="Generate and build only; skip QEMU and unicorn.")
+@click.option("--kernel-scratch", type=click.Choice(["auto", "avoid", "allow"]), default="auto",
+              show_default=True,
+              help="avoid: kernels without scratch where the fast kernels' scratch would grow the "
+                   "arena (arena = analytic peak; slower convolutions there); allow: the fast "
+                   "kernels everywhere (scratch may grow the arena); auto: allow, unless that "
+                   "arena exceeds --sram.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
             sram: str | None, patch: str, max_macs: float | None, head_path: Path | None, score: float | None,
-            iou: float | None, no_measure: bool, depthwise_row_buffer: bool | None) -> None:
+            iou: float | None, no_measure: bool, kernel_scratch: str,
+            depthwise_row_buffer: bool | None) -> None:
     """Generate the C project of MODEL (an int8 .tflite) in DIR and measure it."""
     hardware = resolve_hardware(board, core, target)
     core_name = hardware.core or DEFAULT_CORE
@@ -99,7 +107,7 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                            patch=schedule,
                            plan_options=PlanOptions().with_conventions(
                                depthwise_row_buffer=depthwise_row_buffer),
-                           postprocess=postprocess)
+                           postprocess=postprocess, avoid_scratch=_AVOID_SCRATCH[kernel_scratch])
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "
