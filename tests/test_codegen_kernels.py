@@ -178,14 +178,14 @@ def test_random_weights_differ_between_seeds():
     assert not np.array_equal(wa, wb)
 
 
-SCRATCH_CASES = sorted(name for name in CASES if name.startswith("conv")) + ["dw_multiplier"]
+SCRATCH_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw")))
 
 
 @pytest.mark.parametrize("scratch_free", [False, True])
 @pytest.mark.parametrize("case", SCRATCH_CASES)
 def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
-    """Each convolution with its fast kernel (im2col rows or the 1x1 int16 rows: scratch) and with
-    the direct loop without scratch; where the scratch would grow the arena (``None``: a one-op
+    """Each convolution with its fast kernel (im2col rows, the 1x1 int16 rows, the depthwise
+    padded plane: scratch) and with the direct loop without scratch; where the scratch would grow the arena (``None``: a one-op
     graph, whose live set is the peak) the code generator takes the one without scratch, so the
     arena is the analytic peak (+ alignment)."""
     from mcuforge.codegen.emit import generate
@@ -193,9 +193,10 @@ def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
     model = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=scratch_free)
     templates = {layer.kernel.template for layer in model.layers if layer.kernel}
     if scratch_free:
-        assert templates <= {"conv_direct", "conv_1x1_inplace"} and model.plan.scratch_bytes == 0
+        assert templates <= {"conv_direct", "conv_1x1_inplace", "depthwise_direct",
+                             "depthwise_inplace"} and model.plan.scratch_bytes == 0
     else:
-        assert templates <= {"conv_im2col", "conv_1x1"}
+        assert templates <= {"conv_im2col", "conv_1x1", "depthwise", "depthwise_inplace"}
     default = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=None)
     assert default.plan.scratch_bytes == 0  # arena = analytic peak + alignment
     assert default.plan.arena_bytes - default.plan.peak_activation_bytes < default.plan.options.alignment

@@ -174,7 +174,12 @@ def test_resnet8_square_grid_runs_bit_exact_at_the_analytic_peak(tmp_path, capsy
     ("models/mlperf_tiny/pretrainedResnet_quant.tflite", "4x4@block2"),
     ("models/mcunet/mcunet-320kb-1mb_imagenet.tflite", "4x4@block2"),
     ("models/tflite_micro/person_detect.tflite", "3x2@block4"),
-    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4")])
+    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4"),
+    # square grids with cached halos: column caches, column + row caches
+    ("models/tinyengine/vww.tflite", "4x4@block2+halo-full"),
+    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4+halo-cols"),
+    ("models/tflite_micro/person_detect.tflite", "3x3@block4+halo-full"),
+    ("models/mlperf_tiny/pretrainedResnet_quant.tflite", "4x4@block1+halo-full")])
 def test_reference_models_patch_c_on_cortex_m7_under_qemu(tmp_path, capsys, model, schedule):
     path = str(require_reference_file(model))
     out = tmp_path / "project"
@@ -271,3 +276,25 @@ def test_kernels_without_scratch_bring_the_patch_arena_to_the_analytic_peak(tmp_
               for t in (int8.tensor(name) for name in int8.inputs)]
     expected = Interpreter(int8).invoke(inputs)[0].tobytes()
     assert run_host(binary, b"".join(x.tobytes() for x in inputs), len(expected), 1) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["models/mlperf_tiny/pretrainedResnet_quant.tflite",
+                                   "models/tflite_micro/person_detect.tflite",
+                                   "models/mlperf_tiny/kws_ref_model.tflite"])
+def test_smallest_schedule_within_10_percent_macs_without_scratch_under_qemu(tmp_path, capsys,
+                                                                             model):
+    """``--patch min-memory --max-macs 1.10 --kernel-scratch avoid`` for Cortex-M7: MACs within
+    +10 %, arena = analytic peak (+ alignment), bit-exact under QEMU."""
+    path = str(require_reference_file(model))
+    out = tmp_path / "project"
+    assert main(["compile", path, "-o", str(out), "--core", "cortex-m7", "--patch", "min-memory",
+                 "--max-macs", "1.10", "--kernel-scratch", "avoid"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    if "patch" in report:
+        assert report["patch"]["macs"] <= 1.10 * (report["patch"]["macs"]
+                                                  - report["patch"]["mac_overhead"])
+    assert report["scratch_bytes"] == 0
+    assert report["arena_bytes"] - report["peak_activation_bytes"] < 4
+    capsys.readouterr()
+    assert main(["verify", str(out), "--random", "1"]) == 0

@@ -112,8 +112,9 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
         overlapped = frozenset(producer[o.output] for o in plan.overlaps)
         layers = lower_graph(int8_graph, target, overlapped - (multi_channel_dw - scratchless),
                              plan_options.conventions.depthwise_row_buffer)
+        in_place_kernel = overlapped & multi_channel_dw  # already without scratch
         return tuple(without_scratch(index, layer, overlapped)
-                     if layer.op_name in scratchless - multi_channel_dw else layer
+                     if layer.op_name in scratchless - in_place_kernel else layer
                      for index, layer in enumerate(layers))
 
     def without_scratch(index: int, layer: LayerCall, overlapped: frozenset[str]) -> LayerCall:
@@ -128,16 +129,30 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
         return find_op_def(op.kind).lower_without_scratch(int8_graph, index, op, target,
                                                           name in overlapped) is not None
 
+    def grows(plan: ArenaPlan, name: str, overlapped: set[str]) -> bool:
+        # Its scratch ends above the activations or, for the choice without scratch, cannot fit
+        # under the analytic peak beside the op's live tensors (wherever the planner put it).
+        if name in multi_channel_dw and in_place_depthwise_kernel or scratch_free_kernels:
+            return True
+        return (plan.scratch[name].end > plan.activation_arena_bytes
+                or (scratch_free_kernels is None
+                    and live_bytes[name] + scratch[name] > plan.peak_activation_bytes))
+
+    def avoidable(name: str, overlapped: set[str]) -> bool:
+        if name in multi_channel_dw and name in overlapped:
+            return True  # the in-place depthwise kernel
+        return scratch_free_kernels is not False and has_scratch_free(name, overlapped)
+
     def covered(plan: ArenaPlan, layers) -> bool:
         return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and
                                                plan.scratch[layer.op_name].size >= layer.scratch_bytes)
                    for layer in layers)
 
     # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of some
-    # ops grows the arena above the activations (or cannot fit under the analytic peak beside the
-    # op's live tensors, wherever the planner put it), plan again with those ops "scratchless" and keep
-    # the smaller arena: in-place depthwise ops take the slower in-place kernel, ops with a
-    # scratch-free kernel (`OpDef.lower_without_scratch`, overlapped or not) take it.
+    # ops grows the arena (`grows`), plan again with those ops "scratchless" and keep the smaller
+    # arena: in-place depthwise ops take the slower in-place kernel, ops with a scratch-free kernel
+    # (`OpDef.lower_without_scratch`, overlapped or not) take it, unless scratch_free_kernels is
+    # False.
     scratch = scratch_of(lower_graph(int8_graph, target))
     plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch)
     live_bytes = {entry.op_name: entry.live_bytes
@@ -147,26 +162,18 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     scratchless: frozenset[str] = frozenset()
     for _ in range(3):
         overlapped = {producer[o.output] for o in plan.overlaps}
-        growing = frozenset(
-            name for name in set(plan.scratch) - scratchless
-            if (name in multi_channel_dw and in_place_depthwise_kernel
-                or name not in multi_channel_dw and scratch_free_kernels
-                or plan.scratch[name].end > plan.activation_arena_bytes
-                or live_bytes[name] + scratch[name] > plan.peak_activation_bytes)
-            and (name in overlapped if name in multi_channel_dw
-                 else scratch_free_kernels is not False and has_scratch_free(name, overlapped)))
+        growing = frozenset(name for name in set(plan.scratch) - scratchless
+                            if grows(plan, name, overlapped) and avoidable(name, overlapped))
         if not growing:
             break
         trial_scratchless = scratchless | growing
         trial = plan_arena(int8_graph, plan_options, scratch_sizes={
             k: v for k, v in scratch.items() if k not in trial_scratchless})
         trial_layers = lower_for(trial, trial_scratchless)
-        trial_overlapped = {producer[o.output] for o in trial.overlaps}
         smaller = trial.arena_bytes < plan.arena_bytes or (
             (in_place_depthwise_kernel or scratch_free_kernels)
             and trial.arena_bytes == plan.arena_bytes)
-        if not ((trial_scratchless & multi_channel_dw) <= trial_overlapped
-                and covered(trial, trial_layers) and smaller):
+        if not (covered(trial, trial_layers) and smaller):
             break
         plan, layers, scratchless = trial, trial_layers, trial_scratchless
     name = model_name or graph.name
