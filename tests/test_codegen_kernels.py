@@ -185,9 +185,9 @@ SCRATCH_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw"))
 @pytest.mark.parametrize("case", SCRATCH_CASES)
 def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
     """Each convolution with its fast kernel (im2col rows, the 1x1 int16 rows, the depthwise
-    padded plane: scratch) and with the direct loop without scratch; where the scratch would grow the arena (``None``: a one-op
-    graph, whose live set is the peak) the code generator takes the one without scratch, so the
-    arena is the analytic peak (+ alignment)."""
+    padded plane: scratch) and with the direct loop without scratch; where the scratch would grow
+    the arena (``None``: a one-op graph, whose live set is the peak) the code generator takes the
+    one without scratch, so the arena is the analytic peak (+ alignment)."""
     from mcuforge.codegen.emit import generate
     from mcuforge.codegen.targets import TARGETS
     model = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=scratch_free)
@@ -199,7 +199,8 @@ def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
         assert templates <= {"conv_im2col", "conv_1x1", "depthwise", "depthwise_inplace"}
     default = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=None)
     assert default.plan.scratch_bytes == 0  # arena = analytic peak + alignment
-    assert default.plan.arena_bytes - default.plan.peak_activation_bytes < default.plan.options.alignment
+    plan = default.plan
+    assert plan.arena_bytes - plan.peak_activation_bytes < plan.options.alignment
     mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
                                   scratch_free_kernels=scratch_free)
     assert mismatches == {name: 0 for name in mismatches}
