@@ -235,25 +235,41 @@ def check_cached_overlaps(plan: ArenaPlan, layout: HaloCacheLayout, ops: list[Op
                           patch_ops: list) -> None:
     """Refuse overlaps the halo caches would break. An element-wise op (the residual ADD) may write
     over an input whose rows (columns) are cached too, when in every patch its fresh output window
-    starts where the input window it reads starts: each byte is then read before it is written,
-    and the cached rows and columns filled in beside them afterwards land on input positions no
-    later op reads. ``patch_ops``: per patch
-    planned by ``plan``, the `patch_emit` items of the stage's ops (their ``anchors``)."""
+    starts where the input window it reads starts, with rows no further apart than the input's:
+    each byte is then read before it is written, and the cached rows and columns filled in beside
+    them afterwards land on input positions no later op reads. An element-wise op whose output has
+    no cache needs its output window to start at or before the input window, rows no further
+    apart. ``patch_ops``: per patch planned by ``plan``, the `patch_emit` items of the stage's ops
+    (their ``anchors`` and row ``pitches``)."""
     producer = {op.outputs[0]: k for k, op in enumerate(ops)}
     for overlap in plan.overlaps:
         entry = layout.of(overlap.output)
-        if entry is None:
+        if entry is None and overlap.kind is not OverlapKind.ELEMENTWISE:
             continue
         k = producer[overlap.output]
-        aligned = overlap.kind is OverlapKind.ELEMENTWISE and overlap.output_offset == 0
-        for per_patch in patch_ops if aligned else ():
-            item = per_patch[k]
-            reads = [anchor for key, anchor in item.anchors.items()
-                     if anchor[0] == "local" and anchor[1] == overlap.input and ":in" in key]
-            out = next(anchor for key, anchor in item.anchors.items() if key.endswith(":out"))
-            if not reads or any(read[2] != out[2] for read in reads):
-                aligned = False
+        safe = overlap.kind is OverlapKind.ELEMENTWISE and overlap.output_offset == 0
+        for per_patch in patch_ops if safe else ():
+            if not _trails_its_input(per_patch[k], overlap.input, exact=entry is not None):
+                safe = False
                 break
-        if not aligned:
+        if not safe:
             raise UnsupportedOpError(f"{overlap.kind.value} overlap on {overlap.output}, whose rows "
-                                     "are cached: not supported by the generated C")
+                                     "or columns are cached: not supported by the generated C")
+
+
+def _trails_its_input(item, input_name: str, exact: bool) -> bool:
+    """Whether the output window of ``item`` (a `patch_emit` op of one patch) starts where
+    (``exact``) or before the windows it reads of ``input_name`` start, its rows no further apart."""
+    def pitch(key: str) -> int:
+        tensor = item.graph.tensor(key)
+        dense = tensor.nbytes // tensor.shape[1] if tensor.shape[1] else 0
+        return item.pitches.get(key, dense)
+
+    out_key = next(key for key in item.anchors if key.endswith(":out"))
+    out = item.anchors[out_key]
+    reads = [key for key, anchor in item.anchors.items()
+             if anchor[0] == "local" and anchor[1] == input_name and ":in" in key]
+    if not reads:
+        return not exact
+    return all((item.anchors[key][2] == out[2] if exact else out[2] <= item.anchors[key][2])
+               and pitch(out_key) <= pitch(key) for key in reads)
