@@ -15,8 +15,9 @@ counts the int8 network input; TFLite Micro's arena also holds the float I/O ten
 
 Each model is compiled twice: layer by layer, and with the patch schedule ``--patch min-memory``
 picks for the generated C (`codegen.patch_emit.resolve_c_patch`: the smallest peak among the
-schedules the C runs, row strips and square grids; models without a convolutional first stage stay
-layer-based).
+schedules the C runs, row strips and square grids, halos recomputed or cached; with ``--max-macs F``
+within F x the layer-based MACs; models without a convolutional first stage stay layer-based).
+``--avoid-scratch`` builds both with kernels without scratch where scratch would grow the arena.
 The ratio to TFLite Micro is taken on the smaller of the two measured SRAM figures, and the schedule
 and its MAC overhead are printed beside it.
 """
@@ -62,14 +63,16 @@ def tinyengine_sram(name: str) -> int | None:
     return entry["layer_inplace"] + entry["im2col"] + entry["kernel"]
 
 
-def measure(relative: str, workdir: Path) -> dict:
-    """All figures of one model."""
+def measure(relative: str, workdir: Path, max_macs: float | None = None,
+            avoid_scratch: bool = False) -> dict:
+    """All figures of one model (``max_macs``: the MAC limit of the patch schedule, ``--max-macs``;
+    ``avoid_scratch``: kernels without scratch where scratch would grow the arena)."""
     path = reference_dir() / "models" / relative
     name = path.name
     graph = read_tflite(path)
     report = compile_model(graph, workdir / name.replace(".tflite", ""), "cortex-m7",
-                           source=str(path))
-    patched = _patched(graph, path, workdir)
+                           source=str(path), avoid_scratch=avoid_scratch)
+    patched = _patched(graph, path, workdir, max_macs, avoid_scratch)
     tflm = measure_tflm_arena(path)
     cmsis = published_numbers()["tflm_cmsis_nn_cortex_m7"]["models"].get(name, {})
     return {
@@ -94,18 +97,19 @@ def measure(relative: str, workdir: Path) -> dict:
     }
 
 
-def _patched(graph, path: Path, workdir: Path) -> dict | None:
-    """The report of the ``--patch min-memory`` build, or None when the C keeps the model
-    layer-based (no convolutional first stage, or no schedule below the layer-based peak)."""
+def _patched(graph, path: Path, workdir: Path, max_macs: float | None,
+             avoid_scratch: bool) -> dict | None:
+    """The report of the ``--patch min-memory [--max-macs F]`` build, or None when the C keeps the
+    model layer-based (no convolutional first stage, or no schedule below the layer-based peak)."""
     try:
-        config = resolve_c_patch(graph, "min-memory")
+        config = resolve_c_patch(graph, "min-memory", max_mac_factor=max_macs)
     except McuforgeError as error:  # no patch stage at all (e.g. a fully connected model)
         print(f"  {path.name}: layer-based only ({error})", file=sys.stderr)
         return None
     if config is None:
         return None
     return compile_model(graph, workdir / (path.stem + "-patch"), "cortex-m7", source=str(path),
-                         patch=config)
+                         patch=config, avoid_scratch=avoid_scratch)
 
 
 def ours(row: dict) -> int:
@@ -155,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="", help="comma-separated file names (default: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--max-macs", type=float, default=None,
+                        help="MAC limit of the patch schedule (as `compile --max-macs`)")
+    parser.add_argument("--avoid-scratch", action="store_true",
+                        help="kernels without scratch where it would grow the arena (as "
+                             "`compile --kernel-scratch avoid`)")
     args = parser.parse_args(argv)
     wanted = {m.strip() for m in args.models.split(",") if m.strip()}
     models = [m for m in MODELS if not wanted or Path(m).name in wanted]
@@ -162,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp:
         for relative in models:
             print(f"measuring {relative} ...", file=sys.stderr, flush=True)
-            rows.append(measure(relative, Path(tmp)))
+            rows.append(measure(relative, Path(tmp), args.max_macs, args.avoid_scratch))
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

@@ -10,7 +10,9 @@ buffer (the MCUNetV2 paper's, ``peak_activation_bytes_input_streamed``). MAC fac
 schedule / layer-based MACs. msf-CNN's analytic figures (reference/numbers.json, TinyPART/msf-CNN
 result.json) follow: msf-CNN fuses across the whole network (also the layer-based rest), so its
 minimum peak is below what a single patch stage can reach; its convention is its own. The
-receptive-field redistributed variants (``*-rd``) are listed beside their base models.
+receptive-field redistributed variants (``*-rd``) are listed beside their base models. The
+last column says whether the generated C runs the schedule (`codegen.patch_emit.check_c_patch_support`:
+any grid, halos recomputed or cached) or why not.
 Bytes; 1 kB = 1024 B.
 """
 
@@ -20,8 +22,10 @@ import argparse
 import time
 
 from mcuforge.analysis.conventions import REFERENCE_CONVENTIONS
+from mcuforge.codegen.patch_emit import check_c_patch_support
+from mcuforge.errors import UnsupportedOpError
 from mcuforge.frontends.load import load_graph
-from mcuforge.patch import search_patches
+from mcuforge.patch import patch_geometry, search_patches
 from mcuforge.reference import published_numbers
 
 MSF_NAMES = {"mbv2-w0.35-r144": "MBV2-w0.35-r144", "mcunet-in3": "MCUNet-320KB-ImageNet-r176"}
@@ -50,8 +54,17 @@ def _front_rows(model: str, max_grid: int) -> list[str]:
                 rows.append(f"    {point.label:24s} {point.peak_bytes:>9,} B  "
                             f"x{point.macs / layer.macs:.3f}   input patch "
                             f"{plan.input_patch[0]}x{plan.input_patch[1]}   halo cache "
-                            f"{plan.cache.total_bytes:,} B")
+                            f"{plan.cache.total_bytes:,} B   C: {_c_support(graph, plan.config)}")
     return rows
+
+
+def _c_support(graph, config) -> str:
+    """``yes`` when the generated C runs ``config``, else the reason it refuses it."""
+    try:
+        check_c_patch_support(graph, patch_geometry(graph, config))
+    except UnsupportedOpError as refusal:
+        return "no: " + str(refusal).split(": ", 1)[-1][:70]
+    return "yes"
 
 
 def main() -> None:

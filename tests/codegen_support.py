@@ -71,12 +71,14 @@ def random_inputs(graph: Graph, count: int, seed: int = 1) -> list[list[np.ndarr
 def differential_run(graph: Graph, workdir: Path, qemu: bool, count: int = 3,
                      target: str = "cortex-m7", plan_options: PlanOptions = PlanOptions(),
                      in_place_depthwise_kernel: bool = False,
-                     optimise: str = "balanced") -> dict[str, int]:
+                     optimise: str = "balanced",
+                     scratch_free_kernels: bool | None = False) -> dict[str, int]:
     """Generate C for ``graph`` (``optimise``: compile's --speed/--size choice), run it on random
     inputs (host-asan, and QEMU when ``qemu``), and return the number of differing output bytes per
     runner (all zeros when bit-exact)."""
     model = generate(graph, with_optimisation(TARGETS[target], optimise), plan_options,
-                     in_place_depthwise_kernel=in_place_depthwise_kernel)
+                     in_place_depthwise_kernel=in_place_depthwise_kernel,
+                     scratch_free_kernels=scratch_free_kernels)
     project = workdir / "project"
     write_project(model, project)
     int8 = strip_edge_conversions(graph).graph

@@ -103,3 +103,21 @@ def test_parse_bytes():
     assert parse_bytes("4096") == 4096
     with pytest.raises(McuforgeError):
         parse_bytes("lots")
+
+
+def test_kernel_scratch_avoid_brings_the_arena_to_the_analytic_peak(tmp_path):
+    """kws: the first conv's im2col rows (200 B) push the input up with the fast kernels; with
+    ``--kernel-scratch avoid`` the arena is the analytic peak; ``auto`` keeps the fast kernels
+    unless their arena exceeds --sram."""
+    model = str(require_reference_file(KWS))
+    reports = {}
+    for mode, extra in (("allow", []), ("avoid", []), ("auto", ["--sram", "8490"])):
+        out = tmp_path / mode
+        assert main(["compile", model, "-o", str(out), "--core", "host", "--no-measure",
+                     "--kernel-scratch", mode, *extra]) == 0
+        reports[mode] = json.loads((out / "report.json").read_text())
+    peak = reports["allow"]["peak_activation_bytes"]
+    assert reports["allow"]["arena_bytes"] > peak
+    assert reports["avoid"]["arena_bytes"] == reports["auto"]["arena_bytes"] == peak
+    assert any(k.startswith("mf_convd_") for k in reports["avoid"]["kernels"])
+    assert not any(k.startswith("mf_convd_") for k in reports["allow"]["kernels"])

@@ -223,3 +223,51 @@ def test_random_weights_differ_between_seeds():
     wa = next(t.data for t in a.tensors.values() if t.constant and t.dtype is DType.INT8)
     wb = next(t.data for t in b.tensors.values() if t.constant and t.dtype is DType.INT8)
     assert not np.array_equal(wa, wb)
+
+
+SCRATCH_CASES = sorted(name for name in CASES if name.startswith(("conv", "dw")))
+
+
+@pytest.mark.parametrize("scratch_free", [False, True])
+@pytest.mark.parametrize("case", SCRATCH_CASES)
+def test_conv_kernels_with_and_without_scratch(case, scratch_free, tmp_path):
+    """Each convolution with its fast kernel (im2col rows, the 1x1 int16 rows, the depthwise
+    padded plane: scratch) and with the direct loop without scratch; where the scratch would grow
+    the arena (``None``: a one-op graph, whose live set is the peak) the code generator takes the
+    one without scratch, so the arena is the analytic peak (+ alignment)."""
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    model = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=scratch_free)
+    templates = {layer.kernel.template for layer in model.layers if layer.kernel}
+    if scratch_free:
+        assert templates <= {"conv_direct", "conv_1x1_inplace", "depthwise_direct",
+                             "depthwise_inplace"} and model.plan.scratch_bytes == 0
+    else:
+        assert templates <= {"conv_im2col", "conv_1x1", "depthwise", "depthwise_inplace"}
+    default = generate(CASES[case](), TARGETS["cortex-m7"], scratch_free_kernels=None)
+    assert default.plan.scratch_bytes == 0  # arena = analytic peak + alignment
+    plan = default.plan
+    assert plan.arena_bytes - plan.peak_activation_bytes < plan.options.alignment
+    mismatches = differential_run(CASES[case](), tmp_path, qemu=HAVE_ARM,
+                                  scratch_free_kernels=scratch_free)
+    assert mismatches == {name: 0 for name in mismatches}
+
+
+def test_pointwise_overlap_without_scratch(tmp_path):
+    """A 1x1 expansion then projection written over their inputs (pointwise overlap) at the peak:
+    the pixel-by-pixel kernel through the overlap's buffer, no scratch, arena = analytic peak."""
+    from mcuforge.codegen.emit import generate
+    from mcuforge.codegen.targets import TARGETS
+    b = Int8Builder("pw", 5)
+    x = b.x((1, 6, 5, 8))
+    for k, cout in enumerate((24, 8)):
+        w = b.weights((cout, 1, 1, 8 if k == 0 else 24), 0, cout)
+        x = b.op(OpKind.CONV_2D, [x, w, b.bias(cout)], ConvAttrs((1, 1), Pads(), (1, 1), RELU6),
+                 dtype=DType.INT8, quant=q(output_scale(0.05, 0.02, 24), -3 + k))
+    graph = b.finish([x])
+    model = generate(graph, TARGETS["cortex-m7"], scratch_free_kernels=None)
+    assert {layer.kernel.template for layer in model.layers} == {"conv_1x1_inplace"}
+    assert len(model.plan.overlaps) == 2
+    assert model.plan.arena_bytes == model.plan.peak_activation_bytes
+    mismatches = differential_run(graph, tmp_path, qemu=HAVE_ARM, scratch_free_kernels=None)
+    assert mismatches == {name: 0 for name in mismatches}

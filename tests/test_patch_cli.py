@@ -51,7 +51,20 @@ def test_profile_patch_none_keeps_the_layer_based_keys(capsys):
     assert "patch" not in plain
 
 
+def test_profile_max_macs_limits_min_memory(capsys):
+    assert main(["profile", "mcunet-in3", "--patch", "min-memory", "--json"]) == 0
+    free = json.loads(capsys.readouterr().out)["patch"]
+    assert main(["profile", "mcunet-in3", "--patch", "min-memory", "--max-macs", "1.10",
+                 "--json"]) == 0
+    limited = json.loads(capsys.readouterr().out)["patch"]
+    assert free["macs"] > 1.10 * 81_785_520 >= limited["macs"]
+    assert limited["peak_activation_bytes"] > free["peak_activation_bytes"]
+
+
 @pytest.mark.parametrize("args, expected", [
+    (["--max-macs", "1.1"], "--max-macs limits the schedule --patch auto or min-memory picks"),
+    (["--patch", "min-memory", "--max-macs", "0.5"], "at least 1.0"),
+    (["--patch", "6x6@b4", "--max-macs", "1.1"], "above --max-macs 1.1"),
     (["--patch", "4x4@b99"], "no block 'b99'"),
     (["--patch", "4x4"], "NxN@SPLIT"),
     (["--patch", "4x4@b20"], "cannot split"),

@@ -19,6 +19,7 @@ from mcuforge.codegen.emit import write_project
 from mcuforge.codegen.patch_emit import generate_patched, resolve_c_patch
 from mcuforge.codegen.targets import get_core
 from mcuforge.errors import UnsupportedOpError
+from mcuforge.frontends.load import load_graph
 from mcuforge.ir import OpKind, Pads
 from mcuforge.planner.arena import PlanOptions
 from mcuforge.patch import PatchConfig, PatchEvaluator, evaluate_patch
@@ -58,7 +59,11 @@ def codegen_net(seed: int):
     (1, PatchConfig((4, 1), "b5", "full")), (2, PatchConfig((7, 1), "b3", "full")),
     (1, PatchConfig((2, 2), "b2")), (2, PatchConfig((3, 3), "b5")), (3, PatchConfig((4, 3), "b3")),
     (4, PatchConfig((3, 2), "b4")), (5, PatchConfig((2, 3), "b6")), (6, PatchConfig((1, 3), "b1")),
-    (6, PatchConfig((3, 3), "b1"))])
+    (6, PatchConfig((3, 3), "b1")),
+    # square and uneven grids with column caches (cols) and column + row caches (full)
+    (1, PatchConfig((3, 3), "b2", "cols")), (2, PatchConfig((3, 3), "b5", "full")),
+    (3, PatchConfig((4, 3), "b3", "cols")), (4, PatchConfig((3, 2), "b4", "full")),
+    (6, PatchConfig((3, 3), "b1", "full"))])
 def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_path, seed, config):
     net, graph = codegen_net(seed)
     model = generate_patched(graph, get_core("host"), config)
@@ -85,7 +90,7 @@ def test_random_graph_patch_c_is_bit_exact_and_arena_is_the_analytic_peak(tmp_pa
     assert produced == expected
 
 
-def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
+def test_grids_run_pitched_kernels_and_cache_halos_by_strided_copies():
     net, graph = codegen_net(1)
     model = generate_patched(graph, get_core("host"), PatchConfig((3, 3), "b2"))
     pitched = {name for name in model.kernels if "_rp" in name}
@@ -94,11 +99,19 @@ def test_grids_run_pitched_kernels_and_cached_halos_stay_row_strips():
     # its operand inside the block input's wider buffer (8 or 9 columns of 8 channels).
     assert "mf_conv_3x3_s2x2_d1x1_3x8_exact_rp54_0" in pitched
     assert {"mf_conv1x1_24x12_exact_full_rp0_60_w1", "mf_conv1x1_24x12_exact_full_rp0_60_w2"} <= pitched
+    # With avoid_scratch, the direct kernels where the fast kernels' scratch lifts a patch's plan
+    # above its peak (`patch_scratch.py`), with the same row pitches.
+    lean = generate_patched(graph, get_core("host"), PatchConfig((3, 3), "b2"), avoid_scratch=True)
+    assert "mf_convd_3x3_s2x2_d1x1_3x8_exact_rp54_0" in lean.kernels
     assert {"mf_add_s8_full_rp0_64_0_w6", "mf_add_s8_full_rp0_72_0_w7"} <= pitched
     strips = generate_patched(graph, get_core("host"), PatchConfig((3, 1), "b2"))
     assert not any("_rp" in name for name in strips.kernels)  # row strips: all windows dense
-    with pytest.raises(UnsupportedOpError, match=r"caches halos in row strips only.*3x1@b2\+halo-full"):
-        generate_patched(graph, get_core("host"), PatchConfig((3, 2), "b2", "full"))
+    # Cached halos on a grid: fresh regions written beside their cached columns (row pitches),
+    # the caches filled and kept by strided copies.
+    cached = generate_patched(graph, get_core("host"), PatchConfig((3, 2), "b2", "full"))
+    notes = " ".join(layer.note for layer in cached.layers if layer.kind == "HALO_COPY")
+    assert "halo columns of" in notes and "halo rows of" in notes
+    assert any(layer.copy_rows for layer in cached.layers if layer.kind == "HALO_COPY")
 
 
 def test_person_detect_compile_patch_and_verify(tmp_path, capsys):
@@ -117,7 +130,6 @@ def test_person_detect_compile_patch_and_verify(tmp_path, capsys):
 
 
 def test_auto_and_min_memory_search_row_strips_and_square_grids(reference):
-    from mcuforge.frontends.load import load_graph
     graph = load_graph(str(require_reference_file("models/tinyengine/vww.tflite")))
     config = resolve_c_patch(graph, "auto", 48 * 1024)
     assert config is not None
@@ -162,7 +174,12 @@ def test_resnet8_square_grid_runs_bit_exact_at_the_analytic_peak(tmp_path, capsy
     ("models/mlperf_tiny/pretrainedResnet_quant.tflite", "4x4@block2"),
     ("models/mcunet/mcunet-320kb-1mb_imagenet.tflite", "4x4@block2"),
     ("models/tflite_micro/person_detect.tflite", "3x2@block4"),
-    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4")])
+    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4"),
+    # square grids with cached halos: column caches, column + row caches
+    ("models/tinyengine/vww.tflite", "4x4@block2+halo-full"),
+    ("models/mlperf_tiny/vww_96_int8.tflite", "4x4@block4+halo-cols"),
+    ("models/tflite_micro/person_detect.tflite", "3x3@block4+halo-full"),
+    ("models/mlperf_tiny/pretrainedResnet_quant.tflite", "4x4@block1+halo-full")])
 def test_reference_models_patch_c_on_cortex_m7_under_qemu(tmp_path, capsys, model, schedule):
     path = str(require_reference_file(model))
     out = tmp_path / "project"
@@ -216,3 +233,68 @@ def test_cached_residual_add_that_cannot_write_in_place_is_refused_before_planni
         resolve_c_patch(graph, "16x1@block2+halo-full")
     config = resolve_c_patch(graph, "min-memory")  # skips such schedules
     assert config is not None and config.halo == "none"
+
+
+def test_compile_min_memory_within_a_mac_limit_runs_bit_exact(tmp_path, capsys):
+    """ResNet-8 ``--patch min-memory --max-macs 1.10``: the smallest schedule the C runs within
+    +10 % MACs (row strips with cached halos, no extra MACs) instead of 7x7@block2 (+175 %)."""
+    path = str(require_reference_file("models/mlperf_tiny/pretrainedResnet_quant.tflite"))
+    out = tmp_path / "r8"
+    assert main(["compile", path, "-o", str(out), "--core", "host", "--patch", "min-memory",
+                 "--max-macs", "1.10"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    layer_macs = report["patch"]["macs"] - report["patch"]["mac_overhead"]
+    assert report["patch"]["macs"] <= 1.10 * layer_macs
+    assert report["peak_activation_bytes"] < report["layer_peak_activation_bytes"]
+    assert report["schedule"] == resolve_c_patch(load_graph(path), "min-memory",
+                                                 max_mac_factor=1.10).to_string()
+    capsys.readouterr()
+    assert main(["verify", str(out), "--random", "1"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model, config", [
+    ("mlperf_tiny/pretrainedResnet_quant.tflite", PatchConfig((6, 1), "block1", "full")),
+    ("tflite_micro/person_detect.tflite", PatchConfig((8, 8), "block2")),
+])
+def test_kernels_without_scratch_bring_the_patch_arena_to_the_analytic_peak(tmp_path, model, config):
+    """The schedules `--patch min-memory --max-macs 1.10` picks: with the fast kernels their scratch
+    lifts the arena above the analytic peak (1,440 B and 64 B); the kernels without scratch where it
+    does bring it back to the peak, bit-exact."""
+    graph = load_graph(str(require_reference_file(f"models/{model}")))
+    fast = generate_patched(graph, get_core("host"), config).plan
+    assert fast.arena_bytes > fast.peak_activation_bytes
+    generated = generate_patched(graph, get_core("host"), config, avoid_scratch=True)
+    plan = generated.plan
+    assert plan.scratch_bytes == 0 and plan.arena_bytes - plan.peak_activation_bytes < 4
+    assert any(layer.kernel and layer.kernel.template == "conv_direct" for layer in generated.layers)
+    write_project(generated, tmp_path)
+    binary = build(tmp_path, "host")
+    rng = np.random.default_rng(0)
+    int8 = generated.graph
+    inputs = [rng.integers(-128, 128, t.shape).astype(np.int8)
+              for t in (int8.tensor(name) for name in int8.inputs)]
+    expected = Interpreter(int8).invoke(inputs)[0].tobytes()
+    assert run_host(binary, b"".join(x.tobytes() for x in inputs), len(expected), 1) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["models/mlperf_tiny/pretrainedResnet_quant.tflite",
+                                   "models/tflite_micro/person_detect.tflite",
+                                   "models/mlperf_tiny/kws_ref_model.tflite"])
+def test_smallest_schedule_within_10_percent_macs_without_scratch_under_qemu(tmp_path, capsys,
+                                                                             model):
+    """``--patch min-memory --max-macs 1.10 --kernel-scratch avoid`` for Cortex-M7: MACs within
+    +10 %, arena = analytic peak (+ alignment), bit-exact under QEMU."""
+    path = str(require_reference_file(model))
+    out = tmp_path / "project"
+    assert main(["compile", path, "-o", str(out), "--core", "cortex-m7", "--patch", "min-memory",
+                 "--max-macs", "1.10", "--kernel-scratch", "avoid"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    if "patch" in report:
+        assert report["patch"]["macs"] <= 1.10 * (report["patch"]["macs"]
+                                                  - report["patch"]["mac_overhead"])
+    assert report["scratch_bytes"] == 0
+    assert report["arena_bytes"] - report["peak_activation_bytes"] < 4
+    capsys.readouterr()
+    assert main(["verify", str(out), "--random", "1"]) == 0

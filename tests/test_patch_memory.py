@@ -137,6 +137,29 @@ def test_choices_under_an_sram_budget(mbv2):
         choose(search, "auto", smallest.peak_bytes - 1)
 
 
+def test_a_mac_limit_keeps_the_smallest_schedule_within_it(mbv2):
+    search = search_patches(mbv2, REFERENCE_CONVENTIONS, halo_modes=("none", "cols"), max_grid=4)
+    layer_macs = search.layer_based.macs
+    smallest = choose(search, "min-memory")
+    assert smallest.macs > 1.03 * layer_macs  # the limit below bites
+    limited = choose(search, "min-memory", max_mac_factor=1.03)
+    within = [c for c in search.candidates if c.macs <= 1.03 * layer_macs]
+    assert limited.macs <= 1.03 * layer_macs
+    assert limited.peak_bytes == min(c.peak_bytes for c in within) > smallest.peak_bytes
+    assert choose(search, "min-memory", max_mac_factor=1.0).macs == layer_macs
+    unlimited = max(c.macs for c in search.candidates) / layer_macs
+    assert choose(search, "min-memory", max_mac_factor=unlimited) == smallest
+    # auto without a budget: the factor replaces AUTO_MAC_BUDGET; with one: fewest MACs that fit.
+    assert choose(search, "auto", max_mac_factor=1.03) == limited
+    assert choose(search, "auto", limited.peak_bytes, max_mac_factor=1.03).peak_bytes \
+        <= limited.peak_bytes
+    with pytest.raises(DoesNotFitError, match="within 1.03x the layer-based MACs"):
+        choose(search, "auto", limited.peak_bytes - 1, max_mac_factor=1.03)
+    for bad in (0.9, float("inf"), float("nan")):
+        with pytest.raises(McuforgeError, match="at least 1.0"):
+            choose(search, "min-memory", max_mac_factor=bad)
+
+
 def test_tinyengine_vww_patch_schedule_beats_its_planner():
     """TinyEngine's planner needs 57,600 B for vww.tflite with patches (numbers.json)."""
     graph = load_graph(str(require_reference_file("models/tinyengine/vww.tflite")))

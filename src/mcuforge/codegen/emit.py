@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..analysis.memory import memory_profile
 from ..ir import Graph, OpKind
 from ..ops import OverlapRule, definitions, find_op_def
 from ..patch.schedule import PatchSchedule
@@ -86,17 +87,23 @@ def lower_graph(graph: Graph, target: Target, overlapped_ops: frozenset[str] = f
 
 
 def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptions(),
-             model_name: str | None = None, in_place_depthwise_kernel: bool = False
-             ) -> GeneratedModel:
+             model_name: str | None = None, in_place_depthwise_kernel: bool = False,
+             scratch_free_kernels: bool | None = False) -> GeneratedModel:
     """Generate the C project of ``graph`` for ``target`` (nothing is written to disk).
 
     ``in_place_depthwise_kernel``: every depthwise conv the plan puts in place uses the in-place
     kernel (no scratch beyond the channel plane, or the row ring with ``plan_options``'
     ``depthwise_row_buffer``; slower); by default only those whose padded-plane scratch would grow
-    the arena do."""
+    the arena do; with ``scratch_free_kernels`` None, so do the other ops whose scratch would grow
+    it and that have a kernel without scratch (`OpDef.lower_without_scratch`: the direct
+    convolution).
+    ``scratch_free_kernels``: None for that choice, False (default) for the kernels with scratch
+    everywhere (the fast ones; scratch may grow the arena), True for the kernels without scratch
+    wherever an op has one (when the plan is no larger)."""
     edges = strip_edge_conversions(graph)
     int8_graph = edges.graph
     producer = {op.outputs[0]: op.name for op in int8_graph.ops}
+    index_of = int8_graph.op_index()
     multi_channel_dw = {op.name for op in int8_graph.ops
                         if find_op_def(op.kind).overlap is OverlapRule.INPLACE_DEPTHWISE
                         and int8_graph.tensors[op.inputs[0]].shape[3] > 1}
@@ -104,43 +111,77 @@ def generate(graph: Graph, target: Target, plan_options: PlanOptions = PlanOptio
     def scratch_of(layers) -> dict[str, int]:
         return {layer.op_name: layer.scratch_bytes for layer in layers if layer.scratch_bytes}
 
-    def lower_for(plan: ArenaPlan, planeless: frozenset[str]) -> tuple[LayerCall, ...]:
+    def lower_for(plan: ArenaPlan, scratchless: frozenset[str]) -> tuple[LayerCall, ...]:
         # The padded-plane depthwise kernel is in-place safe, so an in-place depthwise op takes the
-        # in-place kernel (which needs only the plan's H x W channel plane) only when it is planeless.
+        # in-place kernel (which needs only the plan's H x W channel plane) only when it is
+        # scratchless; any other scratchless op takes its kernel without scratch.
         overlapped = frozenset(producer[o.output] for o in plan.overlaps)
-        return tuple(lower_graph(int8_graph, target, overlapped - (multi_channel_dw - planeless),
-                                 plan_options.conventions.depthwise_row_buffer))
+        layers = lower_graph(int8_graph, target, overlapped - (multi_channel_dw - scratchless),
+                             plan_options.conventions.depthwise_row_buffer)
+        in_place_kernel = overlapped & multi_channel_dw  # already without scratch
+        return tuple(without_scratch(index, layer, overlapped)
+                     if layer.op_name in scratchless - in_place_kernel else layer
+                     for index, layer in enumerate(layers))
+
+    def without_scratch(index: int, layer: LayerCall, overlapped: frozenset[str]) -> LayerCall:
+        op = int8_graph.ops[index]
+        lowered = find_op_def(op.kind).lower_without_scratch(int8_graph, index, op, target,
+                                                             op.name in overlapped)
+        return layer if lowered is None else lowered  # then `covered` refuses the plan
+
+    def has_scratch_free(name: str, overlapped: set[str]) -> bool:
+        index = index_of[name]
+        op = int8_graph.ops[index]
+        return find_op_def(op.kind).lower_without_scratch(int8_graph, index, op, target,
+                                                          name in overlapped) is not None
+
+    def grows(plan: ArenaPlan, name: str, overlapped: set[str]) -> bool:
+        # Its scratch ends above the activations or, for the choice without scratch, cannot fit
+        # under the analytic peak beside the op's live tensors (wherever the planner put it).
+        if name in multi_channel_dw and in_place_depthwise_kernel or scratch_free_kernels:
+            return True
+        return (plan.scratch[name].end > plan.activation_arena_bytes
+                or (scratch_free_kernels is None
+                    and live_bytes[name] + scratch[name] > plan.peak_activation_bytes))
+
+    def avoidable(name: str, overlapped: set[str]) -> bool:
+        if name in multi_channel_dw and name in overlapped:
+            return True  # the in-place depthwise kernel
+        return scratch_free_kernels is not False and has_scratch_free(name, overlapped)
 
     def covered(plan: ArenaPlan, layers) -> bool:
         return all(not layer.scratch_bytes or (layer.op_name in plan.scratch and
                                                plan.scratch[layer.op_name].size >= layer.scratch_bytes)
                    for layer in layers)
 
-    # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of in-place
-    # depthwise ops grows the arena above the activations, plan again with those ops "planeless"
-    # (the slower in-place kernel, no scratch) and keep the smaller arena.
+    # First plan: every kernel's scratch, fast kernels everywhere. Then, while the scratch of some
+    # ops grows the arena (`grows`), plan again with those ops "scratchless" and keep the smaller
+    # arena: in-place depthwise ops take the slower in-place kernel, ops with a scratch-free kernel
+    # (`OpDef.lower_without_scratch`, overlapped or not) take it, unless scratch_free_kernels is
+    # False.
     scratch = scratch_of(lower_graph(int8_graph, target))
     plan = plan_arena(int8_graph, plan_options, scratch_sizes=scratch)
+    live_bytes = {entry.op_name: entry.live_bytes
+                  for entry in memory_profile(int8_graph, plan_options.conventions).per_op}
     layers = lower_for(plan, frozenset())
     assert covered(plan, layers)
-    planeless: frozenset[str] = frozenset()
+    scratchless: frozenset[str] = frozenset()
     for _ in range(3):
-        in_place = {producer[o.output] for o in plan.overlaps} & multi_channel_dw
-        growing = frozenset(name for name in in_place - planeless if name in plan.scratch
-                            and (in_place_depthwise_kernel
-                                 or plan.scratch[name].end > plan.activation_arena_bytes))
+        overlapped = {producer[o.output] for o in plan.overlaps}
+        growing = frozenset(name for name in set(plan.scratch) - scratchless
+                            if grows(plan, name, overlapped) and avoidable(name, overlapped))
         if not growing:
             break
-        trial_planeless = planeless | growing
+        trial_scratchless = scratchless | growing
         trial = plan_arena(int8_graph, plan_options, scratch_sizes={
-            k: v for k, v in scratch.items() if k not in trial_planeless})
-        trial_layers = lower_for(trial, trial_planeless)
-        in_place_trial = {producer[o.output] for o in trial.overlaps}
-        smaller = trial.arena_bytes < plan.arena_bytes or (in_place_depthwise_kernel and
-                                                           trial.arena_bytes == plan.arena_bytes)
-        if not (trial_planeless <= in_place_trial and covered(trial, trial_layers) and smaller):
+            k: v for k, v in scratch.items() if k not in trial_scratchless})
+        trial_layers = lower_for(trial, trial_scratchless)
+        smaller = trial.arena_bytes < plan.arena_bytes or (
+            (in_place_depthwise_kernel or scratch_free_kernels)
+            and trial.arena_bytes == plan.arena_bytes)
+        if not (covered(trial, trial_layers) and smaller):
             break
-        plan, layers, planeless = trial, trial_layers, trial_planeless
+        plan, layers, scratchless = trial, trial_layers, trial_scratchless
     name = model_name or graph.name
     files = render_files(int8_graph, edges, layers, plan, target, name)
     return GeneratedModel(int8_graph, edges, layers, plan, target, files)
@@ -192,6 +233,10 @@ def _statement(layer: LayerCall, resolve: _Resolver) -> str:
         src_off, dst_off = resolve.offset(src), resolve.offset(dst)
         if src_off == dst_off:
             return "/* output aliases the input: nothing to do */"
+        if layer.copy_rows is not None:
+            rows, src_pitch, dst_pitch = layer.copy_rows
+            return (f"for (int32_t r = 0; r < {rows}; r++) memmove(A + {dst_off} + r * {dst_pitch}, "
+                    f"A + {src_off} + r * {src_pitch}, {nbytes});")
         return f"memmove(A + {dst_off}, A + {src_off}, {nbytes});"
     args = ", ".join(resolve.expression(a) for a in layer.args)
     return f"{layer.kernel.name}({args});"

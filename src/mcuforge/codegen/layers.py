@@ -26,8 +26,10 @@ __all__ = ["Arg", "Buffer", "ConstArray", "LayerCall", "StateArray", "c_ident", 
 
 
 # Kernel templates that take row pitches, and the constant naming the pitch of each activation input.
-_PITCHED_INPUTS = {"conv_im2col": ("in_pitch",), "conv_1x1": ("in_pitch",),
-                   "depthwise": ("in_pitch",), "pool": ("in_pitch",), "pad": ("in_pitch",),
+_PITCHED_INPUTS = {"conv_im2col": ("in_pitch",), "conv_direct": ("in_pitch",),
+                   "conv_1x1": ("in_pitch",),
+                   "depthwise": ("in_pitch",), "depthwise_direct": ("in_pitch",),
+                   "pool": ("in_pitch",), "pad": ("in_pitch",),
                    "add": ("in1_pitch", "in2_pitch")}
 
 

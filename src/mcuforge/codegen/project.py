@@ -305,7 +305,7 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
                   extra_files: Mapping[str, bytes] | None = None,
                   report_fields: Mapping[str, object] | None = None, board: Board | None = None,
                   cycles: int | None = None, optimise: str = "balanced",
-                  count_instructions: bool = True) -> dict:
+                  count_instructions: bool = True, avoid_scratch: bool | None = None) -> dict:
     """Generate, build and measure the C project of ``graph`` into ``out_dir``; returns the report.
     ``plan_options``: the planner's conventions (e.g. ``depthwise_row_buffer``; patch schedules
     keep the channel-plane in-place depthwise kernel). ``postprocess``: a module the runners apply
@@ -320,15 +320,17 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
     measured on ``board`` when given (they replace the estimate).
     ``optimise``: balanced, speed or size (`codegen.targets.OPTIMISATIONS`).
     ``count_instructions``: `measure_cortex_m`'s.
+    ``avoid_scratch``: True takes kernels without scratch where
+    the fast kernels' scratch would grow the arena (arena = analytic peak; those convolutions are
+    slower), False keeps the fast kernels everywhere, None (``--kernel-scratch auto``) keeps them
+    unless their arena exceeds ``sram_bytes``.
 
     Raises `DoesNotFitError` (needed vs available bytes) when the arena, or the measured SRAM of the
     Cortex-M build, exceeds ``sram_bytes``; nothing is left at ``out_dir`` then."""
     target = with_optimisation(get_core(target_name), optimise)
-    if patch is None:
-        model = generate(graph, target, plan_options)
-    else:  # a `patch.PatchConfig` (codegen/patch_emit.py)
-        from .patch_emit import generate_patched
-        model = generate_patched(graph, target, patch, plan_options)
+    model = _generate(graph, target, patch, plan_options, bool(avoid_scratch))
+    if avoid_scratch is None and sram_bytes is not None and model.plan.arena_bytes > sram_bytes:
+        model = _generate(graph, target, patch, plan_options, True)
     if postprocess is not None:
         model = with_postprocess(model, postprocess)
     if frontend is not None:
@@ -346,6 +348,15 @@ def compile_model(graph: Graph, out_dir: Path, target_name: str = "cortex-m7",
         return _build_into(model, graph, out_dir, target, sram_bytes, source, measure, patch,
                            frontend, dict(extra_files or {}), dict(report_fields or {}), board, cycles,
                            count_instructions)
+
+
+def _generate(graph: Graph, target, patch, plan_options: PlanOptions, avoid_scratch: bool):
+    """The generated model, layer-based or under the patch schedule ``patch``."""
+    if patch is None:
+        return generate(graph, target, plan_options,
+                        scratch_free_kernels=None if avoid_scratch else False)
+    from .patch_emit import generate_patched  # a `patch.PatchConfig` (codegen/patch_emit.py)
+    return generate_patched(graph, target, patch, plan_options, avoid_scratch=avoid_scratch)
 
 
 def check_output_folder(out_dir: Path) -> None:

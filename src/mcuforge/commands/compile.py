@@ -36,9 +36,11 @@ from ..targets import parse_bytes
 from ..planner.arena import PlanOptions
 from .calibration import CalibrationRequest, calibration_options, echo_quantised, int8_model
 from .hardware import board_option, core_option, resolve_hardware, target_option
+from .patch_options import max_macs_option
 
 DEFAULT_CORE = "cortex-m7"
 QUANTISED_FILE = "model.tflite"  # a model quantised by compile: its int8 .tflite, read by verify
+_AVOID_SCRATCH = {"auto": None, "avoid": True, "allow": False}  # --kernel-scratch -> compile_model
 
 
 def detection_module(graph, head_path: Path, score: float | None, iou: float | None):
@@ -65,6 +67,7 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="Patch-based schedule: none, auto (fewest MACs under --sram), min-memory, or "
                    "RxC@SPLIT (an R x C grid of the tensor after block SPLIT, halos recomputed; "
                    "row strips Nx1@SPLIT may add +halo-full to cache them instead).")
+@max_macs_option()
 @click.option("--head", "head_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Detection head JSON (mcuforge.detect.head): the project gets the mf_detect "
                    "post-processing (decode, threshold, NMS) and its runners print the boxes.")
@@ -81,6 +84,12 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
               help="Least Flash: -Os and 1x1 conv kernels that take their shape as arguments.")
 @click.option("--balanced", "optimise", flag_value="balanced", default=True,
               help="The default: -O2, kernels specialised per shape.")
+@click.option("--kernel-scratch", type=click.Choice(["auto", "avoid", "allow"]), default="auto",
+              show_default=True,
+              help="avoid: kernels without scratch where the fast kernels' scratch would grow the "
+                   "arena (arena = analytic peak; slower convolutions there); allow: the fast "
+                   "kernels everywhere (scratch may grow the arena); auto: allow, unless that "
+                   "arena exceeds --sram.")
 @click.option("--depthwise-row-buffer/--depthwise-plane", default=None,
               help="In-place depthwise convs keep a ring of output rows (default for layer-based "
                    "schedules) or a whole channel plane (docs/architecture.md's convention; patch schedules).")
@@ -94,8 +103,8 @@ def detection_module(graph, head_path: Path, score: float | None, iou: float | N
 @click.option("--width", type=float, default=None, help="Width multiplier (scalable zoo families).")
 @calibration_options
 def command(model: str, out_dir: Path, board: str | None, core: str | None, target: str | None,
-            sram: str | None, patch: str, head_path: Path | None, score: float | None,
-            iou: float | None, no_measure: bool, optimise: str, cycles_text: str | None,
+            sram: str | None, patch: str, max_macs: float | None, head_path: Path | None, score: float | None,
+            iou: float | None, no_measure: bool, kernel_scratch: str, optimise: str, cycles_text: str | None,
             depthwise_row_buffer: bool | None, frontend: str | None, labels: str | None,
             resolution: int | None, width: float | None, request: CalibrationRequest) -> None:
     """Generate the C project of MODEL in DIR and measure it: an int8 .tflite or QDQ .onnx, a float
@@ -114,9 +123,9 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     echo_quantised(quantised, notes_only=True)
     graph = require_executable(quantised.graph, model, c_code=True)
     schedule = None
-    if patch != "none":
+    if patch != "none" or max_macs is not None:  # --max-macs without a search: refused there
         from ..codegen.patch_emit import resolve_c_patch
-        schedule = resolve_c_patch(graph, patch, sram_bytes)
+        schedule = resolve_c_patch(graph, patch, sram_bytes, max_mac_factor=max_macs)
         if schedule is not None and depthwise_row_buffer:
             raise McuforgeError("--depthwise-row-buffer: the patch-based C keeps the channel-plane "
                                 "in-place depthwise kernel; use it with layer-based schedules")
@@ -148,7 +157,7 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
                            labels=tuple(labels.split(",")) if labels is not None else None,
                            extra_files=extra_files, report_fields=fields,
                            board=hardware.board, cycles=cycles,
-                           optimise=optimise)
+                           optimise=optimise, avoid_scratch=_AVOID_SCRATCH[kernel_scratch])
     if schedule is not None:
         click.echo(f"patch schedule {report['schedule']}: peak {report['peak_activation_bytes']:,} B "
                    f"(input streamed {report['peak_activation_bytes_input_streamed']:,} B; layer-based "

@@ -15,6 +15,7 @@ from ..frontends.load import load_graph
 from ..targets import get_board, parse_bytes
 from .calibration import CalibrationRequest, calibration_options, int8_model, is_float_model
 from .hardware import board_option, resolve_hardware, target_option
+from .patch_options import max_macs_option
 
 
 def _kb(value: int) -> str:
@@ -65,6 +66,7 @@ def print_profile(report: ProfileReport, board_name: str | None, console: Consol
               show_default=True, help="Halo treatment: recompute (none) or cache; 'any' lets "
                                       "auto/min-memory pick.")
 @click.option("--sram", default=None, help="SRAM budget for --patch auto (bytes, or with K/M).")
+@max_macs_option()
 @click.option("--overlap-pointwise/--no-overlap-pointwise",
               default=DEFAULT_CONVENTIONS.overlap_pointwise, show_default=True,
               help="--patch: let 1x1 convs write over their input (vMCU), as `compile` does.")
@@ -77,7 +79,7 @@ def print_profile(report: ProfileReport, board_name: str | None, console: Consol
 @calibration_options
 def command(model: str, resolution: int | None, width: float | None, as_json: bool,
             board: str | None, target: str | None, plot_path: str | None, patch: str, halo: str,
-            sram: str | None, overlap_pointwise: bool, depthwise_row_buffer: bool,
+            sram: str | None, max_macs: float | None, overlap_pointwise: bool, depthwise_row_buffer: bool,
             analytic_only: bool, request: CalibrationRequest) -> None:
     """Profile MODEL (zoo name, spec string, JSON config, .tflite, .onnx or .pt2): MACs, params,
     Flash, memory. Zoo names, specs and configs are analytic descriptions; a .tflite must be one
@@ -105,13 +107,13 @@ def command(model: str, resolution: int | None, width: float | None, as_json: bo
     options = MemoryConventions(overlap_pointwise=overlap_pointwise,
                                 depthwise_row_buffer=depthwise_row_buffer)
     plan = None
-    if patch != "none":
+    if patch != "none" or max_macs is not None:  # --max-macs without a search: refused there
         from dataclasses import replace
 
         from ..patch import resolve_schedule
         from ..patch.report import patch_summary
         budget = parse_bytes(sram) if sram else (chosen_board.sram_bytes if chosen_board else None)
-        plan = resolve_schedule(graph, patch, options, budget, halo)
+        plan = resolve_schedule(graph, patch, options, budget, halo, max_mac_factor=max_macs)
         if plan is not None:
             report = replace(report, patch=patch_summary(graph, plan, options))
     if plot_path:

@@ -7,7 +7,8 @@
 - Overlap: POINTWISE (a 1x1 stride-1 unpadded conv may write pixel i over input pixel i).
 - Reference kernel: im2col (one strided view per kernel tap) and an exact float64 matrix product;
   TFLite skips padded taps, which equals padding the zero-point-shifted input with zeros.
-- C: ``conv_1x1`` (matrix product) or ``conv_im2col`` (`conv_common.lower_conv_weights`).
+- C: ``conv_1x1`` (matrix product) or ``conv_im2col`` (`conv_common.lower_conv_weights`); the
+  direct loop ``conv_direct`` (no scratch) where their scratch would grow the arena.
 - .tflite: Conv2DOptions (padding, strides, dilations, fused activation).
 - 16x8 (int16 activations, int8 weights, int64 bias): the same im2col with an int64 accumulator
   and the int64 requantisation (TFLite Micro's int16 ``ConvPerChannel``); C ``conv_s16``.
@@ -106,6 +107,20 @@ class Conv2D(ConvolutionOp):
         weights, bias = weights_and_bias(graph, index, op, cout)
         return lower_conv_weights(graph, index, op, weights, bias, target, overlapped,
                                   self.macs(graph, op))
+
+    def lower_without_scratch(self, graph, index, op, target, overlapped):
+        """The direct loop ``conv_direct`` (no im2col rows), or overlapped (a pointwise overlap)
+        ``conv_1x1_inplace``, for int8 activations and weights; None for 16x8 and int4 weights."""
+        x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+        if x_t.dtype is not DType.INT8 or w_t.dtype is not DType.INT8:
+            return None
+        require_int8(graph, index, op, (x_t.name, op.outputs[0]))
+        cout = w_t.shape[0]
+        if w_t.shape[3] != x_t.shape[3]:
+            raise unsupported(graph, index, op, "grouped convolution")
+        weights, bias = weights_and_bias(graph, index, op, cout)
+        return lower_conv_weights(graph, index, op, weights, bias, target, overlapped,
+                                  self.macs(graph, op), scratch_free=True)
 
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """Conv2DOptions."""

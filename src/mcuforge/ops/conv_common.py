@@ -345,9 +345,13 @@ def requant_constants(index: int, bias_folded: np.ndarray, abs_weight_sum: np.nd
 
 
 def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, bias: np.ndarray,
-                       target: LoweringTarget, overlapped: bool, macs: int) -> LayerCall:
+                       target: LoweringTarget, overlapped: bool, macs: int,
+                       scratch_free: bool = False) -> LayerCall:
     """A convolution with OHWI ``weights``: a 1x1 stride-1 unpadded one is a matrix product
-    (``conv_1x1``, which may overlap its input pixel by pixel), others use im2col."""
+    (``conv_1x1``, which may overlap its input pixel by pixel), others use im2col. With
+    ``scratch_free`` (int8 weights) kernels that need no scratch (`OpDef.lower_without_scratch`):
+    the direct loop ``conv_direct``, or overlapped, ``conv_1x1_inplace`` (one pixel at a time
+    through the overlap's buffer)."""
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     attrs = op.attrs
     cout, kh, kw, cin = weights.shape
@@ -373,6 +377,20 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     requant_args = (w_arr, *arrays, params.out_zero_point, params.act_min, params.act_max)
     full = int(params.full_range)
     suffix = REQUANT_FORM[fast] + ("_full" if full else "") + ("_w4" if int4 else "")
+    if scratch_free and overlapped:
+        if not pointwise:
+            raise unsupported(graph, index, op, "an overlap on a non-pointwise convolution")
+        spec = KernelSpec(
+            f"mf_conv1x1ip_{cin}x{cout}_{suffix}", "conv_1x1_inplace",
+            "const int8_t *in, int8_t *out, int32_t n_pixels, " + REQUANT_PARAMS + ", int8_t *xp",
+            {"cin": cin, "cout": cout, "fast": int(fast), "full": full})
+        n_pixels = x_t.shape[0] * x_t.shape[1] * x_t.shape[2]
+        args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), n_pixels, *requant_args,
+                Buffer("overlap", op.name))
+        return LayerCall(op.name, op.kind.value, spec, args, 0, macs,
+                         note="pointwise overlap, no scratch")
+    if scratch_free:
+        return _lower_direct(graph, index, op, weights, requant_args, suffix, fast, full, macs)
     if pointwise:
         n_pixels = x_t.shape[0] * x_t.shape[1] * x_t.shape[2]
         args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), n_pixels, *requant_args,
@@ -411,3 +429,23 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     # rows and the gather row, of K padded as the weights are.
     k4 = k + (-k % 4 if k % 4 >= 2 else 0)
     return LayerCall(op.name, op.kind.value, spec, args, 7 * k if int4 else 9 * k4, macs)
+
+
+def _lower_direct(graph: "Graph", index: int, op: Op, weights: np.ndarray, requant_args: tuple,
+                  suffix: str, fast: int, full: int, macs: int) -> LayerCall:
+    """The scratch-free direct convolution (``conv_direct``), int8 OHWI weights."""
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x_t.shape[0] != 1:
+        raise unsupported(graph, index, op, "batch size other than 1")
+    cout, kh, kw, cin = weights.shape
+    attrs = op.attrs
+    (sh, sw), (dh, dw), pads = attrs.stride, attrs.dilation, attrs.pads
+    spec = KernelSpec(
+        f"mf_convd_{kh}x{kw}_s{sh}x{sw}_d{dh}x{dw}_{cin}x{cout}_{suffix}", "conv_direct",
+        "const int8_t *in, int8_t *out, int32_t H, int32_t W, int32_t OH, int32_t OW, int32_t pt, "
+        "int32_t pl, int32_t in_zp, " + REQUANT_PARAMS,
+        {"kh": kh, "kw": kw, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "cin": cin, "cout": cout,
+         "fast": int(fast), "full": full})
+    args = (Buffer("tensor", x_t.name), Buffer("tensor", y_t.name), x_t.shape[1], x_t.shape[2],
+            y_t.shape[1], y_t.shape[2], pads.top, pads.left, x_t.quant.zero_point[0], *requant_args)
+    return LayerCall(op.name, op.kind.value, spec, args, 0, macs, note="no scratch")

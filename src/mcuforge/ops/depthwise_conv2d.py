@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import tflite
 from tflite.BuiltinOptions import BuiltinOptions
@@ -229,6 +231,25 @@ class DepthwiseConv2D(ConvolutionOp):
         return LayerCall(op.name, op.kind.value, spec, args, 2 * ph * pw, macs,
                          note="in place" if overlapped else "")
 
+    def lower_without_scratch(self, graph, index, op, target, overlapped):
+        """In place (``overlapped``, int8): the in-place kernel, whose only buffer is the planned
+        channel plane; one input channel, int8, not in place: the CONV_2D it is as the direct loop
+        ``conv_direct`` (no im2col rows); several channels: the direct loop ``depthwise_direct``
+        (no padded plane); None for 16x8 and int4 weights."""
+        x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+        if overlapped and x_t.dtype is DType.INT8:
+            layer = self.lower(graph, index, op, target, True)
+            return layer if layer.scratch_bytes == 0 else None
+        if (overlapped or x_t.dtype is not DType.INT8 or w_t.dtype is not DType.INT8
+                or op.attrs.dilation != (1, 1) or x_t.shape[0] != 1):
+            return None
+        if x_t.shape[3] != 1:
+            return _direct(self.lower(graph, index, op, target, False))
+        require_int8(graph, index, op, (x_t.name, op.outputs[0]))
+        weights, bias = weights_and_bias(graph, index, op, w_t.shape[3])
+        return lower_conv_weights(graph, index, op, np.transpose(weights, (3, 1, 2, 0)), bias,
+                                  target, False, self.macs(graph, op), scratch_free=True)
+
     def encode_options(self, kind, builder, attrs, padding, output_name):
         """DepthwiseConv2DOptions."""
         tflite.DepthwiseConv2DOptionsStart(builder)
@@ -244,3 +265,22 @@ class DepthwiseConv2D(ConvolutionOp):
 
 
 OP_DEFS = (DepthwiseConv2D(),)
+
+
+def _direct(plane_layer: LayerCall) -> LayerCall:
+    """The padded-plane depthwise call ``plane_layer`` as the direct loop ``depthwise_direct``: the
+    same constants and arguments without the plane height and the plane."""
+    spec = plane_layer.kernel
+    constants = {k: spec.constants[k] for k in ("kh", "kw", "sh", "sw", "dm", "fast", "full",
+                                                 "channels")}
+    args = plane_layer.args
+    assert isinstance(args[-1], Buffer) and args[-1].kind == "scratch"
+    name = (f"mf_dwd_{constants['kh']}x{constants['kw']}_s{constants['sh']}x{constants['sw']}_"
+            f"dm{constants['dm']}_c{constants['channels']}_{REQUANT_FORM[constants['fast']]}"
+            f"{'_full' if constants['full'] else ''}")
+    prototype = ("const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, "
+                 "const int32_t *mult, const int32_t *shift, const int32_t *round, int32_t H, "
+                 "int32_t W, int32_t OH, int32_t OW, int32_t pt, int32_t pl, int32_t in_zp, "
+                 "int32_t out_zp, int32_t act_min, int32_t act_max")
+    return replace(plane_layer, kernel=KernelSpec(name, "depthwise_direct", prototype, constants),
+                   args=args[:13] + args[14:-1], scratch_bytes=0, note="no scratch")

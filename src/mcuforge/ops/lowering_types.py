@@ -104,6 +104,8 @@ class LayerCall:
     macs: int = 0
     copy: tuple[Buffer, Buffer, int] | None = None
     note: str = ""
+    # A strided copy: ``copy`` done for ``rows`` rows, source and destination ``pitch`` bytes apart.
+    copy_rows: tuple[int, int, int] | None = None  # (rows, source pitch, destination pitch)
 
     @property
     def arrays(self) -> tuple[ConstArray, ...]:

@@ -186,6 +186,13 @@ class OpDef:
         (only in-place depthwise kernels have one)."""
         raise unsupported(graph, index, op, "no C kernel for this op kind")
 
+    def lower_without_scratch(self, graph: "Graph", index: int, op: Op, target: LoweringTarget,
+                              overlapped: bool) -> LayerCall | None:
+        """The op as a kernel call that needs no scratch (slower; the code generator takes it
+        where the scratch of `lower` would grow the arena), ``overlapped`` as in `lower`; None when
+        the op kind has no such kernel for it."""
+        return None
+
     @property
     def has_lowering(self) -> bool:
         """Whether code generation can lower the op."""

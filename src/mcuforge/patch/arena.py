@@ -101,8 +101,9 @@ def plan_stage(graph: Graph, geometry: PatchGeometry, ops: list[Op], grid, scrat
     """The stage's plans under ``plan_options``. When the planner cannot lay the pointwise overlaps
     out at the analytic peak (their rigid groups get too wide on a short chain), plan without them
     as well and keep the smaller arena; the stage's analytic figure then follows the options kept.
-    With cached halos outputs land below their cached rows: no pointwise overlaps."""
-    if geometry.config.halo == "full":
+    With cached halos outputs land below and beside their cached rows and columns: no pointwise
+    overlaps."""
+    if geometry.config.halo != "none":
         plan_options = plan_options.with_conventions(overlap_pointwise=False)
     plans = plan_patches(graph, geometry, ops, grid, scratch, plan_options)
     if plans.gap_bytes == 0 or not plan_options.conventions.overlap_pointwise:

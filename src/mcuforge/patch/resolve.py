@@ -23,7 +23,7 @@ from .arena import rest_graph
 from .evaluate import PatchEvaluator, PatchPlan
 from .geometry import PatchConfig, PatchGeometry, parse_patch_option, patch_geometry
 from .halo_cache import HALO_MODES
-from .search import Candidate, PatchSearch, choose, pareto_front, search_patches
+from .search import Candidate, PatchSearch, check_mac_factor, choose, pareto_front, search_patches
 
 HALO_CHOICES = HALO_MODES + ("any",)
 
@@ -44,23 +44,32 @@ def resolve_schedule(graph: Graph, option: str, conventions: MemoryConventions =
                      sram_bytes: int | None = None, halo: str = "none",
                      families: tuple[GridFamily, ...] | None = None,
                      check: Callable[[Graph, PatchGeometry], None] | None = None,
-                     rest_floor: PlanOptions | None = None) -> PatchPlan | None:
+                     rest_floor: PlanOptions | None = None,
+                     max_mac_factor: float | None = None) -> PatchPlan | None:
     """The plan ``option`` names (None for ``none`` or when ``auto`` keeps layer-based execution).
     ``halo`` is the halo mode of an explicit schedule, or the modes the default search (square
     grids up to 8x8) may use (``any``: all of them); ``families`` replace that search; ``check``
     raises `UnsupportedOpError` for a schedule that cannot run (an explicit one: the error
     propagates; a searched one: it is skipped); ``rest_floor`` raises each searched schedule's peak
-    to the planned arena of the rest of the graph under those plan options."""
+    to the planned arena of the rest of the graph under those plan options. ``max_mac_factor``
+    (``--max-macs``) limits the searched schedules to that factor of the layer-based MACs
+    (`search.choose`) and refuses an explicit schedule above it."""
     if halo not in HALO_CHOICES:
         raise McuforgeError(f"--halo {halo!r}: choose from {', '.join(HALO_CHOICES)}")
+    check_mac_factor(max_mac_factor)
     explicit_halo = "none" if halo == "any" else halo
     parsed = parse_patch_option(option, graph, explicit_halo)
     if parsed == "none":
+        if max_mac_factor is not None:
+            raise McuforgeError("--max-macs limits the schedule --patch auto or min-memory "
+                                "picks: give one of them")
         return None
     if isinstance(parsed, PatchConfig):
         if check is not None:
             check(graph, patch_geometry(graph, parsed))
-        return PatchEvaluator(graph, conventions).evaluate(parsed)
+        plan = PatchEvaluator(graph, conventions).evaluate(parsed)
+        _check_explicit_macs(plan, max_mac_factor)
+        return plan
     if families is None:
         families = (GridFamily("square", HALO_MODES if halo == "any" else (halo,), 8),)
     searches = [search_patches(graph, conventions, halo_modes=family.halo_modes,
@@ -84,7 +93,18 @@ def resolve_schedule(graph: Graph, option: str, conventions: MemoryConventions =
                 candidate = _with_rest_arena(graph, candidate, rest_floor, rest_arenas)
             candidates.append(candidate)
     combined = PatchSearch(tuple(candidates), pareto_front(candidates), layer_based, False)
-    return choose(combined, parsed, sram_bytes).plan
+    return choose(combined, parsed, sram_bytes, max_mac_factor).plan
+
+
+def _check_explicit_macs(plan: PatchPlan, max_mac_factor: float | None) -> None:
+    """Refuse an explicit schedule whose MACs exceed ``max_mac_factor`` x layer-based."""
+    if max_mac_factor is None:
+        return
+    layer_macs = plan.total_macs_layer
+    if plan.total_macs > layer_macs * max_mac_factor:
+        raise McuforgeError(f"--patch {plan.config.to_string()} needs {plan.total_macs:,} MACs, "
+                            f"{plan.total_macs / layer_macs:.3f}x the layer-based {layer_macs:,}: "
+                            f"above --max-macs {max_mac_factor:g}")
 
 
 def _with_rest_arena(graph: Graph, candidate: Candidate, plan_options: PlanOptions,

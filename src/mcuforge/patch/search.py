@@ -13,6 +13,12 @@ takes the fewest MACs among the schedules that fit (layer-based when it fits, ev
 matches its MACs with a smaller peak), and raises
 `DoesNotFitError` when none does; ``auto`` without a budget takes the smallest peak whose MACs are
 within ``AUTO_MAC_BUDGET`` of layer-based (MCUNetV2 accepts about 10% overhead).
+
+A MAC limit (``--max-macs F``, `check_mac_factor`) keeps only the schedules whose MACs are at most
+``F`` times the layer-based MACs: ``min-memory`` then takes the smallest peak among them, ``auto``
+with a budget the fewest MACs among those that fit (`DoesNotFitError` when none does), ``auto``
+without a budget the smallest peak within ``F`` instead of ``AUTO_MAC_BUDGET``. Layer-based
+execution is always within the limit (``F >= 1``).
 """
 
 from __future__ import annotations
@@ -94,18 +100,42 @@ def search_patches(graph: Graph, options: MemoryConventions = DEFAULT_CONVENTION
     return PatchSearch(tuple(candidates), pareto_front(candidates), layer, input_streamed)
 
 
-def choose(search: PatchSearch, policy: str, sram_bytes: int | None = None) -> Candidate:
-    """The schedule ``policy`` (``auto`` or ``min-memory``) picks (see module docstring)."""
-    if policy == "min-memory":
-        return search.front[0]
-    if policy != "auto":
+def check_mac_factor(max_mac_factor: float | None) -> None:
+    """Raise `McuforgeError` unless ``max_mac_factor`` is None or a finite factor >= 1 (the
+    layer-based MACs are the least any schedule needs)."""
+    if max_mac_factor is not None and not 1.0 <= max_mac_factor < float("inf"):
+        raise McuforgeError(f"--max-macs {max_mac_factor}: a factor of the layer-based MACs, at "
+                            "least 1.0 (e.g. 1.10 for +10 %)")
+
+
+def within_macs(search: PatchSearch, max_mac_factor: float | None) -> list[Candidate]:
+    """The candidates whose MACs are at most ``max_mac_factor`` x the layer-based MACs (all of
+    them when it is None); layer-based execution is always one of them."""
+    if max_mac_factor is None:
+        return list(search.candidates)
+    limit = search.layer_based.macs * max_mac_factor
+    return [c for c in search.candidates if c.macs <= limit]
+
+
+def choose(search: PatchSearch, policy: str, sram_bytes: int | None = None,
+           max_mac_factor: float | None = None) -> Candidate:
+    """The schedule ``policy`` (``auto`` or ``min-memory``) picks, with MACs at most
+    ``max_mac_factor`` x layer-based when given (see module docstring)."""
+    check_mac_factor(max_mac_factor)
+    if policy not in ("auto", "min-memory"):
         raise McuforgeError(f"unknown patch policy {policy!r}")
+    allowed = pareto_front(within_macs(search, max_mac_factor))
+    if policy == "min-memory":
+        return allowed[0]
     if sram_bytes is not None:
-        fitting = [c for c in search.candidates if c.peak_bytes <= sram_bytes]
+        fitting = [c for c in within_macs(search, max_mac_factor) if c.peak_bytes <= sram_bytes]
         if not fitting:
-            raise DoesNotFitError("the smallest patch schedule " + search.front[0].label,
-                                  search.front[0].peak_bytes, sram_bytes)
+            what = "the smallest patch schedule " + allowed[0].label
+            if max_mac_factor is not None:
+                what += f" within {max_mac_factor:g}x the layer-based MACs"
+            raise DoesNotFitError(what, allowed[0].peak_bytes, sram_bytes)
         # Equal MACs: layer-based first (nothing to gain from patches), then the smaller peak.
         return min(fitting, key=lambda c: (c.macs, c.plan is not None, c.peak_bytes))
-    budget = search.layer_based.macs * AUTO_MAC_BUDGET
-    return min((c for c in search.front if c.macs <= budget), key=lambda c: (c.peak_bytes, c.macs))
+    budget = search.layer_based.macs * (AUTO_MAC_BUDGET if max_mac_factor is None
+                                        else max_mac_factor)
+    return min((c for c in allowed if c.macs <= budget), key=lambda c: (c.peak_bytes, c.macs))
