@@ -366,13 +366,13 @@ def lower_conv_weights(graph: "Graph", index: int, op: Op, weights: np.ndarray, 
     pads = attrs.pads
     pointwise = (kh == kw == 1 and attrs.stride == (1, 1)
                  and pads.top == pads.bottom == pads.left == pads.right == 0)
-    if not int4:  # in the order the kernels (mf_gemm_q15_pairs) read them
+    if not int4 and not scratch_free:  # in the order the kernels (mf_gemm_q15_pairs) read them
         if not pointwise and flat.shape[1] % 4 >= 2:
             # im2col rows padded to a multiple of four taps with zero weights: one or two extra pair
             # steps instead of a scalar tail of two or three taps (a tail of one stays: cheaper).
             flat = np.pad(flat, ((0, 0), (0, -flat.shape[1] % 4)))
         w_arr = ConstArray(c_ident(index, "w"), "int8_t", interleave_channel_pairs(flat))
-    else:
+    else:  # OHWI rows, as int4 and the kernels without scratch read them
         w_arr = weight_array(index, flat, int4)
     requant_args = (w_arr, *arrays, params.out_zero_point, params.act_min, params.act_max)
     full = int(params.full_range)
