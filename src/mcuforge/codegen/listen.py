@@ -12,18 +12,17 @@ ELF on one clip in unicorn and counts its instructions, the front end's share ap
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import McuforgeError
-from .build import BuildError, require_tool, run_child
+from .build import BuildError
 from .elf import read_elf
 from .emit import GeneratedModel
 from .kernels import render_template
+from .qemu import run_semihosted
 from .targets import TARGETS, Target
 from .unicorn_count import count_call
 
@@ -100,22 +99,10 @@ class ListenRun:
 def run_qemu_listen(elf: Path, target: Target, wav: bytes, feature_bytes: int,
                     timeout_s: float = 600) -> ListenRun:
     """Run the listen ELF on ``wav`` (the bytes of a WAV file) under QEMU."""
-    qemu = require_tool("qemu-system-arm")
-    with tempfile.TemporaryDirectory(prefix="mcuforge-listen-") as tmp:
-        (Path(tmp) / "input.wav").write_bytes(wav)
-        command = [qemu, "-M", target.qemu_machine, "-cpu", target.qemu_cpu, "-nographic",
-                   "-monitor", "none", "-serial", "none",
-                   "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
-        try:
-            result = run_child(command, cwd=tmp, timeout_s=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"QEMU ({target.qemu_machine}) did not finish in {timeout_s:.0f} s") from None
-        console = result.stdout + result.stderr
-        output = Path(tmp) / "output.bin"
-        written = output.read_bytes() if output.exists() else b""
+    returncode, console, written = run_semihosted(elf, target, "input.wav", wav, timeout_s)
     match = re.search(r"label=(\S+) scores=([-0-9,]+) stack_high_water_bytes=(\d+)", console)
-    if result.returncode != 0 or match is None:
-        raise BuildError(f"the QEMU listen runner failed (exit {result.returncode}): {console.strip()[-500:]}")
+    if returncode != 0 or match is None:
+        raise BuildError(f"the QEMU listen runner failed (exit {returncode}): {console.strip()[-500:]}")
     return ListenRun(match.group(1), tuple(int(v) for v in match.group(2).split(",")),
                      written[:feature_bytes], int(match.group(3)), console)
 
