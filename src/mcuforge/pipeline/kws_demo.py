@@ -114,7 +114,7 @@ def stage_compile(context: _Context, log: Callable[[str], None]) -> dict:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     report = compile_model(graph, out_dir, core, settings.sram_bytes, source=str(_tflite(settings)),
-                           frontend=frontend_sources(info.frontend), labels=info.labels)
+                           frontend=frontend_sources(info.frontend, info.window_samples), labels=info.labels)
     frontend = report.get("frontend", {})
     listen_sram = frontend.get("listen_measured_sram_bytes", 0)
     log(f"compiled for {core}: arena {report['arena_bytes']:,} B, measured SRAM {report['measured_sram_bytes']:,} B "
