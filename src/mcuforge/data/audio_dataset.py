@@ -11,7 +11,8 @@ The features of the un-augmented clips are computed once, at load time (`feature
 evaluation, calibration and training without augmentation. With augmentation,
 `training_batch(indices, seed)` augments the batch's raw clips (`audio_augment`) and runs the front
 end on them again, so every epoch sees new sounds through the very front end the device runs, then
-masks bands and spans of the features (SpecAugment, `audio_augment.mask_features`).
+masks bands and spans of the features when the augmentation asks for it (SpecAugment,
+`audio_augment.mask_features`; off by default).
 """
 
 from __future__ import annotations
