@@ -17,7 +17,7 @@ from conftest import one_error_line, require_reference_file
 from test_audio_c import edge_clips
 
 from mcuforge.audio import frontend_by_name, micro_speech
-from mcuforge.audio.clips import fit_clip
+from mcuforge.audio.clips import fit_clip, fit_to_window
 from mcuforge.audio.emit import frontend_sources
 from mcuforge.audio.wav import read_wav
 from mcuforge.cli import main
@@ -154,11 +154,51 @@ def test_compile_cli_with_a_front_end(tmp_path, capsys):
 
 
 def test_fit_clip():
-    pcm = np.arange(1, 20001, dtype=np.int16) % 1000
-    assert fit_clip(pcm, 49).shape == (15840,) and np.array_equal(fit_clip(pcm, 49), pcm[:15840])
-    short = fit_clip(pcm[:100], 2)
-    assert short.shape == (800,) and np.array_equal(short[:100], pcm[:100]) and not short[100:].any()
+    """One clip rule (centred in the 1 s window, `data.audio_clips` uses the same functions)."""
+    from mcuforge.data.audio_clips import fit_to_window as data_fit_to_window
+
+    pcm = (np.arange(1, 20001) % 1000).astype(np.int16)
+    long = fit_clip(pcm, 49)  # 20,000 samples: the centred second is 2,000 .. 17,999, its frames 15,840
+    assert long.shape == (15840,) and np.array_equal(long, pcm[2000:2000 + 15840])
+    assert np.array_equal(fit_clip(pcm[:16001], 49), pcm[1:15841])
+    short = fit_clip(pcm[:100], 2)  # centred in 16,000: starts at 7,950, after the 800 samples 2 frames read
+    assert short.shape == (800,) and not short.any()
+    short = fit_clip(pcm[:100], 2, clip_window=600)
+    assert np.array_equal(short[250:350], pcm[:100]) and not short[:250].any() and not short[350:].any()
     assert fit_clip(np.zeros((3, 500), dtype=np.int16), 49).shape == (3, 15840)
+    assert data_fit_to_window is fit_to_window
+    assert np.array_equal(fit_clip(pcm[:9600], 49), fit_to_window(pcm[:9600])[:15840])
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+@pytest.mark.parametrize("name, seconds", [("yes_30ms.wav", None), ("no_1000ms.wav", 0.6),
+                                           ("no_1000ms.wav", 1.3)])
+def test_c_listen_centres_clips_as_mcuforge_listen(tmp_path, host_project, capsys, name, seconds):
+    """A short clip (30 ms of "yes", 0.6 s of "no") and a long one (1.3 s: "no" with noise around it) give the C
+    listen build (host) exactly the int8 scores of `mcuforge listen`: both centre the clip."""
+    out, _ = host_project
+    pcm = read_wav(require_reference_file(f"models/tflite_micro/{name}"), 16000)[0]
+    if seconds is not None and seconds < 1:
+        pcm = pcm[2000:2000 + int(seconds * 16000)]
+    elif seconds is not None:
+        noise = read_wav(require_reference_file("models/tflite_micro/noise_1000ms.wav"), 16000)[0]
+        pcm = np.concatenate([noise[:2400], pcm, noise[:2400]])
+        assert len(pcm) == int(seconds * 16000)
+    wav = tmp_path / "clip.wav"
+    _write_wav(wav, pcm, 16000)
+    line = subprocess.run([str(out / "build/listen-host/app"), str(wav)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+    capsys.readouterr()
+    assert main(["listen", str(require_reference_file(CLASSIFIER)), str(wav), "--frontend", "micro-speech",
+                 "--json"]) == 0
+    heard = json.loads(capsys.readouterr().out)
+    assert line == f"label={heard['label']} scores={','.join(map(str, heard['scores']))}"
+    # not the old rule (cut or padded at the end): the centring matters for these clips
+    ended = np.zeros(15840, dtype=np.int16)
+    ended[:min(len(pcm), 15840)] = pcm[:15840]
+    graph = load_graph(str(require_reference_file(CLASSIFIER)))
+    at_end = Interpreter(graph).invoke([micro_speech.features(ended).reshape(1, -1)])[0].reshape(-1)
+    assert [int(s) for s in at_end] != heard["scores"]
 
 
 @pytest.mark.slow

@@ -109,3 +109,26 @@ def test_each_augmentation_does_what_it_says():
 def test_mfcc_front_end_gives_49_by_10_features(small_fsdd):
     test = load_fsdd(small_fsdd, "test", frontend="mfcc", progress=False)
     assert test.images.shape[1:] == (49, 10, 1) and test.frontend == "mfcc"
+
+
+def test_spec_augment_masks_bands_and_spans_with_the_clip_mean():
+    from mcuforge.data.audio_augment import mask_features
+
+    images = np.random.default_rng(3).integers(0, 256, size=(4, 49, 40, 1)).astype(np.uint8)
+    augment = AudioAugment(freq_masks=1, freq_mask_bins=40, time_masks=0)
+    masked = mask_features(images, np.random.default_rng(5), augment)
+    assert masked.shape == images.shape and masked.dtype == np.uint8
+    again = mask_features(images, np.random.default_rng(5), augment)
+    assert np.array_equal(masked, again)
+    means = np.rint(images.reshape(4, -1).mean(axis=1)).astype(np.uint8)
+    for clip, original, mean in zip(masked, images, means):
+        changed = np.flatnonzero((clip != original).any(axis=(0, 2)))  # frequency bins touched
+        assert np.all(clip[:, changed] == mean)  # whole bands, every frame, set to the clip's mean
+        if len(changed):
+            assert np.array_equal(changed, np.arange(changed[0], changed[-1] + 1))  # adjacent bins
+    assert (masked != images).any()
+    spans = mask_features(images, np.random.default_rng(5), AudioAugment(freq_masks=0, time_masks=2,
+                                                                          time_mask_frames=5))
+    frames = (spans != images).any(axis=(2, 3))
+    assert frames.any() and frames.sum(axis=1).max() <= 10
+    assert np.array_equal(mask_features(images, np.random.default_rng(5), AudioAugment.none()), images)

@@ -6,7 +6,8 @@ for training and evaluation and as generated C for the device, bit for bit the s
   reduction, PCAN, log), bit-exact with its preprocessor model; `kiss_fft` and `signal_ops` hold the
   integer kernels it is built from;
 - `mfcc`: an MFCC front end (the MLPerf Tiny KWS convention, 49 × 10) in integer arithmetic;
-- `clips`: fitting a clip to a model's window of frames as the generated C does (cut or zero-padded);
+- `clips`: the one clip rule (centred in the 1 s window, then framed), shared by training, `listen`
+  and the generated C;
 - `stream`: streaming keyword spotting (hops, feature ring, averaged-posterior recognizer) as the C does;
 - `emit`: the C of a front end (streaming ``mf_frontend_init`` / ``mf_frontend_process``);
 - `measure`: a front end's Flash, scratch and state bytes on a Cortex-M core, measured from its object.

@@ -17,6 +17,7 @@ import numpy as np
 from ..codegen.build import BuildError, require_tool, run_child
 from ..codegen.listen import FrontendSources
 from . import frontend_by_name, signal_ops
+from .clips import CLIP_WINDOW
 from .kiss_fft import rfft_tables
 
 
@@ -131,13 +132,14 @@ def render_frontend(name: str) -> dict[str, str]:
             for file in ("mf_frontend.h", "mf_frontend.c")}
 
 
-def frontend_sources(name: str) -> FrontendSources:
-    """The front end ``name`` as the files a model project includes (under ``frontend/``)."""
+def frontend_sources(name: str, clip_window: int = CLIP_WINDOW) -> FrontendSources:
+    """The front end ``name`` as the files a model project includes (under ``frontend/``);
+    ``clip_window``: the samples a clip is centred in before framing (`mcuforge.audio.clips`)."""
     module = frontend_by_name(name)
     return FrontendSources(
         name=name, files=render_frontend(name), sample_rate=module.SAMPLE_RATE,
         window_samples=module.WINDOW_SAMPLES, hop_samples=module.HOP_SAMPLES,
-        features=module.NUM_CHANNELS)
+        features=module.NUM_CHANNELS, clip_window=clip_window)
 
 
 def build_host_frontend(name: str, directory: Path, extra_flags: tuple[str, ...] = ()) -> Path:

@@ -44,6 +44,7 @@ class FrontendSources:
     window_samples: int
     hop_samples: int
     features: int
+    clip_window: int = 16_000  # samples a clip is centred in before framing (mcuforge.audio.clips)
 
 
 def listen_frames(model: GeneratedModel, frontend: FrontendSources) -> int:
@@ -68,7 +69,8 @@ def add_frontend(model: GeneratedModel, frontend: FrontendSources,
         raise McuforgeError(f"model {model.graph.name}: {outputs} scores but {len(labels)} labels "
                             f"({', '.join(labels)})")
     context = {"frontend": frontend.name, "frames": frames, "window": frontend.window_samples,
-               "hop": frontend.hop_samples, "labels": [label.replace('"', "'") for label in labels],
+               "hop": frontend.hop_samples,
+               "clip_window": frontend.clip_window, "labels": [label.replace('"', "'") for label in labels],
                "stream_every": STREAM_EVERY, "stream_average": STREAM_AVERAGE,
                "stream_threshold": STREAM_THRESHOLD}
     files = dict(model.files)

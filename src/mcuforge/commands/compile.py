@@ -141,7 +141,9 @@ def command(model: str, out_dir: Path, board: str | None, core: str | None, targ
     sources = None
     if frontend is not None:
         from ..audio.emit import frontend_sources
-        sources = frontend_sources(frontend)
+        from ..pipeline.kws_model import kws_info
+        # the clip window the model was trained on (its mcuforge.kws metadata; 1 s when none)
+        sources = frontend_sources(frontend, kws_info(graph, frontend, str(model)).window_samples)
     source = str(Path(model).resolve()) if Path(model).exists() else model
     extra_files, fields = {}, {}
     if quantised.agreement is not None:  # quantised here: the project keeps its int8 .tflite

@@ -14,6 +14,12 @@ from (seed, epoch, step), so a batch is a function of its position in the run):
      recording of the noise bank (wrapped around), scaled so that the clip's power over the
      clip's own samples divided by the noise's is the SNR, uniform in ``snr_db`` (dB), added over
      the whole window; then rounding and saturation to int16.
+
+Then, when asked (off by default, see the fields), on the batch's front-end features (`mask_features`, SpecAugment: Park et al. 2019, its time
+and frequency masking without time warping), from a second generator seeded by the same seed:
+``freq_masks`` bands of 0..``freq_mask_bins`` adjacent channels and ``time_masks`` spans of
+0..``time_mask_frames`` adjacent frames (widths and positions uniform) are set to the clip's mean
+feature, so the network cannot lean on any one band or moment of one speaker's voice.
 """
 
 from __future__ import annotations
@@ -37,11 +43,18 @@ class AudioAugment:
     volume: tuple[float, float] = (0.6, 1.4)
     noise_probability: float = 0.5
     snr_db: tuple[float, float] = (10.0, 40.0)
+    # SpecAugment, off by default: 2 bands of <= 6 bins and 2 spans of <= 6 frames, with the other
+    # defaults and 30 epochs, gave yweweler float 71.8 %, int8 68.6 % (without: 72.8 %, 73.4 %); the
+    # 0.5-wide DS-CNN then underfits (train 73 %, not 97 %).
+    freq_masks: int = 0
+    freq_mask_bins: int = 6
+    time_masks: int = 0
+    time_mask_frames: int = 6
 
     @staticmethod
     def none() -> "AudioAugment":
-        """No speed change, shift, gain or noise."""
-        return AudioAugment((1.0, 1.0), 0.0, (1.0, 1.0), 0.0)
+        """No speed change, shift, gain, noise or masking."""
+        return AudioAugment((1.0, 1.0), 0.0, (1.0, 1.0), 0.0, freq_masks=0, time_masks=0)
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (for run records)."""
@@ -89,3 +102,29 @@ def augment_clips(clips: Sequence[np.ndarray], rng: np.random.Generator, augment
                 window += stretch * np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
         out[index] = to_int16(window)
     return out
+
+
+def _mask_axis(images: np.ndarray, rng: np.random.Generator, count: int, widest: int, axis: int,
+               fill: np.ndarray) -> None:
+    """``count`` masks of 0..``widest`` adjacent rows (axis 1) or columns (axis 2), in place."""
+    size = images.shape[axis]
+    for index in range(len(images)):
+        for _ in range(count):
+            width = int(rng.integers(0, min(widest, size) + 1))
+            start = int(rng.integers(0, size - width + 1))
+            if axis == 1:
+                images[index, start:start + width] = fill[index]
+            else:
+                images[index, :, start:start + width] = fill[index]
+
+
+def mask_features(images: np.ndarray, rng: np.random.Generator, augment: AudioAugment) -> np.ndarray:
+    """uint8 features [N, frames, bins, 1] with SpecAugment's frequency and time masks (module doc),
+    each set to its clip's mean feature; a copy."""
+    images = np.array(images, copy=True)
+    if not len(images) or (augment.freq_masks == 0 and augment.time_masks == 0):
+        return images
+    fill = np.rint(images.reshape(len(images), -1).mean(axis=1)).astype(images.dtype)
+    _mask_axis(images, rng, augment.freq_masks, augment.freq_mask_bins, 2, fill)
+    _mask_axis(images, rng, augment.time_masks, augment.time_mask_frames, 1, fill)
+    return images

@@ -7,7 +7,8 @@ clip is prepared the same way for training, evaluation and deployment:
   2. resample to 16 kHz when the file has another rate, with ``scipy.signal.resample_poly`` (a
      polyphase FIR with a Kaiser window, up/down by the reduced ratio of the two rates), rounded
      half to even and saturated to int16;
-  3. fit to the window (``CLIP_SAMPLES`` = 16,000 samples, 1 s): a shorter clip is **centred** —
+  3. fit to the window (``CLIP_SAMPLES`` = 16,000 samples, 1 s) by the one clip rule of
+     `mcuforge.audio.clips` (which the generated C follows too): a shorter clip is **centred** —
      ``(window - n) // 2`` samples before it, the rest after — and a longer one is cut to its centred
      window (the same offset rule), so a trimmed recording such as FSDD's sits in the middle of the
      second the front end hears; the padding is zeros. (Padding with quiet noise, at the recording's
@@ -26,17 +27,15 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from ..audio.clips import CLIP_WINDOW, centred_start, fit_to_window, place_in_window, to_int16
 from ..audio.wav import read_wav
 from ..reference import reference_dir
 
 SAMPLE_RATE = 16_000
-CLIP_SAMPLES = SAMPLE_RATE
+CLIP_SAMPLES = CLIP_WINDOW
+__all__ = ["CLIP_SAMPLES", "SAMPLE_RATE", "NOISE_FILES", "centred_start", "fit_to_window", "noise_bank",
+           "place_in_window", "read_clip", "read_pcm_16k", "resample_pcm", "to_int16"]
 NOISE_FILES = ("models/tflite_micro/noise_1000ms.wav", "models/tflite_micro/silence_1000ms.wav")
-
-
-def to_int16(signal: np.ndarray) -> np.ndarray:
-    """Round a float signal (int16 units) half to even and saturate it to int16."""
-    return np.clip(np.rint(signal), -32768, 32767).astype(np.int16)
 
 
 def resample_pcm(pcm: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -46,30 +45,6 @@ def resample_pcm(pcm: np.ndarray, rate: int, target_rate: int = SAMPLE_RATE) -> 
         return pcm.copy()
     common = gcd(int(rate), int(target_rate))
     return to_int16(resample_poly(pcm.astype(np.float64), target_rate // common, rate // common))
-
-
-def place_in_window(clip: np.ndarray, start: int, samples: int = CLIP_SAMPLES) -> np.ndarray:
-    """float [samples]: ``clip`` (any length) from sample ``start`` of the window on (cut where it
-    sticks out), zeros around it (module doc, step 3)."""
-    clip = np.asarray(clip, dtype=np.float64)
-    out = np.zeros(samples, dtype=np.float64)
-    first, last = max(start, 0), min(start + len(clip), samples)
-    if last > first:
-        out[first:last] = clip[first - start:last - start]
-    return out
-
-
-def centred_start(length: int, samples: int = CLIP_SAMPLES) -> int:
-    """Where a clip of ``length`` samples starts in the window: centred (negative when it is longer)."""
-    return (samples - length) // 2
-
-
-def fit_to_window(pcm: np.ndarray, samples: int = CLIP_SAMPLES) -> np.ndarray:
-    """int16 ``pcm`` centred in (or cut centred to) ``samples`` samples (module doc, step 3)."""
-    pcm = np.asarray(pcm)
-    if len(pcm) == samples:
-        return pcm.astype(np.int16)
-    return to_int16(place_in_window(pcm, centred_start(len(pcm), samples), samples))
 
 
 def read_clip(path: str | Path, samples: int = CLIP_SAMPLES, expected_rate: int | None = None) -> np.ndarray:

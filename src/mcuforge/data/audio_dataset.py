@@ -10,7 +10,9 @@ int8 input, with no requantisation between them on the device.
 The features of the un-augmented clips are computed once, at load time (`features_of`), and serve
 evaluation, calibration and training without augmentation. With augmentation,
 `training_batch(indices, seed)` augments the batch's raw clips (`audio_augment`) and runs the front
-end on them again, so every epoch sees new sounds through the very front end the device runs.
+end on them again, so every epoch sees new sounds through the very front end the device runs, then
+masks bands and spans of the features when the augmentation asks for it (SpecAugment,
+`audio_augment.mask_features`; off by default).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..audio import frontend_by_name
-from .audio_augment import AudioAugment, augment_clips
+from .audio_augment import AudioAugment, augment_clips, mask_features
 from .audio_clips import CLIP_SAMPLES, fit_to_window
 from .dataset import ArrayDataset
 
@@ -65,7 +67,7 @@ class AudioFeatureDataset(ArrayDataset):
             return self.batch(indices)
         pcm = augment_clips([self.clips[i] for i in indices], np.random.default_rng(seed), self.augment,
                             self.noise)
-        images = features_of(pcm, self.frontend)
+        images = mask_features(features_of(pcm, self.frontend), np.random.default_rng([seed, 1]), self.augment)
         return (torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
                 torch.from_numpy(self.labels[indices]))
 

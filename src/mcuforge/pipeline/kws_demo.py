@@ -15,8 +15,8 @@ unfinished one, and training resumes inside itself from its checkpoint):
                features from the Python front end (bit-exact with the C one and with TFLite Micro's
                micro_speech preprocessor); its int8 scores against the reference runtime's (bit for
                bit), its labels against the float model's and the int8 reference's, the confusion
-               matrix. Then every clip (or the first ``listen_clips``) as a 16 kHz WAV file (resampled and
-               centred as in training) through the listen build under QEMU: WAV -> C front end ->
+               matrix. Then every clip (or the first ``listen_clips``) as a 16 kHz WAV file of its own length
+               (resampled; the C centres it in the window, as training does) through the listen build under QEMU: WAV -> C front end ->
                model -> label, its scores against the reference runtime's.
 4. ``report``  ``DIR/report/index.html``: the figures, spectrograms (features) of a few clips, the
                confusion matrix and the memory budget.
@@ -114,7 +114,7 @@ def stage_compile(context: _Context, log: Callable[[str], None]) -> dict:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     report = compile_model(graph, out_dir, core, settings.sram_bytes, source=str(_tflite(settings)),
-                           frontend=frontend_sources(info.frontend), labels=info.labels)
+                           frontend=frontend_sources(info.frontend, info.window_samples), labels=info.labels)
     frontend = report.get("frontend", {})
     listen_sram = frontend.get("listen_measured_sram_bytes", 0)
     log(f"compiled for {core}: arena {report['arena_bytes']:,} B, measured SRAM {report['measured_sram_bytes']:,} B "
@@ -181,13 +181,16 @@ def stage_mcu(context: _Context, log: Callable[[str], None]) -> dict:
     if identical != len(x):
         raise McuforgeError(f"the Cortex-M build disagrees with the reference runtime on {len(x) - identical} "
                             f"of {len(x)} clips")
-    result["listen"] = _listen_on_mcu(settings, core, pcm[:settings.listen_clips], reference, labels, info, log)
+    # the recordings at their own length: the C centres each in the window as training did
+    clips = list(test.clips[:settings.listen_clips])
+    result["listen"] = _listen_on_mcu(settings, core, clips, reference, labels, info, log)
     return result
 
 
-def _listen_on_mcu(settings: KwsDemoSettings, core, pcm: np.ndarray, reference: np.ndarray,
+def _listen_on_mcu(settings: KwsDemoSettings, core, pcm: list[np.ndarray], reference: np.ndarray,
                    labels: np.ndarray, info, log: Callable[[str], None]) -> dict:
-    """WAV files through the listen build (C front end + model) under QEMU, one run each."""
+    """WAV files of the clips (16 kHz, each its own length) through the listen build (C front end
+    + model, which centres them in the window) under QEMU, one run each."""
     import io
     import wave
 
