@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import signal_ops
-from .kiss_fft import rfft_int16
-from .micro_speech import (FFT_LENGTH, HOP_SAMPLES, SAMPLE_RATE, WINDOW, WINDOW_SAMPLES,
-                           WINDOW_SHIFT, _check_pcm, frame_count)
+# WINDOW and WINDOW_SHIFT are also this module's own constants for the C emitter (audio/emit.py).
+from .micro_speech import (FFT_LENGTH, HOP_SAMPLES, SAMPLE_RATE, WINDOW, WINDOW_SAMPLES,  # noqa: F401
+                           WINDOW_SHIFT, _check_pcm, filterbank_magnitudes, frame_count)
 
 FRONTEND_NAME = "mfcc"
 NUM_MEL_BANDS = 40
@@ -76,14 +76,7 @@ ENERGY_START, ENERGY_END = int(USED_BINS[0]), int(USED_BINS[-1]) + 1
 
 def process_windows(windows: np.ndarray) -> np.ndarray:
     """int16 [..., 480] windows → int8 [..., 10] MFCC."""
-    windowed = signal_ops.apply_window(windows, WINDOW, WINDOW_SHIFT)
-    scaled, scale_bits = signal_ops.fft_auto_scale(windowed)
-    padded = np.zeros(windows.shape[:-1] + (FFT_LENGTH,), dtype=np.int16)
-    padded[..., :WINDOW_SAMPLES] = scaled
-    spectrum = rfft_int16(padded, FFT_LENGTH)
-    energy = signal_ops.spectrum_to_energy(spectrum, ENERGY_START, ENERGY_END, FFT_LENGTH // 2 + 1)
-    bands = signal_ops.filterbank(energy, MEL_WEIGHTS)
-    magnitudes = signal_ops.filterbank_sqrt(bands, scale_bits)
+    magnitudes = filterbank_magnitudes(windows, ENERGY_START, ENERGY_END, MEL_WEIGHTS)
     logs = signal_ops.filterbank_log(magnitudes, LOG_OUTPUT_SCALE, 0)
     sums = logs.astype(np.int64) @ DCT_MATRIX
     rounded = (sums + (1 << (OUTPUT_SHIFT - 1))) >> OUTPUT_SHIFT

@@ -66,17 +66,24 @@ def frame_count(num_samples: int) -> int:
     return 0 if num_samples < WINDOW_SAMPLES else 1 + (num_samples - WINDOW_SAMPLES) // HOP_SAMPLES
 
 
-def process_windows(windows: np.ndarray, noise_estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One frame for each of a batch: int16 [..., 480] windows and uint32 [..., 40] noise estimates
-    → (int8 [..., 40] features, the updated noise estimates)."""
+def filterbank_magnitudes(windows: np.ndarray, energy_start: int, energy_end: int,
+                          filterbank_weights: np.ndarray) -> np.ndarray:
+    """The steps both front ends share: int16 [..., 480] windows → window, FFT auto-scale, int16
+    RFFT, energy of bins ``energy_start``..``energy_end``, filter bank (``filterbank_weights``),
+    square root with the auto-scale undone → uint32 [..., channels] magnitudes."""
     windowed = signal_ops.apply_window(windows, WINDOW, WINDOW_SHIFT)
     scaled, scale_bits = signal_ops.fft_auto_scale(windowed)
     padded = np.zeros(windows.shape[:-1] + (FFT_LENGTH,), dtype=np.int16)
     padded[..., :WINDOW_SAMPLES] = scaled
     spectrum = rfft_int16(padded, FFT_LENGTH)
-    energy = signal_ops.spectrum_to_energy(spectrum, ENERGY_START, ENERGY_END, FFT_LENGTH // 2 + 1)
-    channels = signal_ops.filterbank(energy, FILTERBANK_MATRIX)
-    magnitudes = signal_ops.filterbank_sqrt(channels, scale_bits)
+    energy = signal_ops.spectrum_to_energy(spectrum, energy_start, energy_end, FFT_LENGTH // 2 + 1)
+    return signal_ops.filterbank_sqrt(signal_ops.filterbank(energy, filterbank_weights), scale_bits)
+
+
+def process_windows(windows: np.ndarray, noise_estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame for each of a batch: int16 [..., 480] windows and uint32 [..., 40] noise estimates
+    → (int8 [..., 40] features, the updated noise estimates)."""
+    magnitudes = filterbank_magnitudes(windows, ENERGY_START, ENERGY_END, FILTERBANK_MATRIX)
     subtracted, noise_estimate = signal_ops.spectral_subtraction(
         magnitudes, noise_estimate, SMOOTHING_PER_CHANNEL, ONE_MINUS_SMOOTHING_PER_CHANNEL,
         SMOOTHING_BITS, SPECTRAL_SUBTRACTION_BITS, MIN_SIGNAL_REMAINING, CLAMPING)
