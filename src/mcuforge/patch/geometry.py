@@ -58,6 +58,14 @@ class PatchStage:
     end_index: int
 
 
+def check_grid_and_halo(grid: tuple[int, int], halo: str) -> None:
+    """Refuse (one line) an unknown halo mode or a patch grid below 1x1."""
+    if halo not in HALO_MODES:
+        raise McuforgeError(f"unknown halo mode {halo!r}; choose from {', '.join(HALO_MODES)}")
+    if min(grid) < 1:
+        raise McuforgeError(f"patch grid must be at least 1x1, got {grid}")
+
+
 @dataclass(frozen=True)
 class PatchConfig:
     """A patch schedule: grid (rows, cols) of the split tensor, the last block of the stage, and
@@ -68,10 +76,7 @@ class PatchConfig:
     halo: str = "none"
 
     def __post_init__(self) -> None:
-        if self.halo not in HALO_MODES:
-            raise McuforgeError(f"unknown halo mode {self.halo!r}; choose from {', '.join(HALO_MODES)}")
-        if min(self.grid) < 1:
-            raise McuforgeError(f"patch grid must be at least 1x1, got {self.grid}")
+        check_grid_and_halo(self.grid, self.halo)
 
     def to_string(self) -> str:
         """``RxC@BLOCK`` (the --patch syntax), with ``+halo-MODE`` when caching."""

@@ -40,8 +40,9 @@ from ..errors import McuforgeError
 from ..ir import Graph, Op
 from ..ops import op_def
 from .evaluate import StageLiveness, stage_macs
-from .geometry import PatchConfig, PatchGeometry, PatchStage, patch_geometry, patch_stage
-from .halo_cache import HALO_MODES, halo_cache_layout
+from .geometry import (PatchConfig, PatchGeometry, PatchStage, check_grid_and_halo, patch_geometry,
+                       patch_stage)
+from .halo_cache import halo_cache_layout
 
 ACCUMULATOR_BYTES = 4  # an int32 sum per channel
 
@@ -59,10 +60,7 @@ class FusedStage:
     pooled: bool = False
 
     def __post_init__(self) -> None:
-        if self.halo not in HALO_MODES:
-            raise McuforgeError(f"unknown halo mode {self.halo!r}; choose from {', '.join(HALO_MODES)}")
-        if min(self.grid) < 1:
-            raise McuforgeError(f"patch grid must be at least 1x1, got {self.grid}")
+        check_grid_and_halo(self.grid, self.halo)
 
     def to_string(self) -> str:
         """``RxC@FIRST-LAST`` (``+pool`` when pooled, ``+halo-MODE`` when caching)."""
