@@ -11,7 +11,9 @@ ELF on one clip in unicorn and counts its instructions, the front end's share ap
 
 from __future__ import annotations
 
+import io
 import re
+import wave
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -96,6 +98,17 @@ class ListenRun:
     features: bytes
     stack_high_water_bytes: int
     console: str
+
+
+def pcm_wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
+    """The bytes of a mono 16-bit WAV file holding ``pcm`` (what the listen runners read)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(sample_rate)
+        writer.writeframes(np.asarray(pcm).astype("<i2").tobytes())
+    return buffer.getvalue()
 
 
 def run_qemu_listen(elf: Path, target: Target, wav: bytes, feature_bytes: int,

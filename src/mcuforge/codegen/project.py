@@ -34,7 +34,7 @@ from .build import build, section_sizes, symbol_bytes
 from .elf import read_elf
 from .emit import GeneratedModel, generate, total_weight_bytes, write_project
 from .listen import (FRONTEND_SYMBOL_PREFIXES, FrontendSources, add_frontend, count_listen,
-                     listen_frames, run_qemu_listen)
+                     listen_frames, pcm_wav_bytes, run_qemu_listen)
 from .postprocess import PostProcessModule, with_postprocess
 from .qemu import run_qemu
 from .targets import TARGETS, Target, get_core, with_optimisation
@@ -235,18 +235,9 @@ FRONTEND_SRAM_FORMULA = ("listen_measured_sram_bytes = arena_bytes + data_bytes 
 
 def measurement_wav(frontend: FrontendSources, seed: int = MEASURE_SEED) -> bytes:
     """A one-second WAV of seeded noise at the front end's rate (the measured listen run's input)."""
-    import io
-    import wave
-
     rng = np.random.default_rng(seed)
     samples = rng.integers(-3000, 3000, size=frontend.sample_rate, dtype=np.int16)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(frontend.sample_rate)
-        writer.writeframes(samples.astype("<i2").tobytes())
-    return buffer.getvalue()
+    return pcm_wav_bytes(samples, frontend.sample_rate)
 
 
 def measure_frontend(directory: Path, model: GeneratedModel, target: Target,

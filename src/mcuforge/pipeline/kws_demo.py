@@ -191,23 +191,14 @@ def _listen_on_mcu(settings: KwsDemoSettings, core, pcm: list[np.ndarray], refer
                    labels: np.ndarray, info, log: Callable[[str], None]) -> dict:
     """WAV files of the clips (16 kHz, each its own length) through the listen build (C front end
     + model, which centres them in the window) under QEMU, one run each."""
-    import io
-    import wave
-
     from ..codegen.build import build
-    from ..codegen.listen import run_qemu_listen
+    from ..codegen.listen import pcm_wav_bytes, run_qemu_listen
 
     elf = build(settings.run_dir / "c", f"listen-{core.name}")
     started = time.perf_counter()
     same, correct = 0, 0
     for index, clip in enumerate(pcm):
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as writer:
-            writer.setnchannels(1)
-            writer.setsampwidth(2)
-            writer.setframerate(info.sample_rate)
-            writer.writeframes(clip.astype("<i2").tobytes())
-        run = run_qemu_listen(elf, core, buffer.getvalue(), 0)
+        run = run_qemu_listen(elf, core, pcm_wav_bytes(clip, info.sample_rate), 0)
         same += int(tuple(int(v) for v in reference[index]) == run.scores)
         correct += int(run.label == info.labels[labels[index]])
     count = len(pcm)
